@@ -1,0 +1,166 @@
+package harmonia
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// Code classifies an [Error]. Codes are stable strings that callers may log,
+// compare and map to their own transport (HTTP status, gRPC code).
+type Code string
+
+// The codes every harmonia operation returns. Each method's documentation
+// says which it may return.
+const (
+	// CodeInvalid means the input broke a rule: a field failed validation,
+	// or a reference names something that does not exist. Nothing was
+	// written.
+	CodeInvalid Code = "invalid"
+	// CodeNotFound means the entity addressed by id or natural key does not
+	// exist.
+	CodeNotFound Code = "not_found"
+	// CodeConflict means the operation contradicts the stored state: a
+	// duplicate natural key, a change to a published entity, a lost lease.
+	CodeConflict Code = "conflict"
+	// CodeInternal means the server or the driver failed; the cause is
+	// wrapped and available through [errors.Unwrap].
+	CodeInternal Code = "internal"
+)
+
+// Sentinel errors, one per code, for use with [errors.Is]:
+//
+//	if errors.Is(err, harmonia.ErrNotFound) { … }
+var (
+	ErrInvalid  = &Error{Code: CodeInvalid}
+	ErrNotFound = &Error{Code: CodeNotFound}
+	ErrConflict = &Error{Code: CodeConflict}
+	ErrInternal = &Error{Code: CodeInternal}
+)
+
+// FieldError is one broken rule of an entity: the field's document path
+// (for example "hashes.sha256") and why it was refused.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+// Error is the one error type of harmonia. It names the entity kind
+// ("model_artifact", "license", …), the field where one applies, and the
+// reason. Validation errors list every broken rule in Fields; Field and
+// Reason repeat the first of them.
+//
+// Use [errors.Is] with the sentinels ([ErrInvalid], [ErrNotFound],
+// [ErrConflict], [ErrInternal]) to test the code, and [errors.As] to read the
+// details.
+type Error struct {
+	Code   Code
+	Entity string
+	Field  string
+	Reason string
+	// Fields lists every broken rule of a validation error.
+	Fields []FieldError
+	// Err is the underlying cause, if any (a driver error, a context error).
+	Err error
+}
+
+// Error formats the error as "entity: field: reason (code)".
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("harmonia: ")
+	if e.Entity != "" {
+		b.WriteString(e.Entity)
+		b.WriteString(": ")
+	}
+	if e.Field != "" {
+		b.WriteString(e.Field)
+		b.WriteString(": ")
+	}
+	if e.Reason != "" {
+		b.WriteString(e.Reason)
+	} else {
+		b.WriteString(string(e.Code))
+	}
+	if n := len(e.Fields); n > 1 {
+		fmt.Fprintf(&b, " (and %d more)", n-1)
+	}
+	if e.Err != nil && e.Reason != e.Err.Error() {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns the underlying cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is reports whether target is an *Error with the same code; it makes
+// errors.Is(err, ErrConflict) work for every conflict.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code && t.Entity == "" && t.Field == ""
+}
+
+// ErrorCode returns the code of err: the code of the first *Error in its
+// chain, "" for nil, and [CodeInternal] for any other error.
+func ErrorCode(err error) Code {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+func invalidf(entity, field, format string, args ...any) *Error {
+	reason := fmt.Sprintf(format, args...)
+	return &Error{Code: CodeInvalid, Entity: entity, Field: field, Reason: reason,
+		Fields: []FieldError{{Field: field, Reason: reason}}}
+}
+
+func notFoundf(entity, format string, args ...any) *Error {
+	return &Error{Code: CodeNotFound, Entity: entity, Reason: fmt.Sprintf(format, args...)}
+}
+
+func conflictf(entity, field, format string, args ...any) *Error {
+	return &Error{Code: CodeConflict, Entity: entity, Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// wrapErr translates an error from the driver into an *Error: duplicate
+// keys become conflicts naming the key, a missing document becomes not
+// found, context errors and everything else become internal errors that
+// keep the cause. An *Error passes through unchanged.
+func wrapErr(entity, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var he *Error
+	if errors.As(err, &he) {
+		return err
+	}
+	switch {
+	case mongo.IsDuplicateKeyError(err):
+		return &Error{Code: CodeConflict, Entity: entity, Reason: op + ": duplicate key", Err: err}
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return &Error{Code: CodeNotFound, Entity: entity, Reason: op + ": not found", Err: err}
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return &Error{Code: CodeInternal, Entity: entity, Reason: op + ": " + err.Error(), Err: err}
+	}
+	return &Error{Code: CodeInternal, Entity: entity, Reason: op + " failed", Err: err}
+}
+
+// duplicateOf turns a duplicate key error on insert into a conflict naming
+// the natural key (fields, for example "name,version") and its value. Other
+// errors go through wrapErr.
+func duplicateOf(entity, fields, value string, err error) error {
+	if mongo.IsDuplicateKeyError(err) {
+		return &Error{Code: CodeConflict, Entity: entity, Field: fields,
+			Reason: fmt.Sprintf("%s %s exists already", fields, value), Err: err}
+	}
+	return wrapErr(entity, "insert", err)
+}

@@ -1,0 +1,166 @@
+package harmonia
+
+import (
+	"cmp"
+	"context"
+	"log/slog"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// Defaults of [Options] and of list calls.
+const (
+	// RecoverAfterDefault is how old a pending staged publish must be before
+	// RecoverPublishes settles it.
+	RecoverAfterDefault = 2 * time.Minute
+	// ListLimitDefault is the page size of list calls when Limit is 0.
+	ListLimitDefault = 100
+	// ListLimitMax is the largest page size list calls return.
+	ListLimitMax = 1000
+)
+
+// Options configures a [Store]. The zero value is ready to use.
+type Options struct {
+	// Now returns the current time; tests set it to control time.
+	// Defaults to time.Now.
+	Now func() time.Time
+	// Logger receives harmonia's notices (skipped validators, recovered
+	// publishes). Defaults to a logger that discards everything.
+	Logger *slog.Logger
+	// RequireTransactions makes Open fail with [CodeInvalid] on a
+	// deployment without multi-document transactions (a standalone server
+	// or the embedded server), instead of falling back to staged publishes.
+	// Defaults to false.
+	RequireTransactions bool
+	// RecoverAfter is how long a staged publish may stay pending before
+	// RecoverPublishes (and every later Publish) settles it as crashed.
+	// Defaults to RecoverAfterDefault.
+	RecoverAfter time.Duration
+}
+
+// Capabilities describes what the connected deployment supports, detected
+// once by [Open].
+type Capabilities struct {
+	// Topology is "replica_set", "sharded" or "standalone".
+	Topology string
+	// ServerVersion is the server's reported version.
+	ServerVersion string
+	// FerretDB is true when the server is FerretDB (the embedded server).
+	FerretDB bool
+	// Transactions reports multi-document transactions: a replica set or
+	// a mongos. Publish uses one transaction when true and the staged
+	// publish otherwise.
+	Transactions bool
+	// Validators reports server-side $jsonSchema validators; EnsureIndexes
+	// installs them when true.
+	Validators bool
+}
+
+// Store is harmonia's handle on one MongoDB database. It is safe for
+// concurrent use. The caller owns the *mongo.Client behind the database and
+// disconnects it; the Store holds no resources of its own.
+type Store struct {
+	db    *mongo.Database
+	now   func() time.Time
+	log   *slog.Logger
+	caps  Capabilities
+	opts  Options
+	hooks testHooks
+	cols  collections
+}
+
+type collections struct {
+	artifacts, licenses, datasets, versions, jobs, events *mongo.Collection
+}
+
+// testHooks lets harmonia's own tests inject failures between steps.
+type testHooks struct {
+	publishStep func(ctx context.Context, step string) error
+}
+
+// Open returns a Store over db. It pings the server and detects its
+// capabilities. It does not create indexes: call [Store.EnsureIndexes] (or
+// run the migrate package's built-in migrations) once per deployment.
+//
+// Errors: [CodeInternal] when the server cannot be reached, [CodeInvalid]
+// when Options.RequireTransactions is set and the deployment has none.
+func Open(ctx context.Context, db *mongo.Database, opts *Options) (*Store, error) {
+	if db == nil {
+		return nil, invalidf("store", "db", "a *mongo.Database is required")
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	o.RecoverAfter = cmp.Or(o.RecoverAfter, RecoverAfterDefault)
+	if o.RecoverAfter < 0 {
+		return nil, invalidf("store", "RecoverAfter", "must not be negative")
+	}
+	caps, err := detectCapabilities(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	if o.RequireTransactions && !caps.Transactions {
+		return nil, invalidf("store", "RequireTransactions",
+			"the deployment (%s %s) has no multi-document transactions: use a replica set or mongos", caps.Topology, caps.ServerVersion)
+	}
+	s := &Store{db: db, now: o.Now, log: o.Logger, caps: caps, opts: o}
+	s.cols = collections{
+		artifacts: db.Collection(CollectionArtifacts),
+		licenses:  db.Collection(CollectionLicenses),
+		datasets:  db.Collection(CollectionDatasets),
+		versions:  db.Collection(CollectionVersions),
+		jobs:      db.Collection(CollectionJobs),
+		events:    db.Collection(CollectionEvents),
+	}
+	return s, nil
+}
+
+// Capabilities returns what Open detected about the deployment.
+func (s *Store) Capabilities() Capabilities { return s.caps }
+
+// Database returns the database the Store works on.
+func (s *Store) Database() *mongo.Database { return s.db }
+
+// Now returns the Store's current time, truncated to the millisecond that
+// BSON dates keep, in UTC.
+func (s *Store) Now() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
+
+func detectCapabilities(ctx context.Context, db *mongo.Database) (Capabilities, error) {
+	admin := db.Client().Database("admin")
+	var hello struct {
+		SetName        string `bson:"setName"`
+		Msg            string `bson:"msg"`
+		MaxWireVersion int    `bson:"maxWireVersion"`
+	}
+	if err := admin.RunCommand(ctx, bson.D{{Key: "hello", Value: 1}}).Decode(&hello); err != nil {
+		return Capabilities{}, wrapErr("store", "hello", err)
+	}
+	var build struct {
+		Version         string `bson:"version"`
+		FerretDBVersion string `bson:"ferretdbVersion"`
+	}
+	if err := admin.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&build); err != nil {
+		return Capabilities{}, wrapErr("store", "buildInfo", err)
+	}
+	c := Capabilities{Topology: "standalone", ServerVersion: build.Version, FerretDB: build.FerretDBVersion != ""}
+	switch {
+	case hello.Msg == "isdbgrid":
+		c.Topology = "sharded"
+		c.Transactions = hello.MaxWireVersion >= 8 // MongoDB 4.2
+	case hello.SetName != "":
+		c.Topology = "replica_set"
+		c.Transactions = hello.MaxWireVersion >= 7 // MongoDB 4.0
+	}
+	c.Transactions = c.Transactions && !c.FerretDB
+	c.Validators = !c.FerretDB
+	return c, nil
+}

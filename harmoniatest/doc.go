@@ -1,0 +1,53 @@
+// Package harmoniatest gives tests a MongoDB database: harmonia's own tests
+// and the tests of programs built on harmonia.
+//
+//	func TestMain(m *testing.M) { harmoniatest.Main(m) }
+//
+//	func TestSomething(t *testing.T) {
+//		db := harmoniatest.Database(t) // fresh, dropped when the test ends
+//		...
+//	}
+//
+// # Lanes
+//
+// A test binary starts at most one server, on first use, and shares it
+// between its tests. It picks the strongest it can have, in this order:
+//
+//  1. HARMONIA_TEST_MONGODB_URI: an existing deployment (lane "uri"). A
+//     replica set or a sharded cluster runs everything, transactions
+//     included.
+//  2. MEMONGO_MONGOD_BIN, the path of a mongod binary, or
+//     HARMONIA_TEST_MONGOD_VERSION, a MongoDB version that memongo
+//     downloads once and caches (in MEMONGO_CACHE_PATH, else the user
+//     cache directory): mongod is started as a single-node replica set in
+//     a temporary directory (lane "mongod", with transactions). Needs
+//     MongoDB 4.4.2 or later.
+//  3. Otherwise harmonia's embedded server (package embedded) with its data
+//     in memory (lane "embedded", without transactions). It needs nothing
+//     installed, and it lacks several MongoDB features; see its package
+//     documentation.
+//
+// The first test that needs the server prints the lane to standard output,
+// for example:
+//
+//	harmoniatest: lane=embedded transactions=false uri=mongodb://127.0.0.1:41237/
+//
+// (go test shows a passing package's output only with -v.) Tests that need
+// what a lane lacks skip with a message naming the lane; see
+// [RequireTransactions] and [CurrentLane].
+//
+// Call [Main] from TestMain so that the server this package started, the
+// mongod process in particular, is stopped when the tests end.
+//
+// # Databases
+//
+// [Database] returns a database of its own to each call, named after the
+// test and dropped when the test ends, so tests may run in parallel and
+// several test binaries may share one deployment.
+//
+// # Counting commands
+//
+// [CountingDatabase] returns a database whose client reports every command
+// to a [CommandCounter], for tests that assert how many round trips an
+// operation makes.
+package harmoniatest

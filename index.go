@@ -1,0 +1,199 @@
+package harmonia
+
+import (
+	"context"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// IndexSpec describes one index harmonia needs.
+type IndexSpec struct {
+	Collection string
+	Name       string
+	Keys       bson.D
+	Unique     bool
+}
+
+// Indexes lists every index EnsureIndexes creates, with explicit names.
+func Indexes() []IndexSpec {
+	return []IndexSpec{
+		{CollectionArtifacts, "uniq_name_version", bson.D{{Key: "name", Value: 1}, {Key: "version", Value: 1}}, true},
+		{CollectionArtifacts, "license_id", bson.D{{Key: "license_id", Value: 1}}, false},
+		{CollectionArtifacts, "tags", bson.D{{Key: "tags", Value: 1}}, false},
+		{CollectionLicenses, "uniq_spdx_id", bson.D{{Key: "spdx_id", Value: 1}}, true},
+		{CollectionDatasets, "uniq_name_version", bson.D{{Key: "name", Value: 1}, {Key: "version", Value: 1}}, true},
+		{CollectionDatasets, "license_id", bson.D{{Key: "license_id", Value: 1}}, false},
+		{CollectionVersions, "uniq_version_tag", bson.D{{Key: "version_tag", Value: 1}}, true},
+		{CollectionVersions, "published_at_desc", bson.D{{Key: "published_at", Value: -1}}, false},
+		{CollectionVersions, "state_created", bson.D{{Key: "state", Value: 1}, {Key: "created_at", Value: 1}}, false},
+		{CollectionJobs, "status_worker", bson.D{{Key: "status", Value: 1}, {Key: "worker_id", Value: 1}}, false},
+		{CollectionJobs, "claim", bson.D{{Key: "status", Value: 1}, {Key: "type", Value: 1}, {Key: "priority", Value: -1}, {Key: "run_after", Value: 1}}, false},
+		{CollectionJobs, "unique_key", bson.D{{Key: "unique_key", Value: 1}, {Key: "status", Value: 1}}, false},
+		{CollectionEvents, "job_at", bson.D{{Key: "job_id", Value: 1}, {Key: "at", Value: 1}}, false},
+		{CollectionMigrations, "uniq_version", bson.D{{Key: "version", Value: 1}}, true},
+	}
+}
+
+// EnsureIndexes creates harmonia's collections' indexes (see [Indexes]).
+// It is idempotent: running it again changes nothing. Where the server
+// supports $jsonSchema validators ([Capabilities].Validators), it also
+// installs validators derived from the Go types' bson and validate tags, so
+// that writers bypassing harmonia are checked too (validationLevel
+// moderate: existing invalid documents are not rejected on unrelated
+// updates). Where it does not (the embedded server), it logs a notice and
+// skips them.
+//
+// Errors: [CodeInternal].
+func (s *Store) EnsureIndexes(ctx context.Context) error {
+	existing := map[string]map[string]bool{}
+	for _, ix := range Indexes() {
+		names, ok := existing[ix.Collection]
+		if !ok {
+			specs, err := s.db.Collection(ix.Collection).Indexes().ListSpecifications(ctx)
+			if err != nil {
+				return wrapErr("index", "list indexes of "+ix.Collection, err)
+			}
+			names = map[string]bool{}
+			for _, spec := range specs {
+				names[spec.Name] = true
+			}
+			existing[ix.Collection] = names
+		}
+		if names[ix.Name] {
+			continue
+		}
+		// One index per command: FerretDB v1 panics on a createIndexes
+		// with several indexes when some of them exist already.
+		o := options.Index().SetName(ix.Name)
+		if ix.Unique {
+			o.SetUnique(true)
+		}
+		if _, err := s.db.Collection(ix.Collection).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.Keys, Options: o}); err != nil {
+			return wrapErr("index", "create index "+ix.Name+" on "+ix.Collection, err)
+		}
+	}
+	if !s.caps.Validators {
+		s.log.InfoContext(ctx, "harmonia: server has no $jsonSchema validators; skipping them", "server", s.caps.ServerVersion)
+		return nil
+	}
+	for col, schema := range Validators() {
+		cmd := bson.D{{Key: "collMod", Value: col}, {Key: "validator", Value: bson.D{{Key: "$jsonSchema", Value: schema}}},
+			{Key: "validationLevel", Value: "moderate"}}
+		if err := s.db.RunCommand(ctx, cmd).Err(); err != nil {
+			return wrapErr("index", "install validator on "+col, err)
+		}
+	}
+	return nil
+}
+
+// Validators returns the $jsonSchema validator of each entity collection,
+// derived from the Go types' bson and validate tags.
+func Validators() map[string]bson.D {
+	return map[string]bson.D{
+		CollectionArtifacts: JSONSchema(reflect.TypeFor[ModelArtifact]()),
+		CollectionLicenses:  JSONSchema(reflect.TypeFor[License]()),
+		CollectionDatasets:  JSONSchema(reflect.TypeFor[Dataset]()),
+		CollectionVersions:  JSONSchema(reflect.TypeFor[InventoryVersion]()),
+		CollectionJobs:      JSONSchema(reflect.TypeFor[Job]()),
+	}
+}
+
+// JSONSchema derives a MongoDB $jsonSchema document from a struct type:
+// bson field names, BSON types, required fields (validate "required"),
+// string length bounds (max), number minimums (gte) and the sha256 pattern.
+// It documents the rules the Go validator enforces in a form the server
+// can check; the Go validator stays the reference.
+func JSONSchema(t reflect.Type) bson.D {
+	props := bson.D{}
+	var required bson.A
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("bson"), ",")
+		if name == "" || name == "-" || !f.IsExported() {
+			continue
+		}
+		rules := strings.Split(f.Tag.Get("validate"), ",")
+		prop := fieldSchema(f.Type, rules)
+		props = append(props, bson.E{Key: name, Value: prop})
+		for _, r := range rules {
+			if r == "required" {
+				required = append(required, name)
+			}
+		}
+	}
+	d := bson.D{{Key: "bsonType", Value: "object"}}
+	if len(required) > 0 {
+		d = append(d, bson.E{Key: "required", Value: required})
+	}
+	return append(d, bson.E{Key: "properties", Value: props})
+}
+
+var (
+	timeType     = reflect.TypeFor[time.Time]()
+	objectIDType = reflect.TypeFor[bson.ObjectID]()
+	rawType      = reflect.TypeFor[bson.Raw]()
+)
+
+func fieldSchema(t reflect.Type, rules []string) bson.D {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	d := bson.D{}
+	switch {
+	case t == timeType:
+		d = append(d, bson.E{Key: "bsonType", Value: "date"})
+	case t == objectIDType:
+		d = append(d, bson.E{Key: "bsonType", Value: "objectId"})
+	case t == rawType:
+		d = append(d, bson.E{Key: "bsonType", Value: "object"})
+	case t.Kind() == reflect.String:
+		d = append(d, bson.E{Key: "bsonType", Value: "string"})
+	case t.Kind() == reflect.Bool:
+		d = append(d, bson.E{Key: "bsonType", Value: "bool"})
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
+		d = append(d, bson.E{Key: "bsonType", Value: bson.A{"int", "long"}})
+	case t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64:
+		d = append(d, bson.E{Key: "bsonType", Value: "double"})
+	case t.Kind() == reflect.Slice:
+		d = append(d, bson.E{Key: "bsonType", Value: "array"})
+		var elemRules []string
+		for i, r := range rules {
+			if r == "dive" {
+				elemRules = rules[i+1:]
+				rules = rules[:i]
+				break
+			}
+		}
+		d = append(d, bson.E{Key: "items", Value: fieldSchema(t.Elem(), elemRules)})
+	case t.Kind() == reflect.Struct:
+		return JSONSchema(t)
+	}
+	isString := t.Kind() == reflect.String
+	for _, r := range rules {
+		key, param, _ := strings.Cut(r, "=")
+		n, numErr := strconv.Atoi(param)
+		switch {
+		case key == "required" && isString:
+			d = append(d, bson.E{Key: "minLength", Value: 1})
+		case key == "max" && numErr == nil && isString:
+			d = append(d, bson.E{Key: "maxLength", Value: n})
+		case key == "max" && numErr == nil && t.Kind() == reflect.Slice:
+			d = append(d, bson.E{Key: "maxItems", Value: n})
+		case key == "gte" && numErr == nil:
+			d = append(d, bson.E{Key: "minimum", Value: n})
+		case key == "lte" && numErr == nil:
+			d = append(d, bson.E{Key: "maximum", Value: n})
+		case key == "unique":
+			d = append(d, bson.E{Key: "uniqueItems", Value: true})
+		case key == "sha256hex":
+			d = append(d, bson.E{Key: "pattern", Value: "^[0-9a-f]{64}$"})
+		}
+	}
+	return d
+}
