@@ -229,6 +229,7 @@ func TestPublishCrashAtEveryStepRecovers(t *testing.T) {
 	for i, step := range harmonia.PublishSteps {
 		for _, mode := range []string{"error", "cancel", "crash"} {
 			tag := fmt.Sprintf("crash-%s-%s", step, mode)
+			ctx, cancel := context.WithCancel(b.ctx)
 			harmonia.SetPublishStepHook(b.store, func(ctx context.Context, s string) error {
 				if s != step {
 					return nil
@@ -237,11 +238,13 @@ func TestPublishCrashAtEveryStepRecovers(t *testing.T) {
 				case "error":
 					return errors.New("injected failure")
 				case "cancel":
-					return context.Canceled
+					cancel()
+					return ctx.Err()
 				}
 				return harmonia.ErrSimulatedCrash
 			})
-			_, err := b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: tag, ArtifactIDs: arts[i%2:], DatasetIDs: dss, PublishedBy: "x"})
+			_, err := b.store.Publish(ctx, harmonia.PublishRequest{VersionTag: tag, ArtifactIDs: arts[i%2:], DatasetIDs: dss, PublishedBy: "x"})
+			cancel()
 			require.Error(t, err, tag)
 			harmonia.SetPublishStepHook(b.store, nil)
 			_, err = b.store.GetVersion(b.ctx, tag)
@@ -500,4 +503,41 @@ func setupBench(b *testing.B) *bundle {
 	require.NoError(b, err)
 	require.NoError(b, s.EnsureIndexes(b.Context()))
 	return &bundle{ctx: b.Context(), db: db, store: s, clock: newClock()}
+}
+
+// TestPublishTransaction checks the transactional path: it runs on a
+// replica set or mongos and skips on lanes without transactions.
+func TestPublishTransaction(t *testing.T) {
+	t.Parallel()
+	harmoniatest.RequireTransactions(t)
+	b := setup(t)
+	arts, dss := b.inventory(t, 3, 1)
+	harmonia.SetPublishStepHook(b.store, func(ctx context.Context, s string) error {
+		if s == "insert_pending" {
+			return errors.New("injected failure inside the transaction")
+		}
+		return nil
+	})
+	_, err := b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: "txn", ArtifactIDs: arts, DatasetIDs: dss, PublishedBy: "x"})
+	require.Error(t, err)
+	harmonia.SetPublishStepHook(b.store, nil)
+	require.Zero(t, count(t, b, harmonia.CollectionVersions), "an aborted transaction writes nothing")
+	requireConsistent(t, b)
+
+	res, err := b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: "txn", ArtifactIDs: arts, DatasetIDs: dss, PublishedBy: "x"})
+	require.NoError(t, err)
+	require.Equal(t, harmonia.PublishTransaction, res.Path)
+	require.True(t, res.Created)
+	requireConsistent(t, b)
+}
+
+// TestOpenRequireTransactions checks the policy on a lane with
+// transactions: Open succeeds and Publish takes the transactional path.
+func TestOpenRequireTransactions(t *testing.T) {
+	t.Parallel()
+	harmoniatest.RequireTransactions(t)
+	db := harmoniatest.Database(t)
+	s, err := harmonia.Open(t.Context(), db, &harmonia.Options{RequireTransactions: true})
+	require.NoError(t, err)
+	require.True(t, s.Capabilities().Transactions)
 }
