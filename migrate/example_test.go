@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/embedded"
 	"github.com/harmonia-ml/harmonia/migrate"
 )
@@ -77,4 +79,45 @@ func ExampleRunner_Up() {
 	// 1 applied
 	// 2 applied
 	// 100 applied
+}
+
+// Import an inventory twice: the second import finds everything
+// unchanged and writes nothing. Rejected entries are reported with their
+// section, index, key, field and reason.
+func ExampleImport() {
+	ctx := context.Background()
+	db, done := exampleDB(ctx)
+	defer done()
+	store, err := harmonia.Open(ctx, db, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := store.EnsureIndexes(ctx); err != nil {
+		log.Fatal(err)
+	}
+	const inventory = `{
+	  "format_version": 1,
+	  "licenses": [{"spdx_id": "Apache-2.0", "commercial_use": true}],
+	  "artifacts": [
+	    {"name": "resnet50", "version": "1.2.0", "path": "models/resnet50.onnx", "size_bytes": 102400,
+	     "hashes": {"sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}, "license": "Apache-2.0"},
+	    {"name": "bert", "version": "1.0.0", "path": "models/bert.onnx", "license": "GPL-3.0-only"}
+	  ],
+	  "versions": [{"version_tag": "2026.11.0", "artifacts": ["resnet50@1.2.0"], "published_by": "ml-platform"}]
+	}`
+	for range 2 {
+		rep, err := migrate.Import(ctx, store, strings.NewReader(inventory), nil)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("artifacts %+v, versions %+v\n", rep.Artifacts, rep.Versions)
+		for _, r := range rep.Rejections {
+			fmt.Println("  rejected:", r)
+		}
+	}
+	// Output:
+	// artifacts {Inserted:1 Updated:0 Unchanged:0 Rejected:1}, versions {Inserted:1 Updated:0 Unchanged:0 Rejected:0}
+	//   rejected: artifacts[1] bert@1.0.0: license: no license with spdx_id GPL-3.0-only in the database nor earlier in the file
+	// artifacts {Inserted:0 Updated:0 Unchanged:1 Rejected:1}, versions {Inserted:0 Updated:0 Unchanged:1 Rejected:0}
+	//   rejected: artifacts[1] bert@1.0.0: license: no license with spdx_id GPL-3.0-only in the database nor earlier in the file
 }
