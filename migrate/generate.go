@@ -25,8 +25,11 @@ type GenerateOptions struct {
 
 // Generated says what GenerateInventory wrote.
 type Generated struct {
+	// Licenses, Datasets, Artifacts and Versions count the entries of
+	// each section.
 	Licenses, Datasets, Artifacts, Versions int
-	Bytes                                   int64
+	// Bytes is the file's size.
+	Bytes int64
 }
 
 // Licenses, datasets and times of generated inventories.
@@ -126,6 +129,7 @@ type countingWriter struct {
 	err error
 }
 
+// Write writes p to the underlying writer, counting it.
 func (c *countingWriter) Write(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err

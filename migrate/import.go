@@ -554,6 +554,7 @@ type budgetReader struct {
 
 var errEntryTooLarge = errors.New("entry too large")
 
+// Read reads from the underlying reader, at most up to the limit.
 func (b *budgetReader) Read(p []byte) (int, error) {
 	if b.n >= b.limit {
 		return 0, errEntryTooLarge

@@ -94,9 +94,10 @@ func CompareImport(ctx context.Context, importDB, rawDB *mongo.Database, n int) 
 
 // HeapMeasurement is what [MeasureDryRunHeap] measured.
 type HeapMeasurement struct {
-	// FileBytes and Entries describe the generated file.
+	// FileBytes is the generated file's size.
 	FileBytes int64
-	Entries   int
+	// Entries counts its entries, of every section.
+	Entries int
 	// Baseline is the heap in use (runtime HeapInuse) before the import,
 	// after a collection; Peak the largest seen during it. Both count the
 	// whole process: an embedded server in the same process included.

@@ -242,6 +242,7 @@ type UpOpts struct {
 
 // Step is one migration in a [Report].
 type Step struct {
+	// Version and Name identify the migration.
 	Version int64
 	Name    string
 	// Resumed is true when an earlier run of this migration was
@@ -442,9 +443,12 @@ func (r *Runner) Resolve(ctx context.Context, version int64, opts *ResolveOpts) 
 
 // MigrationStatus is the state of one migration in a [Status].
 type MigrationStatus struct {
+	// Version and Name identify the migration (Name is the recorded one
+	// for an unknown version).
 	Version int64
 	Name    string
-	State   State
+	// State is StatePending when the migration has no record.
+	State State
 	// Known is false for a record whose version is not in the runner's
 	// list (applied by another program, or by a newer version of this
 	// one).
@@ -454,18 +458,27 @@ type MigrationStatus struct {
 	ChecksumMismatch bool
 	// RecordedName is the name in the record, when there is one.
 	RecordedName string
-	Owner        string
-	Attempts     int
-	StartedAt    time.Time
-	AppliedAt    time.Time
-	Duration     time.Duration
-	Error        string
-	Counts       map[string]int64
+	// Owner is the runner that last ran it; Attempts counts its runs
+	// since its record was created.
+	Owner    string
+	Attempts int
+	// StartedAt is when its last run began, AppliedAt when it was applied
+	// (zero when it is not), Duration how long its last run took.
+	StartedAt time.Time
+	AppliedAt time.Time
+	Duration  time.Duration
+	// Error is why its last run failed or was interrupted.
+	Error string
+	// Counts are the figures its last run reported with [Count].
+	Counts map[string]int64
 }
 
 // LockStatus describes the lock in a [Status].
 type LockStatus struct {
-	Owner      string
+	// Owner is the holder's Options.Owner.
+	Owner string
+	// AcquiredAt is when it took the lock, ExpiresAt when the lease ends
+	// unless renewed.
 	AcquiredAt time.Time
 	ExpiresAt  time.Time
 	// Expired is true when the lease has run out: its holder crashed or
