@@ -44,6 +44,11 @@ type InventoryVersion struct {
 	UpdatedAt time.Time `bson:"updated_at" json:"updated_at" validate:"-"`
 }
 
+// Validate checks the version's fields against their rules (the rules
+// Publish applies to a request). It returns nil or an *Error with code
+// [CodeInvalid] listing every broken rule.
+func (v *InventoryVersion) Validate() error { return validateEntity(EntityVersion, v) }
+
 // Manifest is the immutable snapshot a version embeds, so that "what is in
 // 2026.11" is one read.
 type Manifest struct {

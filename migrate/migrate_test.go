@@ -1,0 +1,570 @@
+package migrate_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/harmonia-ml/harmonia"
+	"github.com/harmonia-ml/harmonia/harmoniatest"
+	"github.com/harmonia-ml/harmonia/migrate"
+)
+
+func TestMain(m *testing.M) { harmoniatest.Main(m) }
+
+// testClock is a controllable clock for Options.Now.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *testClock { return &testClock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// marker is a migration that counts its runs in the collection "runs",
+// one document per version, with $inc: a second run shows as 2.
+func marker(version int64, name string) migrate.Migration {
+	return migrate.Migration{Version: version, Name: name,
+		Up: func(ctx context.Context, db *mongo.Database) error {
+			return incRuns(ctx, db, version, 1)
+		},
+		Down: func(ctx context.Context, db *mongo.Database) error {
+			return incRuns(ctx, db, version, -1)
+		},
+	}
+}
+
+func incRuns(ctx context.Context, db *mongo.Database, version int64, n int) error {
+	_, err := db.Collection("runs").UpdateOne(ctx, bson.D{{Key: "_id", Value: version}},
+		bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: n}}}}, options.UpdateOne().SetUpsert(true))
+	return err
+}
+
+// runs returns how often each version's marker ran, net of reverts.
+func runs(t *testing.T, db *mongo.Database) map[int64]int {
+	t.Helper()
+	cur, err := db.Collection("runs").Find(t.Context(), bson.D{})
+	require.NoError(t, err)
+	var docs []struct {
+		ID int64 `bson:"_id"`
+		N  int   `bson:"n"`
+	}
+	require.NoError(t, cur.All(t.Context(), &docs))
+	out := map[int64]int{}
+	for _, d := range docs {
+		if d.N != 0 {
+			out[d.ID] = d.N
+		}
+	}
+	return out
+}
+
+func newRunner(t *testing.T, db *mongo.Database, ms []migrate.Migration, opts *migrate.Options) *migrate.Runner {
+	t.Helper()
+	r, err := migrate.New(db, ms, opts)
+	require.NoError(t, err)
+	return r
+}
+
+func versions(steps []migrate.Step) []int64 {
+	out := []int64{}
+	for _, s := range steps {
+		out = append(out, s.Version)
+	}
+	return out
+}
+
+func requireCode(t *testing.T, err error, code harmonia.Code, contains string) {
+	t.Helper()
+	require.Error(t, err)
+	require.Equal(t, code, harmonia.ErrorCode(err), "%v", err)
+	require.Contains(t, err.Error(), contains)
+}
+
+func TestNewRefusesBadLists(t *testing.T) {
+	t.Parallel()
+	db := harmoniatest.Database(t)
+	up := func(context.Context, *mongo.Database) error { return nil }
+	cases := map[string]struct {
+		ms   []migrate.Migration
+		opts *migrate.Options
+		want string
+	}{
+		"duplicate": {ms: []migrate.Migration{{Version: 1, Name: "a", Up: up}, {Version: 1, Name: "b", Up: up}}, want: "version 1 appears twice"},
+		"unordered": {ms: []migrate.Migration{{Version: 2, Name: "a", Up: up}, {Version: 1, Name: "b", Up: up}}, want: "comes after version 2"},
+		"zero":      {ms: []migrate.Migration{{Version: 0, Name: "a", Up: up}}, want: "must be positive"},
+		"no name":   {ms: []migrate.Migration{{Version: 1, Up: up}}, want: "has no name"},
+		"no up":     {ms: []migrate.Migration{{Version: 1, Name: "a"}}, want: "has no Up function"},
+		"lease":     {ms: nil, opts: &migrate.Options{LockLease: time.Millisecond}, want: "at least one second"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := migrate.New(db, c.ms, c.opts)
+			requireCode(t, err, harmonia.CodeInvalid, c.want)
+		})
+	}
+	_, err := migrate.New(nil, nil, nil)
+	requireCode(t, err, harmonia.CodeInvalid, "db")
+}
+
+func TestUpAppliesInOrderOnceAndRecords(t *testing.T) {
+	t.Parallel()
+	db := harmoniatest.Database(t)
+	ctx := t.Context()
+	clock := newClock()
+	ms := []migrate.Migration{marker(1, "one"), marker(2, "two"), marker(5, "five")}
+	r := newRunner(t, db, ms, &migrate.Options{Now: clock.Now, Owner: "test"})
+
+	dry, err := r.Up(ctx, &migrate.UpOpts{DryRun: true, To: 2})
+	require.NoError(t, err)
+	require.True(t, dry.DryRun)
+	require.Equal(t, []int64{1, 2}, versions(dry.Planned))
+	require.Empty(t, runs(t, db), "a dry run runs nothing")
+	n, err := db.Collection(harmonia.CollectionMigrations).CountDocuments(ctx, bson.D{})
+	require.NoError(t, err)
+	require.Zero(t, n, "a dry run records nothing")
+
+	rep, err := r.Up(ctx, &migrate.UpOpts{To: 2})
+	require.NoError(t, err)
+	require.Equal(t, []int64{1, 2}, versions(rep.Applied))
+	require.EqualValues(t, 2, rep.Current)
+
+	rep, err = r.Up(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, []int64{5}, versions(rep.Applied))
+	require.EqualValues(t, 5, rep.Current)
+
+	rep, err = r.Up(ctx, nil)
+	require.NoError(t, err)
+	require.Empty(t, rep.Applied)
+	require.Equal(t, map[int64]int{1: 1, 2: 1, 5: 1}, runs(t, db))
+
+	st, err := r.Status(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 5, st.Current)
+	require.Zero(t, st.Pending)
+	require.Nil(t, st.Lock, "the lock is released")
+	require.Len(t, st.Migrations, 3)
+	for _, m := range st.Migrations {
+		require.Equal(t, migrate.StateApplied, m.State)
+		require.Equal(t, "test", m.Owner)
+		require.Equal(t, clock.Now(), m.AppliedAt)
+		require.False(t, m.ChecksumMismatch)
+	}
+
+	_, err = r.Up(ctx, &migrate.UpOpts{To: 3})
+	requireCode(t, err, harmonia.CodeInvalid, "no migration with version 3")
+
+	// A record of a version this runner does not know is listed, not run.
+	other := newRunner(t, db, []migrate.Migration{marker(1, "one")}, nil)
+	st, err = other.Status(ctx)
+	require.NoError(t, err)
+	require.Len(t, st.Migrations, 3)
+	require.False(t, st.Migrations[2].Known)
+	require.EqualValues(t, 5, st.Migrations[2].Version)
+}
+
+func TestFailedMigrationBlocksUntilResolved(t *testing.T) {
+	t.Parallel()
+	db := harmoniatest.Database(t)
+	ctx := t.Context()
+	broken := true
+	ms := []migrate.Migration{marker(1, "one"), {Version: 2, Name: "two",
+		Up: func(ctx context.Context, db *mongo.Database) error {
+			if broken {
+				return errors.New("disk on fire")
+			}
+			return incRuns(ctx, db, 2, 1)
+		}}, marker(3, "three")}
+	r := newRunner(t, db, ms, nil)
+
+	rep, err := r.Up(ctx, nil)
+	requireCode(t, err, harmonia.CodeInternal, "disk on fire")
+	require.Equal(t, []int64{1}, versions(rep.Applied))
+	require.NotNil(t, rep.Failed)
+	require.EqualValues(t, 2, rep.Failed.Version)
+	require.Equal(t, map[int64]int{1: 1}, runs(t, db), "nothing after the failure runs")
+
+	st, err := r.Status(ctx)
+	require.NoError(t, err)
+	require.Equal(t, migrate.StateFailed, st.Migrations[1].State)
+	require.Equal(t, "disk on fire", st.Migrations[1].Error)
+	require.Equal(t, 1, st.Failed)
+
+	for _, dry := range []bool{true, false} {
+		_, err = r.Up(ctx, &migrate.UpOpts{DryRun: dry})
+		requireCode(t, err, harmonia.CodeConflict, "call Runner.Resolve(ctx, 2, nil)")
+	}
+	_, err = r.Down(ctx)
+	requireCode(t, err, harmonia.CodeConflict, "failed")
+	require.Equal(t, map[int64]int{1: 1}, runs(t, db))
+
+	requireCode(t, r.Resolve(ctx, 1, nil), harmonia.CodeInvalid, "nothing to resolve")
+	requireCode(t, r.Resolve(ctx, 7, nil), harmonia.CodeNotFound, "no record")
+
+	broken = false
+	require.NoError(t, r.Resolve(ctx, 2, nil))
+	rep, err = r.Up(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, []int64{2, 3}, versions(rep.Applied))
+	st, err = r.Status(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, st.Migrations[1].Attempts, "Resolve cleared the record: a fresh start")
+	require.Equal(t, map[int64]int{1: 1, 2: 1, 3: 1}, runs(t, db))
+}
+
+func TestResolveMarkApplied(t *testing.T) {
+	t.Parallel()
+	db := harmoniatest.Database(t)
+	ctx := t.Context()
+	ms := []migrate.Migration{{Version: 1, Name: "fails",
+		Up: func(context.Context, *mongo.Database) error { panic("boom") }}, marker(2, "two")}
+	r := newRunner(t, db, ms, nil)
+	_, err := r.Up(ctx, nil)
+	requireCode(t, err, harmonia.CodeInternal, "panic: boom")
+
+	require.NoError(t, r.Resolve(ctx, 1, &migrate.ResolveOpts{MarkApplied: true}))
+	rep, err := r.Up(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, []int64{2}, versions(rep.Applied), "a migration resolved as applied does not run")
+	st, err := r.Status(ctx)
+	require.NoError(t, err)
+	require.Equal(t, migrate.StateApplied, st.Migrations[0].State)
+	require.Contains(t, st.Migrations[0].Error, "panic: boom")
+}
+
+func TestDownRevertsOneStep(t *testing.T) {
+	t.Parallel()
+	db := harmoniatest.Database(t)
+	ctx := t.Context()
+	noDown := marker(3, "three")
+	noDown.Down = nil
+	r := newRunner(t, db, []migrate.Migration{marker(1, "one"), marker(2, "two"), noDown}, nil)
+	_, err := r.Up(ctx, &migrate.UpOpts{To: 2})
+	require.NoError(t, err)
+
+	rep, err := r.Down(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []int64{2}, versions(rep.Reverted))
+	require.EqualValues(t, 1, rep.Current)
+	require.Equal(t, map[int64]int{1: 1}, runs(t, db))
+
+	rep, err = r.Up(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, []int64{2, 3}, versions(rep.Applied))
+	_, err = r.Down(ctx)
+	requireCode(t, err, harmonia.CodeInvalid, "migration 3 (three) has no Down")
+
+	clean := newRunner(t, harmoniatest.Database(t), []migrate.Migration{marker(1, "one")}, nil)
+	rep, err = clean.Down(ctx)
+	require.NoError(t, err)
+	require.Empty(t, rep.Reverted, "nothing applied, nothing reverted")
+}
+
+func TestRenamedMigrationIsRefused(t *testing.T) {
+	t.Parallel()
+	db := harmoniatest.Database(t)
+	ctx := t.Context()
+	_, err := newRunner(t, db, []migrate.Migration{marker(1, "one")}, nil).Up(ctx, nil)
+	require.NoError(t, err)
+	r := newRunner(t, db, []migrate.Migration{marker(1, "uno"), marker(2, "two")}, nil)
+	_, err = r.Up(ctx, nil)
+	requireCode(t, err, harmonia.CodeConflict, `recorded as "one" but this program calls it "uno"`)
+	st, err := r.Status(ctx)
+	require.NoError(t, err)
+	require.True(t, st.Migrations[0].ChecksumMismatch)
+	require.Equal(t, map[int64]int{1: 1}, runs(t, db))
+}
+
+// Four runners started at once: each migration runs exactly once, and all
+// runners end with the same status.
+func TestConcurrentRunnersApplyEachMigrationOnce(t *testing.T) {
+	t.Parallel()
+	db := harmoniatest.Database(t)
+	ctx := t.Context()
+	ms := append(migrate.Builtin(), marker(10, "ten"), marker(11, "eleven"), marker(12, "twelve"))
+	const runners = 4
+	reports := make([]*migrate.Report, runners)
+	errs := make([]error, runners)
+	rs := make([]*migrate.Runner, runners)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range runners {
+		rs[i] = newRunner(t, db, ms, &migrate.Options{Owner: fmt.Sprintf("runner-%d", i), LockPoll: 10 * time.Millisecond})
+		wg.Go(func() {
+			<-start
+			reports[i], errs[i] = rs[i].Up(ctx, nil)
+		})
+	}
+	close(start)
+	wg.Wait()
+	applied := map[int64]int{}
+	for i := range runners {
+		require.NoError(t, errs[i], "runner %d", i)
+		for _, s := range reports[i].Applied {
+			applied[s.Version]++
+		}
+		require.EqualValues(t, 12, reports[i].Current)
+	}
+	require.Equal(t, map[int64]int{1: 1, 2: 1, 10: 1, 11: 1, 12: 1}, applied)
+	require.Equal(t, map[int64]int{10: 1, 11: 1, 12: 1}, runs(t, db))
+	var first *migrate.Status
+	for i := range runners {
+		st, err := rs[i].Status(ctx)
+		require.NoError(t, err)
+		require.Zero(t, st.Pending)
+		require.Nil(t, st.Lock)
+		if first == nil {
+			first = st
+		}
+		require.Equal(t, first, st, "runner %d sees another status", i)
+	}
+}
+
+func TestLockWaitsForHolderAndTakesOverWhenExpired(t *testing.T) {
+	t.Parallel()
+	db := harmoniatest.Database(t)
+	ctx := t.Context()
+	clock := newClock()
+	_, err := db.Collection(migrate.LockCollection).InsertOne(ctx, bson.D{{Key: "_id", Value: migrate.LockID},
+		{Key: "owner", Value: "ghost"}, {Key: "token", Value: "t"}, {Key: "acquired_at", Value: clock.Now()},
+		{Key: "expires_at", Value: clock.Now().Add(time.Minute)}})
+	require.NoError(t, err)
+	r := newRunner(t, db, []migrate.Migration{marker(1, "one")},
+		&migrate.Options{Now: clock.Now, LockWait: 50 * time.Millisecond, LockPoll: 10 * time.Millisecond})
+
+	_, err = r.Up(ctx, nil)
+	requireCode(t, err, harmonia.CodeConflict, "held by ghost until 2026-11-01T12:01:00Z")
+	st, err := r.Status(ctx)
+	require.NoError(t, err)
+	require.Equal(t, &migrate.LockStatus{Owner: "ghost", AcquiredAt: clock.Now(), ExpiresAt: clock.Now().Add(time.Minute)}, st.Lock)
+	require.Empty(t, runs(t, db))
+
+	clock.Advance(time.Minute)
+	rep, err := r.Up(ctx, nil)
+	require.NoError(t, err, "an expired lock is taken over")
+	require.Equal(t, []int64{1}, versions(rep.Applied))
+	st, err = r.Status(ctx)
+	require.NoError(t, err)
+	require.Nil(t, st.Lock)
+}
+
+func TestLockIsRenewedWhileAMigrationRuns(t *testing.T) {
+	t.Parallel()
+	db := harmoniatest.Database(t)
+	ctx := t.Context()
+	const lease = time.Second
+	started := make(chan struct{})
+	slow := migrate.Migration{Version: 1, Name: "slow", Up: func(ctx context.Context, _ *mongo.Database) error {
+		close(started)
+		select {
+		case <-time.After(lease + lease/2):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}}
+	a := newRunner(t, db, []migrate.Migration{slow}, &migrate.Options{Owner: "a", LockLease: lease})
+	b := newRunner(t, db, []migrate.Migration{slow}, &migrate.Options{Owner: "b", LockLease: lease, LockWait: time.Millisecond})
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Up(ctx, nil)
+		done <- err
+	}()
+	<-started
+	time.Sleep(lease + lease/5)
+	_, err := b.Up(ctx, nil)
+	requireCode(t, err, harmonia.CodeConflict, "held by a")
+	require.NoError(t, <-done)
+}
+
+// insertV1 inserts n documents into col of schema_version 1 with tags that
+// break version 2's rule, directly (as an old program wrote them).
+func insertV1(t *testing.T, db *mongo.Database, col string, n int) {
+	t.Helper()
+	docs := make([]any, n)
+	for i := range docs {
+		docs[i] = bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "schema_version", Value: 1},
+			{Key: "name", Value: fmt.Sprintf("m%03d", i)}, {Key: "version", Value: "1"}, {Key: "path", Value: "models/m.onnx"},
+			{Key: "tags", Value: bson.A{"Vision", " vision", "ONNX", ""}}}
+	}
+	_, err := db.Collection(col).InsertMany(t.Context(), docs)
+	require.NoError(t, err)
+}
+
+// schemaVersions counts the documents of col by schema_version, checking
+// that every version 2 document has normalised tags.
+func schemaVersions(t *testing.T, db *mongo.Database, col string) map[int]int {
+	t.Helper()
+	cur, err := db.Collection(col).Find(t.Context(), bson.D{})
+	require.NoError(t, err)
+	var docs []struct {
+		SchemaVersion int      `bson:"schema_version"`
+		Tags          []string `bson:"tags"`
+	}
+	require.NoError(t, cur.All(t.Context(), &docs))
+	out := map[int]int{}
+	for _, d := range docs {
+		out[d.SchemaVersion]++
+		if d.SchemaVersion == 2 {
+			require.Equal(t, []string{"vision", "onnx"}, d.Tags)
+		}
+	}
+	return out
+}
+
+func TestBuiltinTagsTransform(t *testing.T) {
+	t.Parallel()
+	db := harmoniatest.Database(t)
+	ctx := t.Context()
+	insertV1(t, db, harmonia.CollectionArtifacts, 7)
+	insertV1(t, db, harmonia.CollectionDatasets, 3)
+	_, err := db.Collection(harmonia.CollectionArtifacts).InsertMany(ctx, []any{
+		bson.D{{Key: "name", Value: "legacy"}, {Key: "version", Value: "0"}, {Key: "tags", Value: bson.A{"A", "a"}}},
+		bson.D{{Key: "name", Value: "current"}, {Key: "version", Value: "0"}, {Key: "schema_version", Value: 2}, {Key: "tags", Value: bson.A{"vision", "onnx"}}},
+	})
+	require.NoError(t, err)
+
+	r := newRunner(t, db, migrate.Builtin(), nil)
+	rep, err := r.Up(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, []int64{1, 2}, versions(rep.Applied))
+	require.Equal(t, map[string]int64{
+		"model_artifacts_scanned": 8, "model_artifacts_changed": 8, "datasets_scanned": 3, "datasets_changed": 3,
+	}, rep.Applied[1].Counts)
+	var legacy struct {
+		SchemaVersion int      `bson:"schema_version"`
+		Tags          []string `bson:"tags"`
+	}
+	require.NoError(t, db.Collection(harmonia.CollectionArtifacts).FindOne(ctx, bson.D{{Key: "name", Value: "legacy"}}).Decode(&legacy))
+	require.Equal(t, 2, legacy.SchemaVersion, "a document without schema_version is version 1")
+	require.Equal(t, []string{"a"}, legacy.Tags)
+	_, err = db.Collection(harmonia.CollectionArtifacts).DeleteOne(ctx, bson.D{{Key: "name", Value: "legacy"}})
+	require.NoError(t, err)
+	require.Equal(t, map[int]int{2: 8}, schemaVersions(t, db, harmonia.CollectionArtifacts))
+	require.Equal(t, map[int]int{2: 3}, schemaVersions(t, db, harmonia.CollectionDatasets))
+
+	st, err := r.Status(ctx)
+	require.NoError(t, err)
+	require.Equal(t, rep.Applied[1].Counts, st.Migrations[1].Counts, "counts are recorded")
+
+	specs, err := db.Collection(harmonia.CollectionArtifacts).Indexes().ListSpecifications(ctx)
+	require.NoError(t, err)
+	names := map[string]bool{}
+	for _, s := range specs {
+		names[s.Name] = true
+	}
+	require.True(t, names["uniq_name_version"], "migration 1 created harmonia's indexes: %v", names)
+}
+
+func TestNormalizeTags(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, []string{"vision", "onnx"}, migrate.NormalizeTags([]string{" Vision", "ONNX", "vision", "", "  "}))
+	require.Nil(t, migrate.NormalizeTags(nil))
+}
+
+// A runner killed half-way through the tags transform (its context
+// cancelled between two batches): the next run reports the interrupted
+// migration and finishes it. With SimulateCrash the killed runner leaves
+// its lock and a running record, as a crashed process would, and the
+// next runner must wait for the lease to expire.
+func TestInterruptedMigrationIsFinishedByTheNextRun(t *testing.T) {
+	for _, crash := range []bool{false, true} {
+		t.Run(fmt.Sprintf("crash=%t", crash), func(t *testing.T) {
+			db := harmoniatest.Database(t)
+			clock := newClock()
+			insertV1(t, db, harmonia.CollectionArtifacts, 25)
+			insertV1(t, db, harmonia.CollectionDatasets, 5)
+			opts := &migrate.Options{Now: clock.Now, Owner: "killed", LockWait: 20 * time.Millisecond, LockPoll: 5 * time.Millisecond}
+			killed := newRunner(t, db, migrate.Builtin(), opts)
+			if crash {
+				migrate.SimulateCrash(killed)
+			}
+			_, err := killed.Up(t.Context(), &migrate.UpOpts{To: migrate.VersionCreateIndexes})
+			require.NoError(t, err)
+
+			ctx, kill := context.WithCancel(t.Context())
+			defer kill()
+			restore := migrate.SetTransformHooks(10, func(context.Context) { kill() })
+			_, err = killed.Up(ctx, nil)
+			restore()
+			require.ErrorIs(t, err, context.Canceled)
+			require.Equal(t, map[int]int{1: 15, 2: 10}, schemaVersions(t, db, harmonia.CollectionArtifacts), "one batch was done")
+
+			next := newRunner(t, db, migrate.Builtin(), &migrate.Options{Now: clock.Now, Owner: "next", LockWait: 20 * time.Millisecond, LockPoll: 5 * time.Millisecond})
+			st, err := next.Status(t.Context())
+			require.NoError(t, err)
+			if crash {
+				require.Equal(t, migrate.StateRunning, st.Migrations[1].State)
+				require.Equal(t, "killed", st.Lock.Owner)
+				require.Zero(t, st.Interrupted, "the lock is still held: it may be running")
+				_, err = next.Up(t.Context(), nil)
+				requireCode(t, err, harmonia.CodeConflict, "held by killed")
+				clock.Advance(migrate.LockLeaseDefault)
+				st, err = next.Status(t.Context())
+				require.NoError(t, err)
+				require.True(t, st.Lock.Expired)
+			} else {
+				require.Equal(t, migrate.StateInterrupted, st.Migrations[1].State)
+				require.Contains(t, st.Migrations[1].Error, "context canceled")
+				require.Nil(t, st.Lock, "a cancelled runner releases its lock")
+			}
+			require.Equal(t, 1, st.Interrupted)
+
+			rep, err := next.Up(t.Context(), nil)
+			require.NoError(t, err)
+			require.Len(t, rep.Applied, 1)
+			require.True(t, rep.Applied[0].Resumed)
+			require.Equal(t, map[string]int64{
+				"model_artifacts_scanned": 15, "model_artifacts_changed": 15, "datasets_scanned": 5, "datasets_changed": 5,
+			}, rep.Applied[0].Counts)
+			require.Equal(t, map[int]int{2: 25}, schemaVersions(t, db, harmonia.CollectionArtifacts))
+			require.Equal(t, map[int]int{2: 5}, schemaVersions(t, db, harmonia.CollectionDatasets))
+			st, err = next.Status(t.Context())
+			require.NoError(t, err)
+			require.Equal(t, migrate.StateApplied, st.Migrations[1].State)
+			require.Equal(t, 2, st.Migrations[1].Attempts)
+			require.Nil(t, st.Lock)
+		})
+	}
+}
+
+// On a deployment with transactions a failing migration leaves nothing
+// behind.
+func TestFailingMigrationInATransactionWritesNothing(t *testing.T) {
+	harmoniatest.RequireTransactions(t)
+	t.Parallel()
+	db := harmoniatest.Database(t)
+	ctx := t.Context()
+	require.NoError(t, db.CreateCollection(ctx, "runs"))
+	half := migrate.Migration{Version: 1, Name: "half", Up: func(ctx context.Context, db *mongo.Database) error {
+		if err := incRuns(ctx, db, 1, 1); err != nil {
+			return err
+		}
+		return errors.New("second step failed")
+	}}
+	r := newRunner(t, db, []migrate.Migration{half}, nil)
+	rep, err := r.Up(ctx, nil)
+	requireCode(t, err, harmonia.CodeInternal, "second step failed")
+	require.True(t, rep.Failed.Transaction)
+	require.Empty(t, runs(t, db), "the transaction rolled the first step back")
+}
