@@ -35,6 +35,8 @@ func Indexes() []IndexSpec {
 		{CollectionJobs, "status_worker", bson.D{{Key: "status", Value: 1}, {Key: "worker_id", Value: 1}}, false},
 		{CollectionJobs, "claim", bson.D{{Key: "status", Value: 1}, {Key: "type", Value: 1}, {Key: "priority", Value: -1}, {Key: "run_after", Value: 1}}, false},
 		{CollectionJobs, "unique_key", bson.D{{Key: "unique_key", Value: 1}, {Key: "status", Value: 1}}, false},
+		// One pending or running job per unique key; see jobDoc.
+		{CollectionJobs, "uniq_unique_lock", bson.D{{Key: "unique_lock", Value: 1}}, true},
 		{CollectionEvents, "job_at", bson.D{{Key: "job_id", Value: 1}, {Key: "at", Value: 1}}, false},
 		{CollectionMigrations, "uniq_version", bson.D{{Key: "version", Value: 1}}, true},
 	}
