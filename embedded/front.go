@@ -166,7 +166,7 @@ func (f *front) relay(client, backend net.Conn) error {
 			return err
 		}
 		hello := isHello(req)
-		replies, err := f.roundTrip(backend, br, req)
+		replies, err := f.roundTrip(backend, br, req, !hello)
 		if err != nil {
 			return fmt.Errorf("backend: %w", err)
 		}
@@ -186,7 +186,11 @@ func (f *front) relay(client, backend net.Conn) error {
 }
 
 // roundTrip sends one request to the backend and reads all of its replies,
-// holding cmd throughout. It returns the replies the client expects: none
+// holding cmd throughout when serialize is set. Handshakes and heartbeats
+// (hello, isMaster) touch no data and skip the lock: a driver whose
+// heartbeat waited behind a long command (an updateMany of thousands of
+// documents takes seconds here) would declare the server down and close
+// every connection, the long command's included. It returns the replies the client expects: none
 // for an OP_MSG request with moreToCome, otherwise the reply and any
 // replies that follow it while moreToCome is set on them.
 //
@@ -195,14 +199,16 @@ func (f *front) relay(client, backend net.Conn) error {
 // front clears moreToCome on the way in, waits for the backend's reply
 // while still holding cmd (which also keeps an unacknowledged write from
 // overlapping the next command) and drops that reply.
-func (f *front) roundTrip(backend io.Writer, br *bufio.Reader, req []byte) ([][]byte, error) {
+func (f *front) roundTrip(backend io.Writer, br *bufio.Reader, req []byte, serialize bool) ([][]byte, error) {
 	noReply := isMsg(req) && msgFlags(req)&flagMoreToCome != 0
 	if noReply {
 		clearMoreToCome(req)
 	}
 
-	f.cmd.Lock()
-	defer f.cmd.Unlock()
+	if serialize {
+		f.cmd.Lock()
+		defer f.cmd.Unlock()
+	}
 
 	if _, err := backend.Write(req); err != nil {
 		return nil, err

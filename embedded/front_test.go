@@ -17,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 func appendUint32(b []byte, v uint32) []byte { return binary.LittleEndian.AppendUint32(b, v) }
@@ -427,4 +428,39 @@ func TestFrontCloseWaitsForConnections(t *testing.T) {
 	close(release)
 	<-closed
 	requireEOF(t, far)
+}
+
+// TestFrontHelloSkipsTheLock checks that a heartbeat is answered while a
+// long command holds the lock: a driver whose heartbeat waited would
+// declare the server down and drop every connection.
+func TestFrontHelloSkipsTheLock(t *testing.T) {
+	f, b := startFront(t)
+	slow := dialFront(t, f)
+	slowReq := msg(1, 0, 0, "long updateMany")
+	write(t, slow, slowReq)
+	slowBE := b.next()
+	require.Equal(t, slowReq, read(t, slowBE)) // the backend holds it unanswered
+	require.False(t, f.cmd.TryLock(), "the long command holds the lock")
+
+	mon := dialFront(t, f)
+	hello := opMsgSections(7, 0, 0, bodySection(marshal(t, bson.D{{Key: "hello", Value: 1}, {Key: "$db", Value: "admin"}})))
+	write(t, mon, hello)
+	monBE := b.next()
+	require.Equal(t, hello, read(t, monBE))
+	rep := opMsgSections(8, 7, 0, bodySection(marshal(t, cappedReply())))
+	write(t, monBE, rep)
+	require.Equal(t, rep, read(t, mon), "hello answered while the lock is held")
+
+	other := dialFront(t, f)
+	write(t, other, msg(20, 0, 0, "find"))
+	otherBE := b.next()
+	require.NoError(t, otherBE.SetReadDeadline(time.Now().Add(200*time.Millisecond)))
+	_, err := readMessage(otherBE)
+	var ne net.Error
+	require.True(t, errors.As(err, &ne) && ne.Timeout(), "an ordinary command waits for the lock")
+
+	write(t, slowBE, msg(2, 1, 0, "done"))
+	read(t, slow)
+	require.NoError(t, otherBE.SetReadDeadline(time.Now().Add(10*time.Second)))
+	require.Equal(t, msg(20, 0, 0, "find"), read(t, otherBE), "the waiting command goes through once the lock is free")
 }

@@ -25,12 +25,16 @@
 //  3. Otherwise harmonia's embedded server (package embedded) with its data
 //     in memory (lane "embedded", without transactions). It needs nothing
 //     installed, and it lacks several MongoDB features; see its package
-//     documentation.
+//     documentation. Under the race detector it runs as a separate
+//     harmonia-devdb process, built (and cached) by the go command without
+//     -race, because the race detector slows its SQLite about 25 times;
+//     otherwise inside the test binary. HARMONIA_TEST_EMBEDDED=process or
+//     =inprocess overrides that.
 //
 // The first test that needs the server prints the lane to standard output,
 // for example:
 //
-//	harmoniatest: lane=embedded transactions=false uri=mongodb://127.0.0.1:41237/
+//	harmoniatest: lane=embedded transactions=false uri=mongodb://127.0.0.1:41237/ server=process
 //
 // (go test shows a passing package's output only with -v.) Tests that need
 // what a lane lacks skip with a message naming the lane; see

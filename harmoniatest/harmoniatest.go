@@ -73,7 +73,14 @@ func sharedServer(t testing.TB) *server {
 		shared.srv, shared.err = openServer(ctx, os.Getenv)
 		if shared.err == nil {
 			l := shared.srv.lane
-			fmt.Printf("harmoniatest: lane=%s transactions=%t uri=%s\n", l.Name, l.Transactions, redact(l.URI))
+			where := ""
+			if l.Name == LaneEmbedded {
+				where = " server=inprocess"
+				if !embeddedInProcess(os.Getenv) {
+					where = " server=process"
+				}
+			}
+			fmt.Printf("harmoniatest: lane=%s transactions=%t uri=%s%s\n", l.Name, l.Transactions, redact(l.URI), where)
 		}
 	})
 	if shared.err != nil {
@@ -98,6 +105,12 @@ func openServer(ctx context.Context, getenv func(string) string) (_ *server, err
 	case getenv(EnvMongodBin) != "" || getenv(EnvMongodVersion) != "":
 		s.lane.Name = LaneMongod
 		s.lane.URI, s.stop, err = startMongod(ctx, getenv)
+		if err != nil {
+			return nil, err
+		}
+	case !embeddedInProcess(getenv):
+		s.lane.Name = LaneEmbedded
+		s.lane.URI, s.stop, err = startEmbeddedProcess(ctx)
 		if err != nil {
 			return nil, err
 		}

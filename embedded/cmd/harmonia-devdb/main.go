@@ -5,16 +5,20 @@
 //
 // Usage:
 //
-//	go run ./embedded/cmd/harmonia-devdb [-dir ./harmonia-data] [-addr 127.0.0.1:27017] [-memory]
+//	go run ./embedded/cmd/harmonia-devdb [-dir ./harmonia-data] [-addr 127.0.0.1:27017] [-memory] [-exit-with-stdin]
 //
 // It prints the connection string and serves until interrupted (SIGINT or
-// SIGTERM). Data in -dir survives restarts; -memory keeps nothing.
+// SIGTERM), or, with -exit-with-stdin, until its standard input closes (so
+// a parent process that dies takes the server with it; package
+// harmoniatest uses this). Data in -dir survives restarts; -memory keeps
+// nothing.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -34,6 +38,7 @@ func run() error {
 	dir := flag.String("dir", "./harmonia-data", "data directory, created if missing; kept across restarts")
 	addr := flag.String("addr", "127.0.0.1:27017", "listen address")
 	memory := flag.Bool("memory", false, "keep no data: ignore -dir and discard everything on exit")
+	withStdin := flag.Bool("exit-with-stdin", false, "stop when standard input closes")
 	flag.Parse()
 
 	opts := embedded.Options{
@@ -49,6 +54,12 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *withStdin {
+		go func() {
+			_, _ = io.Copy(io.Discard, os.Stdin)
+			stop()
+		}()
+	}
 
 	srv, err := embedded.Start(ctx, opts)
 	if err != nil {

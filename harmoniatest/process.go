@@ -1,0 +1,107 @@
+package harmoniatest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// EnvEmbedded chooses where the embedded lane's server runs: "process" (a
+// separate harmonia-devdb process), "inprocess" (inside the test binary).
+// Defaults to "process" when the race detector is on — it slows FerretDB's
+// SQLite, which is Go code, about 25 times, and the server needs no race
+// checking of its own (package embedded's tests do that) — and
+// "inprocess" otherwise.
+const EnvEmbedded = "HARMONIA_TEST_EMBEDDED"
+
+// devdbPackage is the command the process mode builds and runs.
+const devdbPackage = "github.com/harmonia-ml/harmonia/embedded/cmd/harmonia-devdb"
+
+// embeddedInProcess decides where the embedded server runs.
+func embeddedInProcess(getenv func(string) string) bool {
+	switch getenv(EnvEmbedded) {
+	case "inprocess":
+		return true
+	case "process":
+		return false
+	}
+	return !raceEnabled
+}
+
+// startEmbeddedProcess builds harmonia-devdb without the race detector
+// (the go command caches the build) and starts it with its data in memory
+// on a free loopback port. The server exits when stop closes its standard
+// input, and also when this process dies.
+func startEmbeddedProcess(ctx context.Context) (uri string, stop func() error, err error) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		return "", nil, fmt.Errorf("process mode needs the go command: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "harmoniatest-devdb-")
+	if err != nil {
+		return "", nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = os.RemoveAll(dir)
+		}
+	}()
+	bin := filepath.Join(dir, "harmonia-devdb")
+	build := exec.CommandContext(ctx, goTool, "build", "-o", bin, devdbPackage)
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", nil, fmt.Errorf("go build %s: %w\n%s", devdbPackage, err, out)
+	}
+
+	cmd := exec.Command(bin, "-memory", "-addr", "127.0.0.1:0", "-exit-with-stdin")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop = func() error {
+		_ = stdin.Close()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		return os.RemoveAll(dir)
+	}
+
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if rest, ok := strings.CutPrefix(sc.Text(), "harmonia-devdb: serving "); ok {
+				found <- strings.Fields(rest)[0]
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case uri = <-found:
+		return uri, stop, nil
+	case <-ctx.Done():
+		return "", nil, errors.Join(ctx.Err(), stop())
+	case <-time.After(2 * time.Minute):
+		return "", nil, errors.Join(errors.New("harmonia-devdb printed no URI within 2 minutes"), stop())
+	}
+}
