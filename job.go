@@ -854,8 +854,13 @@ func (s *Store) randInt64N(n int64) int64 {
 
 // applyJobDefaults fills in and checks the job options of o.
 func (o *Options) applyJobDefaults() error {
-	if o.JobBackoffBase < 0 || o.JobBackoffMax < 0 || o.JobLogTail < 0 {
-		return invalidf("store", "JobBackoffBase", "JobBackoffBase, JobBackoffMax and JobLogTail must not be negative (0 takes the default)")
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"JobBackoffBase", int64(o.JobBackoffBase)}, {"JobBackoffMax", int64(o.JobBackoffMax)}, {"JobLogTail", int64(o.JobLogTail)}} {
+		if f.v < 0 {
+			return invalidf("store", f.name, "must not be negative (0 takes the default)")
+		}
 	}
 	if o.JobBackoffBase == 0 {
 		o.JobBackoffBase = JobBackoffBaseDefault

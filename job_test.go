@@ -438,3 +438,16 @@ func TestJobLog(t *testing.T) {
 	require.LessOrEqual(t, len(events[5].Message), harmonia.MaxLogMessageBytes)
 	require.True(t, strings.HasSuffix(events[5].Message, "…"))
 }
+
+func TestOpenChecksJobOptions(t *testing.T) {
+	t.Parallel()
+	db := harmoniatest.Database(t)
+	for field, o := range map[string]harmonia.Options{
+		"JobBackoffBase": {JobBackoffBase: -time.Second},
+		"JobLogTail":     {JobLogTail: -1},
+		"JobBackoffMax":  {JobBackoffBase: time.Hour, JobBackoffMax: time.Minute},
+	} {
+		_, err := harmonia.Open(t.Context(), db, &o)
+		requireInvalid(t, err, "store", field)
+	}
+}
