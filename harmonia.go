@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
+	"math/rand/v2"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -38,6 +40,22 @@ type Options struct {
 	// RecoverPublishes (and every later Publish) settles it as crashed.
 	// Defaults to RecoverAfterDefault.
 	RecoverAfter time.Duration
+	// JobBackoffBase is how long a job waits after its first failed
+	// attempt; each further failed attempt doubles the wait, up to
+	// JobBackoffMax. The wait is drawn at random from the upper half of
+	// that (jitter), so that jobs which failed together do not retry
+	// together. Defaults to JobBackoffBaseDefault.
+	JobBackoffBase time.Duration
+	// JobBackoffMax caps the wait before a failed job's next attempt.
+	// Defaults to JobBackoffMaxDefault.
+	JobBackoffMax time.Duration
+	// JobLogTail is how many of a job's last log lines its log_tail keeps.
+	// Defaults to JobLogTailDefault.
+	JobLogTail int
+	// Rand is the source of the retry jitter; tests set it for repeatable
+	// waits. The Store serializes its use. Defaults to math/rand/v2's
+	// top-level source.
+	Rand *rand.Rand
 }
 
 // Capabilities describes what the connected deployment supports, detected
@@ -69,6 +87,10 @@ type Store struct {
 	opts  Options
 	hooks testHooks
 	cols  collections
+	// randMu serializes the use of opts.Rand.
+	randMu sync.Mutex
+	// enqueued wakes this Store's idle workers when jobs are enqueued.
+	enqueued wakeup
 }
 
 type collections struct {
@@ -103,6 +125,9 @@ func Open(ctx context.Context, db *mongo.Database, opts *Options) (*Store, error
 	o.RecoverAfter = cmp.Or(o.RecoverAfter, RecoverAfterDefault)
 	if o.RecoverAfter < 0 {
 		return nil, invalidf("store", "RecoverAfter", "must not be negative")
+	}
+	if err := o.applyJobDefaults(); err != nil {
+		return nil, err
 	}
 	caps, err := detectCapabilities(ctx, db)
 	if err != nil {

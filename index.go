@@ -33,8 +33,12 @@ func Indexes() []IndexSpec {
 		{CollectionVersions, "published_at_desc", bson.D{{Key: "published_at", Value: -1}}, false},
 		{CollectionVersions, "state_created", bson.D{{Key: "state", Value: 1}, {Key: "created_at", Value: 1}}, false},
 		{CollectionJobs, "status_worker", bson.D{{Key: "status", Value: 1}, {Key: "worker_id", Value: 1}}, false},
-		{CollectionJobs, "claim", bson.D{{Key: "status", Value: 1}, {Key: "type", Value: 1}, {Key: "priority", Value: -1}, {Key: "run_after", Value: 1}}, false},
+		// The claim's order, _id included, so that MongoDB reads the next
+		// job off the index instead of sorting the backlog on every claim.
+		{CollectionJobs, "claim", bson.D{{Key: "status", Value: 1}, {Key: "type", Value: 1}, {Key: "priority", Value: -1}, {Key: "run_after", Value: 1}, {Key: "_id", Value: 1}}, false},
 		{CollectionJobs, "unique_key", bson.D{{Key: "unique_key", Value: 1}, {Key: "status", Value: 1}}, false},
+		// One pending or running job per unique key; see jobDoc.
+		{CollectionJobs, "uniq_unique_lock", bson.D{{Key: "unique_lock", Value: 1}}, true},
 		{CollectionEvents, "job_at", bson.D{{Key: "job_id", Value: 1}, {Key: "at", Value: 1}}, false},
 		{CollectionMigrations, "uniq_version", bson.D{{Key: "version", Value: 1}}, true},
 	}

@@ -50,11 +50,17 @@ func setup(t *testing.T) *bundle {
 	return setupOn(t, harmoniatest.Database(t))
 }
 
-func setupOn(t *testing.T, db *mongo.Database) *bundle {
+// setupOn opens a Store on db with the bundle's clock; opts adjust its
+// Options.
+func setupOn(t *testing.T, db *mongo.Database, opts ...func(*harmonia.Options)) *bundle {
 	t.Helper()
 	ctx := t.Context()
 	clock := newClock()
-	s, err := harmonia.Open(ctx, db, &harmonia.Options{Now: clock.Now})
+	o := harmonia.Options{Now: clock.Now}
+	for _, f := range opts {
+		f(&o)
+	}
+	s, err := harmonia.Open(ctx, db, &o)
 	require.NoError(t, err)
 	require.NoError(t, s.EnsureIndexes(ctx))
 	return &bundle{ctx: ctx, db: db, store: s, clock: clock}

@@ -1,0 +1,147 @@
+package harmonia_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/harmonia-ml/harmonia"
+)
+
+// Enqueue a validate job and run a worker with the built-in validate
+// handler: it checks the artifact's file under the worker's root and
+// records verified_at on the artifact.
+func ExampleWorker() {
+	ctx := context.Background()
+	store, done := exampleStore(ctx)
+	defer done()
+
+	// A model file under the directory the worker's handlers work in.
+	root, err := os.MkdirTemp("", "harmonia-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(root)
+	model := []byte("model weights")
+	if err := os.WriteFile(filepath.Join(root, "tiny.onnx"), model, 0o644); err != nil {
+		log.Fatal(err)
+	}
+	sum := sha256.Sum256(model)
+	a := &harmonia.ModelArtifact{Name: "tiny", Version: "1.0.0", Path: "tiny.onnx",
+		SizeBytes: int64(len(model)), Hashes: harmonia.Hashes{SHA256: hex.EncodeToString(sum[:])}}
+	if err := store.CreateArtifact(ctx, a); err != nil {
+		log.Fatal(err)
+	}
+
+	res, err := store.Enqueue(ctx, harmonia.JobValidate, harmonia.ValidateParams{ArtifactID: a.ID},
+		&harmonia.EnqueueOpts{UniqueKey: "validate:" + a.Key()})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	validate, err := harmonia.ValidateHandler(store, root)
+	if err != nil {
+		log.Fatal(err)
+	}
+	w, err := harmonia.NewWorker(store, harmonia.WorkerConfig{
+		Handlers: map[harmonia.JobType]harmonia.Handler{harmonia.JobValidate: validate},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	stopped := make(chan error, 1)
+	go func() { stopped <- w.Run(runCtx) }()
+	job := waitFinished(ctx, store, res.Job.ID)
+	stop() // a graceful shutdown: Run returns once its handlers have
+	if err := <-stopped; err != nil {
+		log.Fatal(err)
+	}
+
+	fmt.Println(job.Status, "at attempt", job.Attempt)
+	events, err := store.JobLog(ctx, job.ID)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, ev := range events {
+		fmt.Println(ev.Level, ev.Message)
+	}
+	got, err := store.GetArtifact(ctx, a.ID)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("verified:", got.VerifiedAt != nil)
+	// Output:
+	// success at attempt 1
+	// info validating tiny@1.0.0: tiny.onnx, 13 bytes
+	// info size and sha256 match
+	// verified: true
+}
+
+// waitFinished polls the job until it has succeeded or failed.
+func waitFinished(ctx context.Context, store *harmonia.Store, id bson.ObjectID) *harmonia.Job {
+	for {
+		j, err := store.GetJob(ctx, id)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if j.Status == harmonia.JobSuccess || j.Status == harmonia.JobFailed {
+			return j
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Run jobs with a loop of one's own: claim, write as the lease holder,
+// finish. A second enqueue with the same unique key returns the pending
+// job instead of queueing another.
+func ExampleStore_ClaimJob() {
+	ctx := context.Background()
+	store, done := exampleStore(ctx)
+	defer done()
+
+	opts := &harmonia.EnqueueOpts{UniqueKey: "reindex", MaxAttempts: 2}
+	first, err := store.Enqueue(ctx, "reindex", bson.D{{Key: "shard", Value: 3}}, opts)
+	if err != nil {
+		log.Fatal(err)
+	}
+	again, err := store.Enqueue(ctx, "reindex", bson.D{{Key: "shard", Value: 3}}, opts)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("duplicate:", again.Duplicate, again.Job.ID == first.Job.ID)
+
+	job, err := store.ClaimJob(ctx, "worker-1", []harmonia.JobType{"reindex"}, time.Minute)
+	if err != nil || job == nil {
+		log.Fatal("no job: ", err)
+	}
+	var p struct {
+		Shard int `bson:"shard"`
+	}
+	if err := job.DecodeParams(&p); err != nil {
+		log.Fatal(err)
+	}
+	if err := store.AppendLog(ctx, job, harmonia.LevelInfo, fmt.Sprintf("reindexing shard %d", p.Shard)); err != nil {
+		log.Fatal(err)
+	}
+	if err := store.CompleteJob(ctx, job, bson.D{{Key: "documents", Value: 1200}}); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(job.Status, job.Attempt, job.Result.Lookup("documents").Int32())
+
+	// The lease is gone with the finish: a late write is refused.
+	err = store.Heartbeat(ctx, job, time.Minute)
+	fmt.Println(errors.Is(err, harmonia.ErrLeaseLost))
+	// Output:
+	// duplicate: true true
+	// success 1 1200
+	// true
+}

@@ -1,0 +1,497 @@
+package harmonia_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/harmonia-ml/harmonia"
+	"github.com/harmonia-ml/harmonia/harmoniatest"
+)
+
+// EnvTestJobs sets the size of the many-workers test (default 500; the
+// embedded server scans the jobs collection on every claim, so a MongoDB
+// lane can take 2,000).
+const EnvTestJobs = "HARMONIA_TEST_JOBS"
+
+// waitFor polls cond until it holds, failing t after a minute and a half.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	waitWithin(t, 90*time.Second, what, cond)
+}
+
+// waitWithin polls cond until it holds, failing t after d.
+func waitWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// startWorker runs a worker until the returned stop is called (or the
+// test ends); stop returns when Run has.
+func startWorker(t *testing.T, b *bundle, cfg harmonia.WorkerConfig) (*harmonia.Worker, func()) {
+	t.Helper()
+	w, err := harmonia.NewWorker(b.store, cfg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(b.ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	stop := sync.OnceFunc(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("worker %s: %v", w.ID(), err)
+		}
+	})
+	t.Cleanup(stop)
+	return w, stop
+}
+
+func handlers(h harmonia.Handler) map[harmonia.JobType]harmonia.Handler {
+	return map[harmonia.JobType]harmonia.Handler{noop: h}
+}
+
+func countJobs(t *testing.T, b *bundle, filter bson.D) int64 {
+	t.Helper()
+	n, err := b.db.Collection(harmonia.CollectionJobs).CountDocuments(b.ctx, filter)
+	require.NoError(t, err)
+	return n
+}
+
+func statusIs(s harmonia.JobStatus) bson.D { return bson.D{{Key: "status", Value: s}} }
+
+func sumStats(ws []*harmonia.Worker) harmonia.WorkerStats {
+	var s harmonia.WorkerStats
+	for _, w := range ws {
+		x := w.Stats()
+		s.Claimed += x.Claimed
+		s.Succeeded += x.Succeeded
+		s.Failed += x.Failed
+		s.Released += x.Released
+		s.LeaseLost += x.LeaseLost
+		s.Panics += x.Panics
+	}
+	return s
+}
+
+// enqueueNumbered enqueues n noop jobs with params {n: i}.
+func enqueueNumbered(t *testing.T, b *bundle, n int) []bson.ObjectID {
+	t.Helper()
+	params := make([]harmonia.EnqueueParams, n)
+	for i := range params {
+		params[i] = harmonia.EnqueueParams{Type: noop, Params: bson.D{{Key: "n", Value: i}}}
+	}
+	res, err := b.store.EnqueueMany(b.ctx, params)
+	require.NoError(t, err)
+	ids := make([]bson.ObjectID, n)
+	for i, r := range res {
+		ids[i] = r.Job.ID
+	}
+	return ids
+}
+
+// allJobs reads every job with one query.
+func allJobs(t *testing.T, b *bundle) map[bson.ObjectID]*harmonia.Job {
+	t.Helper()
+	cur, err := b.db.Collection(harmonia.CollectionJobs).Find(b.ctx, bson.D{})
+	require.NoError(t, err)
+	var jobs []*harmonia.Job
+	require.NoError(t, cur.All(b.ctx, &jobs))
+	m := make(map[bson.ObjectID]*harmonia.Job, len(jobs))
+	for _, j := range jobs {
+		m[j.ID] = j
+	}
+	return m
+}
+
+func jobNumber(job *harmonia.Job) int { return int(job.Params.Lookup("n").Int32()) }
+
+func TestNewWorkerValidatesConfig(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ok := handlers(func(context.Context, *harmonia.Job, *harmonia.JobLogger) (any, error) { return nil, nil })
+	for _, c := range []struct {
+		field string
+		cfg   harmonia.WorkerConfig
+	}{
+		{"Handlers", harmonia.WorkerConfig{}},
+		{"Handlers", harmonia.WorkerConfig{Handlers: map[harmonia.JobType]harmonia.Handler{noop: nil}}},
+		{"Handlers", harmonia.WorkerConfig{Handlers: map[harmonia.JobType]harmonia.Handler{"Bad": ok[noop]}}},
+		{"Types", harmonia.WorkerConfig{Handlers: ok, Types: []harmonia.JobType{harmonia.JobValidate}}},
+		{"Concurrency", harmonia.WorkerConfig{Handlers: ok, Concurrency: -1}},
+		{"LeaseDuration", harmonia.WorkerConfig{Handlers: ok, LeaseDuration: time.Millisecond}},
+		{"HeartbeatInterval", harmonia.WorkerConfig{Handlers: ok, HeartbeatInterval: time.Minute}},
+		{"HeartbeatInterval", harmonia.WorkerConfig{Handlers: ok, PollInterval: -time.Second}},
+		{"ID", harmonia.WorkerConfig{Handlers: ok, ID: "a\nb"}},
+	} {
+		_, err := harmonia.NewWorker(b.store, c.cfg)
+		he := requireInvalid(t, err, harmonia.EntityWorker, c.field)
+		t.Logf("%s: %s", c.field, he.Reason)
+	}
+	_, err := harmonia.NewWorker(nil, harmonia.WorkerConfig{Handlers: ok})
+	requireInvalid(t, err, harmonia.EntityWorker, "store")
+
+	w, err := harmonia.NewWorker(b.store, harmonia.WorkerConfig{Handlers: ok, LeaseDuration: time.Minute})
+	require.NoError(t, err)
+	cfg := w.Config()
+	require.Equal(t, harmonia.WorkerConcurrencyDefault, cfg.Concurrency)
+	require.Equal(t, time.Minute, cfg.LeaseDuration)
+	require.Equal(t, 20*time.Second, cfg.HeartbeatInterval)
+	require.Equal(t, harmonia.PollIntervalDefault, cfg.PollInterval)
+	require.Equal(t, harmonia.ShutdownTimeoutDefault, cfg.ShutdownTimeout)
+	require.Equal(t, []harmonia.JobType{noop}, cfg.Types)
+	require.Contains(t, w.ID(), fmt.Sprintf("-%d-", os.Getpid()))
+}
+
+// TestWorkerRunsManyJobsOnce runs HARMONIA_TEST_JOBS jobs (default 500) on
+// 8 workers of concurrency 4: every job succeeds exactly once, and no job
+// ever runs in two handlers at the same time.
+func TestWorkerRunsManyJobsOnce(t *testing.T) {
+	t.Parallel()
+	n := 500
+	if v := os.Getenv(EnvTestJobs); v != "" {
+		var err error
+		n, err = strconv.Atoi(v)
+		require.NoError(t, err, EnvTestJobs)
+	}
+	b := setup(t)
+	ids := enqueueNumbered(t, b, n)
+
+	var active, runs sync.Map // job id → *atomic.Int32
+	var overlaps atomic.Int32
+	h := func(ctx context.Context, job *harmonia.Job, _ *harmonia.JobLogger) (any, error) {
+		a, _ := active.LoadOrStore(job.ID, new(atomic.Int32))
+		r, _ := runs.LoadOrStore(job.ID, new(atomic.Int32))
+		if a.(*atomic.Int32).Add(1) > 1 {
+			overlaps.Add(1)
+		}
+		defer a.(*atomic.Int32).Add(-1)
+		r.(*atomic.Int32).Add(1)
+		return nil, nil
+	}
+	start := time.Now()
+	var workers []*harmonia.Worker
+	var stops []func()
+	for i := range 8 {
+		w, stop := startWorker(t, b, harmonia.WorkerConfig{ID: fmt.Sprintf("w%d", i), Handlers: handlers(h), PollInterval: 50 * time.Millisecond})
+		workers, stops = append(workers, w), append(stops, stop)
+	}
+	// Measured on 2 cores: 500 jobs take about 60 s, 85 s under -race (each
+	// claim reads the whole collection); allow 0.6 s a job.
+	waitWithin(t, max(90*time.Second, time.Duration(n)*600*time.Millisecond), "every job to succeed",
+		func() bool { return sumStats(workers).Succeeded >= int64(n) })
+	elapsed := time.Since(start)
+	for _, stop := range stops {
+		stop()
+	}
+
+	stats := sumStats(workers)
+	require.Zero(t, overlaps.Load(), "jobs run by two handlers at once")
+	require.EqualValues(t, n, stats.Succeeded)
+	require.EqualValues(t, n, stats.Claimed)
+	require.Zero(t, stats.LeaseLost+stats.Failed+stats.Released)
+	require.EqualValues(t, n, countJobs(t, b, bson.D{{Key: "status", Value: harmonia.JobSuccess}, {Key: "attempt", Value: 1}}))
+	for i, id := range ids {
+		r, ok := runs.Load(id)
+		require.True(t, ok, "job %d never ran", i)
+		require.EqualValues(t, 1, r.(*atomic.Int32).Load(), "job %d", i)
+	}
+	t.Logf("%d jobs, 8 workers × 4: %s (%.0f jobs/s), overlaps %d", n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), overlaps.Load())
+}
+
+// TestWorkerReclaimsCrashedJobs: the first attempt of every fifth job
+// hangs without heart-beating, as a dead worker would. Once the other jobs
+// are done, the clock passes the lease: the hung jobs are claimed again
+// and succeed, and when the hung handlers finally return their results are
+// refused.
+func TestWorkerReclaimsCrashedJobs(t *testing.T) {
+	t.Parallel()
+	const n, every = 100, 5
+	b := setup(t)
+	ids := enqueueNumbered(t, b, n)
+
+	reclaimed := make(map[int]func(), n/every)
+	reclaimedCh := make(map[int]chan struct{}, n/every)
+	for i := 0; i < n; i += every {
+		ch := make(chan struct{})
+		reclaimedCh[i], reclaimed[i] = ch, sync.OnceFunc(func() { close(ch) })
+	}
+	var hung atomic.Int32
+	h := func(ctx context.Context, job *harmonia.Job, _ *harmonia.JobLogger) (any, error) {
+		i := jobNumber(job)
+		if i%every == 0 {
+			if job.Attempt == 1 {
+				hung.Add(1)
+				select {
+				case <-reclaimedCh[i]:
+				case <-ctx.Done():
+				}
+			} else {
+				reclaimed[i]()
+			}
+		}
+		return bson.D{{Key: "attempt", Value: job.Attempt}}, nil
+	}
+	// Heartbeats run on real time and the lease on the Store's clock: with
+	// an hour's interval no heartbeat happens during the test, so a hung
+	// handler is a worker that stopped heart-beating.
+	cfg := harmonia.WorkerConfig{Handlers: handlers(h), PollInterval: 50 * time.Millisecond,
+		LeaseDuration: time.Hour, HeartbeatInterval: 59 * time.Minute}
+	var workers []*harmonia.Worker
+	var stops []func()
+	for i := range 8 {
+		cfg.ID = fmt.Sprintf("w%d", i)
+		w, stop := startWorker(t, b, cfg)
+		workers, stops = append(workers, w), append(stops, stop)
+	}
+	waitFor(t, "the healthy jobs to succeed and the others to hang", func() bool {
+		return sumStats(workers).Succeeded == n-n/every && hung.Load() == n/every
+	})
+	require.EqualValues(t, n/every, countJobs(t, b, statusIs(harmonia.JobRunning)))
+
+	b.clock.Advance(time.Hour + time.Second)
+	waitFor(t, "the hung jobs to be reclaimed and their stale finishes refused", func() bool {
+		s := sumStats(workers)
+		return s.Succeeded == n && s.LeaseLost == n/every
+	})
+	for _, stop := range stops {
+		stop()
+	}
+	stats := sumStats(workers)
+	require.EqualValues(t, n+n/every, stats.Claimed)
+	require.Zero(t, stats.Failed)
+	jobs := allJobs(t, b)
+	for i, id := range ids {
+		j := jobs[id]
+		require.Equal(t, harmonia.JobSuccess, j.Status, "job %d", i)
+		if i%every != 0 {
+			require.Equal(t, 1, j.Attempt)
+			continue
+		}
+		require.Equal(t, 2, j.Attempt, "job %d", i)
+		require.EqualValues(t, 2, j.Result.Lookup("attempt").Int32(), "job %d: the stale attempt's result was refused", i)
+		require.Len(t, j.Errors, 1)
+		require.Equal(t, 1, j.Errors[0].Attempt)
+		require.Contains(t, j.Errors[0].Error, "lease expired")
+	}
+	t.Logf("%d jobs, %d crashed first attempts: %d claims, %d stale finishes refused", n, n/every, stats.Claimed, stats.LeaseLost)
+}
+
+// TestWorkerRetries: a handler failing twice then succeeding ends success
+// at attempt 3; one always failing ends failed at max attempts with every
+// error kept. The test moves the clock past each backoff.
+func TestWorkerRetries(t *testing.T) {
+	t.Parallel()
+	b := setupOn(t, harmoniatest.Database(t), func(o *harmonia.Options) { o.JobBackoffBase, o.JobBackoffMax = time.Minute, time.Minute })
+	flaky := b.enqueue(t, noop, bson.D{{Key: "n", Value: 0}}, nil)
+	broken := b.enqueue(t, noop, bson.D{{Key: "n", Value: 1}}, nil)
+	h := func(ctx context.Context, job *harmonia.Job, _ *harmonia.JobLogger) (any, error) {
+		if jobNumber(job) == 1 || job.Attempt < 3 {
+			return nil, fmt.Errorf("attempt %d failed", job.Attempt)
+		}
+		return nil, nil
+	}
+	startWorker(t, b, harmonia.WorkerConfig{Handlers: handlers(h), PollInterval: 5 * time.Millisecond})
+	for attempt := 1; attempt < harmonia.MaxAttemptsDefault; attempt++ {
+		waitFor(t, fmt.Sprintf("attempt %d to fail", attempt), func() bool {
+			return countJobs(t, b, bson.D{{Key: "status", Value: harmonia.JobPending}, {Key: "attempt", Value: attempt}}) == 2
+		})
+		b.clock.Advance(time.Minute)
+	}
+	waitFor(t, "both jobs to finish", func() bool {
+		return countJobs(t, b, bson.D{{Key: "finished_at", Value: bson.D{{Key: "$exists", Value: true}}}}) == 2
+	})
+	f := b.job(t, flaky.ID)
+	require.Equal(t, harmonia.JobSuccess, f.Status)
+	require.Equal(t, 3, f.Attempt)
+	require.Len(t, f.Errors, 2)
+	require.Empty(t, f.Error)
+	g := b.job(t, broken.ID)
+	require.Equal(t, harmonia.JobFailed, g.Status)
+	require.Equal(t, 3, g.Attempt)
+	require.Len(t, g.Errors, 3)
+	for i, e := range g.Errors {
+		require.Equal(t, fmt.Sprintf("attempt %d failed", i+1), e.Error)
+	}
+}
+
+func TestWorkerRecoversPanics(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bad := b.enqueue(t, noop, bson.D{{Key: "n", Value: 0}}, &harmonia.EnqueueOpts{MaxAttempts: 1})
+	good := b.enqueue(t, noop, bson.D{{Key: "n", Value: 1}}, nil)
+	h := func(ctx context.Context, job *harmonia.Job, _ *harmonia.JobLogger) (any, error) {
+		if jobNumber(job) == 0 {
+			panic("boom")
+		}
+		return nil, nil
+	}
+	w, _ := startWorker(t, b, harmonia.WorkerConfig{Handlers: handlers(h), Concurrency: 1, PollInterval: 5 * time.Millisecond})
+	waitFor(t, "both jobs to finish", func() bool { s := w.Stats(); return s.Succeeded+s.Failed == 2 })
+	require.EqualValues(t, 1, w.Stats().Panics)
+	got := b.job(t, bad.ID)
+	require.Equal(t, harmonia.JobFailed, got.Status)
+	require.Equal(t, "panic: boom", got.Error)
+	log, err := b.store.JobLog(b.ctx, bad.ID)
+	require.NoError(t, err)
+	require.Len(t, log, 1)
+	require.Equal(t, harmonia.LevelError, log[0].Level)
+	require.Contains(t, log[0].Message, "worker_test.go", "the stack is in the job's log")
+	require.Equal(t, harmonia.JobSuccess, b.job(t, good.ID).Status, "the worker survived the panic")
+}
+
+// TestWorkerHeartbeatKeepsLease: while a handler runs past its first
+// lease, heartbeats keep the lease, and no other worker can claim the job.
+func TestWorkerHeartbeatKeepsLease(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	j := b.enqueue(t, noop, nil, nil)
+	release := make(chan struct{})
+	h := func(ctx context.Context, job *harmonia.Job, log *harmonia.JobLogger) (any, error) {
+		<-release
+		return nil, log.Log(ctx, harmonia.LevelInfo, "done")
+	}
+	w, _ := startWorker(t, b, harmonia.WorkerConfig{Handlers: handlers(h), HeartbeatInterval: 5 * time.Millisecond, PollInterval: 5 * time.Millisecond})
+	waitFor(t, "the job to run", func() bool { return b.job(t, j.ID).Status == harmonia.JobRunning })
+	first := *b.job(t, j.ID).LeaseExpiresAt
+	for range 3 {
+		b.clock.Advance(lease * 2 / 3)
+		want := b.clock.Now().Add(lease)
+		waitFor(t, "a heartbeat", func() bool { return b.job(t, j.ID).LeaseExpiresAt.Equal(want) })
+	}
+	require.True(t, b.clock.Now().After(first), "the clock is past the first lease")
+	require.Nil(t, b.claim(t, "other"), "the lease holds")
+	close(release)
+	waitFor(t, "the job to succeed", func() bool { return w.Stats().Succeeded == 1 })
+	got := b.job(t, j.ID)
+	require.Equal(t, harmonia.JobSuccess, got.Status)
+	require.Equal(t, 1, got.Attempt)
+	require.Len(t, got.LogTail, 1)
+}
+
+// TestWorkerLostLeaseCancelsHandler: when another owner takes the job,
+// the next heartbeat finds the lease lost and cancels the handler, whose
+// outcome is then dropped.
+func TestWorkerLostLeaseCancelsHandler(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	j := b.enqueue(t, noop, nil, nil)
+	causes := make(chan error, 1)
+	h := func(ctx context.Context, job *harmonia.Job, _ *harmonia.JobLogger) (any, error) {
+		<-ctx.Done()
+		causes <- context.Cause(ctx)
+		return bson.D{{Key: "stale", Value: true}}, nil
+	}
+	w, _ := startWorker(t, b, harmonia.WorkerConfig{Handlers: handlers(h), HeartbeatInterval: 5 * time.Millisecond, PollInterval: 5 * time.Millisecond})
+	waitFor(t, "the job to run", func() bool { return b.job(t, j.ID).Status == harmonia.JobRunning })
+	_, err := b.db.Collection(harmonia.CollectionJobs).UpdateOne(b.ctx, bson.D{{Key: "_id", Value: j.ID}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "lease_token", Value: "new-owner"}}}})
+	require.NoError(t, err)
+
+	select {
+	case cause := <-causes:
+		require.ErrorIs(t, cause, harmonia.ErrLeaseLost)
+	case <-time.After(90 * time.Second):
+		t.Fatal("the handler was not cancelled")
+	}
+	waitFor(t, "the lost lease to be counted", func() bool { return w.Stats().LeaseLost == 1 })
+	got := b.job(t, j.ID)
+	require.Equal(t, harmonia.JobRunning, got.Status)
+	require.Equal(t, "new-owner", got.LeaseToken)
+	require.Empty(t, got.Result)
+	require.Zero(t, w.Stats().Succeeded)
+}
+
+// TestWorkerShutdownReleasesJobs: cancelling Run cancels the handlers; a
+// job whose handler then fails goes back to pending with its attempt
+// uncounted, one whose handler returns a result succeeds, and one whose
+// handler outlives ShutdownTimeout is left to its lease.
+func TestWorkerShutdownReleasesJobs(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ids := enqueueNumbered(t, b, 3)
+	stuck := make(chan struct{})
+	var started atomic.Int32
+	h := func(ctx context.Context, job *harmonia.Job, _ *harmonia.JobLogger) (any, error) {
+		started.Add(1)
+		<-ctx.Done()
+		switch jobNumber(job) {
+		case 0:
+			return nil, ctx.Err()
+		case 1:
+			return bson.D{{Key: "partial", Value: true}}, nil
+		}
+		<-stuck
+		return nil, nil
+	}
+	w, stop := startWorker(t, b, harmonia.WorkerConfig{Handlers: handlers(h), PollInterval: 5 * time.Millisecond, ShutdownTimeout: 50 * time.Millisecond})
+	waitFor(t, "three handlers to start", func() bool { return started.Load() == 3 })
+	stop()
+	s := w.Stats()
+	require.EqualValues(t, 1, s.Released)
+	require.EqualValues(t, 1, s.Succeeded)
+
+	released := b.job(t, ids[0])
+	require.Equal(t, harmonia.JobPending, released.Status)
+	require.Zero(t, released.Attempt)
+	require.Empty(t, released.Errors)
+	require.Equal(t, harmonia.JobSuccess, b.job(t, ids[1]).Status)
+	left := b.job(t, ids[2])
+	require.Equal(t, harmonia.JobRunning, left.Status)
+
+	b.clock.Advance(lease + time.Second)
+	ok := func(context.Context, *harmonia.Job, *harmonia.JobLogger) (any, error) { return nil, nil }
+	w2, _ := startWorker(t, b, harmonia.WorkerConfig{ID: "w2", Handlers: handlers(ok), PollInterval: 5 * time.Millisecond})
+	waitFor(t, "the released and the expired job to succeed", func() bool { return w2.Stats().Succeeded == 2 })
+	require.Equal(t, 1, b.job(t, ids[0]).Attempt)
+	require.Equal(t, 2, b.job(t, ids[2]).Attempt)
+	close(stuck)
+	waitFor(t, "the stuck handler's late finish to be refused", func() bool { return w.Stats().LeaseLost == 1 })
+}
+
+// TestWorkerWakesOnEnqueue: an idle worker with a long poll interval
+// claims a job enqueued through its Store at once.
+func TestWorkerWakesOnEnqueue(t *testing.T) {
+	t.Parallel()
+	db, counter := harmoniatest.CountingDatabase(t)
+	b := setupOn(t, db)
+	ok := func(context.Context, *harmonia.Job, *harmonia.JobLogger) (any, error) { return nil, nil }
+	w, _ := startWorker(t, b, harmonia.WorkerConfig{Handlers: handlers(ok), PollInterval: time.Hour, Concurrency: 1})
+	waitFor(t, "the first claim", func() bool { return counter.Count("findAndModify") > 0 })
+	err := w.Run(b.ctx)
+	require.ErrorIs(t, err, harmonia.ErrConflict, "a worker runs once at a time")
+
+	b.enqueue(t, noop, nil, nil)
+	waitFor(t, "the job to succeed", func() bool { return w.Stats().Succeeded == 1 })
+}
+
+// TestWorkerStatsCountFailures checks the counters of failed and claimed
+// attempts against the jobs' records.
+func TestWorkerStatsCountFailures(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	enqueueNumbered(t, b, 4)
+	h := func(_ context.Context, job *harmonia.Job, _ *harmonia.JobLogger) (any, error) {
+		if jobNumber(job)%2 == 0 {
+			return nil, harmonia.Permanent(errors.New("no"))
+		}
+		return nil, nil
+	}
+	w, _ := startWorker(t, b, harmonia.WorkerConfig{Handlers: handlers(h), PollInterval: 5 * time.Millisecond})
+	waitFor(t, "four jobs to finish", func() bool { s := w.Stats(); return s.Succeeded+s.Failed == 4 })
+	require.Equal(t, harmonia.WorkerStats{Claimed: 4, Succeeded: 2, Failed: 2}, w.Stats())
+	require.EqualValues(t, 2, countJobs(t, b, statusIs(harmonia.JobFailed)))
+}
