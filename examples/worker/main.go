@@ -1,0 +1,113 @@
+// Command worker runs harmonia's job worker until SIGINT or SIGTERM: it
+// claims validate and download jobs from the queue, runs them with the
+// built-in handlers on files under -root, and on a signal stops claiming,
+// cancels its running handlers and gives their jobs back to the queue.
+//
+//	go run ./examples/worker -uri mongodb://localhost:27017 -root /srv/models
+//
+// Without -uri (or HARMONIA_MONGODB_URI) it starts an embedded server and,
+// so that there is something to do, enqueues a validate job for a small
+// file it writes under -root.
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/harmonia-ml/harmonia"
+	"github.com/harmonia-ml/harmonia/examples/internal/exampledb"
+)
+
+func main() {
+	uri := flag.String("uri", "", "MongoDB URI (default $HARMONIA_MONGODB_URI, else an embedded server with a demo job)")
+	root := flag.String("root", "", "directory the handlers read and write artifact files in (default: a temporary one)")
+	concurrency := flag.Int("concurrency", harmonia.WorkerConcurrencyDefault, "jobs run at once")
+	flag.Parse()
+
+	// SIGINT or SIGTERM cancels ctx: the worker shuts down gracefully.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *uri, *root, *concurrency); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, uri, root string, concurrency int) (err error) {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	conn, err := exampledb.Connect(ctx, exampledb.Options{URI: uri})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, conn.Close()) }()
+	store, err := harmonia.Open(ctx, conn.DB, &harmonia.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	if err := store.EnsureIndexes(ctx); err != nil {
+		return err
+	}
+	if root == "" {
+		if root, err = os.MkdirTemp("", "harmonia-worker-"); err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, os.RemoveAll(root)) }()
+	}
+	if conn.Lane == "embedded" {
+		if err := demoJob(ctx, store, root); err != nil {
+			return err
+		}
+	}
+
+	validate, err := harmonia.ValidateHandler(store, root)
+	if err != nil {
+		return err
+	}
+	download, err := harmonia.DownloadHandler(store, root, &http.Client{Timeout: 10 * time.Minute})
+	if err != nil {
+		return err
+	}
+	w, err := harmonia.NewWorker(store, harmonia.WorkerConfig{
+		Handlers: map[harmonia.JobType]harmonia.Handler{
+			harmonia.JobValidate: validate,
+			harmonia.JobDownload: download,
+		},
+		Concurrency: concurrency,
+		Logger:      log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("worker running; Ctrl-C to stop", "id", w.ID(), "server", conn.Lane, "root", root)
+	err = w.Run(ctx) // returns after a graceful shutdown once ctx is cancelled
+	s := w.Stats()
+	log.Info("worker stopped", "claimed", s.Claimed, "succeeded", s.Succeeded, "failed", s.Failed, "released", s.Released)
+	return err
+}
+
+// demoJob writes a small model file and enqueues a validate job for it.
+func demoJob(ctx context.Context, store *harmonia.Store, root string) error {
+	data := []byte("demo model weights\n")
+	if err := os.WriteFile(filepath.Join(root, "demo.onnx"), data, 0o644); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(data)
+	a := &harmonia.ModelArtifact{Name: "demo", Version: "1.0.0", Path: "demo.onnx", SizeBytes: int64(len(data)),
+		Hashes: harmonia.Hashes{SHA256: hex.EncodeToString(sum[:])}}
+	if err := store.CreateArtifact(ctx, a); err != nil {
+		return err
+	}
+	_, err := store.Enqueue(ctx, harmonia.JobValidate, harmonia.ValidateParams{ArtifactID: a.ID}, nil)
+	return err
+}
