@@ -437,7 +437,9 @@ func TestWorkerShutdownReleasesJobs(t *testing.T) {
 		<-stuck
 		return nil, nil
 	}
-	w, stop := startWorker(t, b, harmonia.WorkerConfig{Handlers: handlers(h), PollInterval: 5 * time.Millisecond, ShutdownTimeout: 50 * time.Millisecond})
+	// The timeout covers the release and the success writes, which wait
+	// their turn on a server that the parallel tests keep busy.
+	w, stop := startWorker(t, b, harmonia.WorkerConfig{Handlers: handlers(h), PollInterval: 5 * time.Millisecond, ShutdownTimeout: 3 * time.Second})
 	waitFor(t, "three handlers to start", func() bool { return started.Load() == 3 })
 	stop()
 	s := w.Stats()
