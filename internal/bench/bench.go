@@ -29,6 +29,8 @@ const DriverCollection = "bench_driver_jobs"
 
 // ClaimResult is one run of [ClaimAndFinish].
 type ClaimResult struct {
+	// Jobs is how many jobs each side ran; Workers how many workers or
+	// goroutines ran them.
 	Jobs, Workers int
 	// Harmonia is the time harmonia's workers took to claim and finish
 	// every job; Driver is the time of the plain driver loop.
@@ -211,6 +213,7 @@ func driverLoop(ctx context.Context, col *mongo.Collection, worker string) error
 
 // HashResult is one run of [HashVsOpenSSL].
 type HashResult struct {
+	// Bytes is the size of the file hashed.
 	Bytes int64
 	// Harmonia is the time of harmonia.HashFile; OpenSSL the time of
 	// `openssl dgst -sha256`, process start included.
