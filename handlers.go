@@ -32,7 +32,8 @@ var hashBufs = sync.Pool{New: func() any {
 // HashFile returns the SHA-256 digest (64 lowercase hex characters) and
 // the size of the file at path. It streams the file through a pooled
 // buffer, so its memory does not grow with the file's size, and stops
-// when ctx is cancelled. The validate handler checks files with it.
+// when ctx is cancelled. The validate and download handlers hash with the
+// same code.
 //
 // Errors: the file system's (test them with errors.Is and fs.ErrNotExist,
 // for example) and ctx's.
@@ -80,9 +81,12 @@ func hashCopy(ctx context.Context, dst io.Writer, src io.Reader) (string, int64,
 // VerifyResult is the result the validate and download handlers record: the
 // digest and size of the file they checked, and its path under the root.
 type VerifyResult struct {
-	Path      string `bson:"path" json:"path"`
-	SHA256    string `bson:"sha256" json:"sha256"`
-	SizeBytes int64  `bson:"size_bytes" json:"size_bytes"`
+	// Path is the file's path relative to the handler's root.
+	Path string `bson:"path" json:"path"`
+	// SHA256 is the file's digest, 64 lowercase hex characters.
+	SHA256 string `bson:"sha256" json:"sha256"`
+	// SizeBytes is the file's size.
+	SizeBytes int64 `bson:"size_bytes" json:"size_bytes"`
 }
 
 // verifyFailure is a file that does not match its artifact; the artifact

@@ -188,7 +188,10 @@ func TestValidateHashMemoryIsConstant(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	perCall := (after.TotalAlloc - before.TotalAlloc) / calls
 	t.Logf("HashFile of 32 MiB: %d bytes allocated per call", perCall)
-	require.Less(t, perCall, uint64(1<<20), "memory must not grow with the file's size")
+	// At most the 1 MiB buffer, when the pool had none to give (the race
+	// detector makes sync.Pool drop some of what it is given); reading the
+	// file into memory would take 32 MiB.
+	require.Less(t, perCall, uint64(2<<20), "memory must not grow with the file's size")
 
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()

@@ -275,9 +275,12 @@ type EnqueueOpts struct {
 
 // EnqueueParams is one job of [Store.EnqueueMany].
 type EnqueueParams struct {
-	Type   JobType
+	// Type is the job's type.
+	Type JobType
+	// Params is the job's input, as for [Store.Enqueue].
 	Params any
-	Opts   *EnqueueOpts
+	// Opts are the job's options; nil takes every default.
+	Opts *EnqueueOpts
 }
 
 // EnqueueResult is the outcome of enqueueing one job.

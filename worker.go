@@ -130,9 +130,10 @@ type WorkerConfig struct {
 	// once. Defaults to PollIntervalDefault.
 	PollInterval time.Duration
 	// ShutdownTimeout is how long Run, once its context is cancelled,
-	// waits for the cancelled handlers to return. The jobs of handlers that
-	// take longer stay running until their leases expire, and then run
-	// again elsewhere. Defaults to ShutdownTimeoutDefault.
+	// waits for the cancelled handlers to return and their outcomes to be
+	// recorded. The jobs of handlers that take longer stay running until
+	// their leases expire, and then run again elsewhere. Defaults to
+	// ShutdownTimeoutDefault.
 	ShutdownTimeout time.Duration
 	// Logger receives the worker's notices (lost leases, failed writes).
 	// Defaults to the Store's logger.
@@ -274,11 +275,24 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer stopHeartbeats()
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, w.cfg.Concurrency)
+	// A slot's goroutine claims its next job itself as soon as one ends,
+	// with no hand-off to this loop, which only fills free slots. When such
+	// a claim finds nothing, the slot is freed and this loop idles first
+	// (on the wake channel taken before that claim), so that an idle
+	// worker makes one claim per PollInterval, not one per slot.
+	emptied := make(chan (<-chan struct{}), 1)
 	for ctx.Err() == nil {
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
 			continue
+		}
+		select {
+		case wake := <-emptied:
+			<-slots
+			w.idle(ctx, wake)
+			continue
+		default:
 		}
 		wake := w.store.enqueued.wait()
 		job := w.claim(ctx)
@@ -289,7 +303,19 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			w.execute(handlersCtx, heartbeatsCtx, job)
+			for job != nil {
+				w.execute(handlersCtx, heartbeatsCtx, job)
+				if ctx.Err() != nil {
+					return
+				}
+				wake := w.store.enqueued.wait()
+				if job = w.claim(ctx); job == nil {
+					select {
+					case emptied <- wake:
+					default:
+					}
+				}
+			}
 		})
 	}
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,9 +17,9 @@ import (
 	"github.com/harmonia-ml/harmonia/harmoniatest"
 )
 
-// EnvTestJobs sets the size of the many-workers test (default 500; the
-// embedded server scans the jobs collection on every claim, so a MongoDB
-// lane can take 2,000).
+// EnvTestJobs sets the size of the many-workers test: by default 500 on
+// the embedded lane, whose server reads the whole jobs collection on every
+// claim, and 2,000 on a MongoDB lane.
 const EnvTestJobs = "HARMONIA_TEST_JOBS"
 
 // waitFor polls cond until it holds, failing t after a minute and a half.
@@ -156,17 +155,16 @@ func TestNewWorkerValidatesConfig(t *testing.T) {
 	require.Contains(t, w.ID(), fmt.Sprintf("-%d-", os.Getpid()))
 }
 
-// TestWorkerRunsManyJobsOnce runs HARMONIA_TEST_JOBS jobs (default 500) on
-// 8 workers of concurrency 4: every job succeeds exactly once, and no job
-// ever runs in two handlers at the same time.
+// TestWorkerRunsManyJobsOnce runs HARMONIA_TEST_JOBS jobs on 8 workers of
+// concurrency 4: every job succeeds exactly once, and no job ever runs in
+// two handlers at the same time.
 func TestWorkerRunsManyJobsOnce(t *testing.T) {
 	t.Parallel()
-	n := 500
-	if v := os.Getenv(EnvTestJobs); v != "" {
-		var err error
-		n, err = strconv.Atoi(v)
-		require.NoError(t, err, EnvTestJobs)
+	n := 2000
+	if harmoniatest.CurrentLane(t).Name == harmoniatest.LaneEmbedded {
+		n = 500
 	}
+	n = envInt(t, EnvTestJobs, n)
 	b := setup(t)
 	ids := enqueueNumbered(t, b, n)
 
@@ -437,7 +435,9 @@ func TestWorkerShutdownReleasesJobs(t *testing.T) {
 		<-stuck
 		return nil, nil
 	}
-	w, stop := startWorker(t, b, harmonia.WorkerConfig{Handlers: handlers(h), PollInterval: 5 * time.Millisecond, ShutdownTimeout: 50 * time.Millisecond})
+	// The timeout covers the release and the success writes, which wait
+	// their turn on a server that the parallel tests keep busy.
+	w, stop := startWorker(t, b, harmonia.WorkerConfig{Handlers: handlers(h), PollInterval: 5 * time.Millisecond, ShutdownTimeout: 3 * time.Second})
 	waitFor(t, "three handlers to start", func() bool { return started.Load() == 3 })
 	stop()
 	s := w.Stats()
