@@ -54,9 +54,13 @@
 // Create the missing indexes one per command instead; harmonia's
 // EnsureIndexes does that.
 //
+// $push silently ignores $slice (the array keeps growing): FerretDB
+// v1.24.2 reads only $each. Cap arrays with a $set of the trimmed array
+// where one writer owns them (harmonia's job log tail does that).
+//
 // What works: CRUD, unique and compound indexes with E11000 duplicate-key
 // errors, findOneAndUpdate with sort and returnDocument, the common update
-// operators ($set, $inc, $push with $each/$slice, $addToSet, $pull, $max,
+// operators ($set, $inc, $push with $each, $addToSet, $pull, $max,
 // $rename, $unset, $setOnInsert, $currentDate), ordered and unordered bulk
 // writes with upserts, distinct, and aggregation with $match, $group,
 // $unwind, $sort, $limit and $project.
