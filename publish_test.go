@@ -272,23 +272,53 @@ func TestPublishCrashAtEveryStepRecovers(t *testing.T) {
 	requireConsistent(t, b)
 }
 
+// TestPublishRacesDelete deletes an artifact while it is being published:
+// at each step of the publish (through the step hook) and concurrently
+// without synchronisation. Exactly one of the two wins, every time.
 func TestPublishRacesDelete(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	lic := b.license(t, "MIT")
+	// deleteAt names the publish step before which the delete runs; ""
+	// runs both concurrently. With transactions the steps run inside one
+	// transaction, whose snapshot decides instead.
+	type round struct {
+		deleteAt   string
+		publishWin bool
+	}
+	var rounds []round
+	if !b.store.Capabilities().Transactions {
+		rounds = append(rounds, round{"insert_pending", false}, round{"mark_artifacts", false},
+			round{"mark_datasets", true}, round{"flip", true})
+	}
+	for range 8 {
+		rounds = append(rounds, round{deleteAt: ""})
+	}
 	var published, deleted int
-	for i := range 20 {
+	for i, r := range rounds {
 		a := validArtifact()
 		a.Name, a.LicenseID = fmt.Sprintf("race-%d", i), lic.ID
 		require.NoError(t, b.store.CreateArtifact(b.ctx, a))
 		var pubErr, delErr error
-		var wg sync.WaitGroup
-		wg.Go(func() {
+		if r.deleteAt != "" {
+			harmonia.SetPublishStepHook(b.store, func(ctx context.Context, s string) error {
+				if s == r.deleteAt {
+					delErr = b.store.DeleteArtifact(ctx, a.ID)
+				}
+				return nil
+			})
 			_, pubErr = b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: fmt.Sprintf("r%d", i), ArtifactIDs: []bson.ObjectID{a.ID}, PublishedBy: "x"})
-		})
-		wg.Go(func() { delErr = b.store.DeleteArtifact(b.ctx, a.ID) })
-		wg.Wait()
-		require.True(t, (pubErr == nil) != (delErr == nil), "round %d: exactly one wins; publish: %v, delete: %v", i, pubErr, delErr)
+			harmonia.SetPublishStepHook(b.store, nil)
+			require.Equal(t, r.publishWin, pubErr == nil, "delete before %s: publish: %v, delete: %v", r.deleteAt, pubErr, delErr)
+		} else {
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				_, pubErr = b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: fmt.Sprintf("r%d", i), ArtifactIDs: []bson.ObjectID{a.ID}, PublishedBy: "x"})
+			})
+			wg.Go(func() { delErr = b.store.DeleteArtifact(b.ctx, a.ID) })
+			wg.Wait()
+		}
+		require.True(t, (pubErr == nil) != (delErr == nil), "round %d (%q): exactly one wins; publish: %v, delete: %v", i, r.deleteAt, pubErr, delErr)
 		if pubErr == nil {
 			published++
 			require.ErrorIs(t, delErr, harmonia.ErrConflict)
@@ -299,9 +329,9 @@ func TestPublishRacesDelete(t *testing.T) {
 			_, err := b.store.GetVersion(b.ctx, fmt.Sprintf("r%d", i))
 			require.ErrorIs(t, err, harmonia.ErrNotFound)
 		}
+		requireConsistent(t, b)
 	}
-	t.Logf("publish vs delete, 20 rounds: publish won %d, delete won %d", published, deleted)
-	requireConsistent(t, b)
+	t.Logf("publish vs delete, %d rounds: publish won %d, delete won %d", len(rounds), published, deleted)
 }
 
 // TestPublishCommandCount checks that a publish takes a constant number of
