@@ -189,13 +189,9 @@ func (s *Store) ListArtifactsWithLicenses(ctx context.Context, f Filter) (*Page[
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]bson.ObjectID, 0, len(page.Items))
-	seen := map[bson.ObjectID]bool{}
-	for _, a := range page.Items {
-		if !a.LicenseID.IsZero() && !seen[a.LicenseID] {
-			seen[a.LicenseID] = true
-			ids = append(ids, a.LicenseID)
-		}
+	ids := make([]bson.ObjectID, len(page.Items))
+	for i, a := range page.Items {
+		ids[i] = a.LicenseID
 	}
 	licenses, err := s.licensesByID(ctx, ids)
 	if err != nil {

@@ -2,6 +2,7 @@ package harmonia
 
 import (
 	"context"
+	"errors"
 	"regexp"
 	"time"
 
@@ -26,7 +27,7 @@ func (p *Page[T]) More() bool { return !p.Next.IsZero() }
 func findOne[T any](ctx context.Context, col *mongo.Collection, entity string, filter any, what string) (*T, error) {
 	var v T
 	if err := col.FindOne(ctx, filter).Decode(&v); err != nil {
-		if err == mongo.ErrNoDocuments {
+		if errors.Is(err, mongo.ErrNoDocuments) {
 			return nil, &Error{Code: CodeNotFound, Entity: entity, Reason: "no " + entity + " with " + what, Err: err}
 		}
 		return nil, wrapErr(entity, "find "+what, err)
@@ -47,6 +48,15 @@ func findAll[T any](ctx context.Context, col *mongo.Collection, entity string, f
 		return nil, wrapErr(entity, "read", err)
 	}
 	return out, nil
+}
+
+// byIDs reads the documents of col with the given ids in one command; none
+// without a command when ids is empty.
+func byIDs[T any](ctx context.Context, col *mongo.Collection, entity string, ids []bson.ObjectID) ([]T, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	return findAll[T](ctx, col, entity, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, len(ids))
 }
 
 // listPage reads one page in id order: limit+1 documents in one command,
@@ -184,7 +194,7 @@ func deleteUnpublished(ctx context.Context, col *mongo.Collection, entity string
 	if res.DeletedCount == 1 {
 		return nil
 	}
-	if err := col.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Err(); err == mongo.ErrNoDocuments {
+	if err := col.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Err(); errors.Is(err, mongo.ErrNoDocuments) {
 		return notFoundf(entity, "no %s with id %s", entity, id.Hex())
 	} else if err != nil {
 		return wrapErr(entity, "delete", err)

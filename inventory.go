@@ -155,30 +155,18 @@ func (s *Store) VersionContents(ctx context.Context, tag string) (*VersionConten
 		return nil, err
 	}
 	out := &VersionContents{Version: v}
-	in := func(ids []bson.ObjectID) bson.D { return bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}} }
-	if len(v.ArtifactIDs) > 0 {
-		if out.Artifacts, err = findAll[*ModelArtifact](ctx, s.cols.artifacts, EntityArtifact, in(v.ArtifactIDs), len(v.ArtifactIDs)); err != nil {
-			return nil, err
-		}
+	if out.Artifacts, err = byIDs[*ModelArtifact](ctx, s.cols.artifacts, EntityArtifact, v.ArtifactIDs); err != nil {
+		return nil, err
 	}
-	if len(v.DatasetIDs) > 0 {
-		if out.Datasets, err = findAll[*Dataset](ctx, s.cols.datasets, EntityDataset, in(v.DatasetIDs), len(v.DatasetIDs)); err != nil {
-			return nil, err
-		}
+	if out.Datasets, err = byIDs[*Dataset](ctx, s.cols.datasets, EntityDataset, v.DatasetIDs); err != nil {
+		return nil, err
 	}
-	var licIDs []bson.ObjectID
-	seen := map[bson.ObjectID]bool{}
-	add := func(id bson.ObjectID) {
-		if !id.IsZero() && !seen[id] {
-			seen[id] = true
-			licIDs = append(licIDs, id)
-		}
-	}
+	licIDs := make([]bson.ObjectID, 0, len(out.Artifacts)+len(out.Datasets))
 	for _, a := range out.Artifacts {
-		add(a.LicenseID)
+		licIDs = append(licIDs, a.LicenseID)
 	}
 	for _, d := range out.Datasets {
-		add(d.LicenseID)
+		licIDs = append(licIDs, d.LicenseID)
 	}
 	if out.Licenses, err = s.licensesByID(ctx, licIDs); err != nil {
 		return nil, err

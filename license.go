@@ -82,13 +82,22 @@ func (s *Store) ListLicenses(ctx context.Context, after bson.ObjectID, limit int
 	return listPage(ctx, s.cols.licenses, EntityLicense, filterDoc(Filter{After: after}), limit, func(l *License) bson.ObjectID { return l.ID })
 }
 
-// licensesByID reads the licenses with the given ids in one command.
+// licensesByID reads the licenses with the given ids in one command (none
+// when every id is zero). Ids may repeat and may be zero (no license).
 func (s *Store) licensesByID(ctx context.Context, ids []bson.ObjectID) (map[bson.ObjectID]*License, error) {
 	out := make(map[bson.ObjectID]*License, len(ids))
-	if len(ids) == 0 {
+	want := make([]bson.ObjectID, 0, len(ids))
+	seen := make(map[bson.ObjectID]bool, len(ids))
+	for _, id := range ids {
+		if !id.IsZero() && !seen[id] {
+			seen[id] = true
+			want = append(want, id)
+		}
+	}
+	if len(want) == 0 {
 		return out, nil
 	}
-	ls, err := findAll[*License](ctx, s.cols.licenses, EntityLicense, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, len(ids))
+	ls, err := byIDs[*License](ctx, s.cols.licenses, EntityLicense, want)
 	if err != nil {
 		return nil, err
 	}

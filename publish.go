@@ -1,11 +1,9 @@
 package harmonia
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -120,21 +118,13 @@ func (r *PublishRequest) validate() error {
 // (three commands), checks them, and returns the version document to
 // insert. It is side-effect free, so a transaction may run it again.
 func (s *Store) buildVersion(ctx context.Context, req PublishRequest, state VersionState) (*InventoryVersion, error) {
-	inIDs := func(ids []bson.ObjectID) bson.D {
-		return bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}
+	arts, err := byIDs[*ModelArtifact](ctx, s.cols.artifacts, EntityVersion, req.ArtifactIDs)
+	if err != nil {
+		return nil, err
 	}
-	var arts []*ModelArtifact
-	var dss []*Dataset
-	var err error
-	if len(req.ArtifactIDs) > 0 {
-		if arts, err = findAll[*ModelArtifact](ctx, s.cols.artifacts, EntityVersion, inIDs(req.ArtifactIDs), len(req.ArtifactIDs)); err != nil {
-			return nil, err
-		}
-	}
-	if len(req.DatasetIDs) > 0 {
-		if dss, err = findAll[*Dataset](ctx, s.cols.datasets, EntityVersion, inIDs(req.DatasetIDs), len(req.DatasetIDs)); err != nil {
-			return nil, err
-		}
+	dss, err := byIDs[*Dataset](ctx, s.cols.datasets, EntityVersion, req.DatasetIDs)
+	if err != nil {
+		return nil, err
 	}
 	if err := missingRefs(req, arts, dss); err != nil {
 		return nil, err
@@ -149,9 +139,7 @@ func (s *Store) buildVersion(ctx context.Context, req PublishRequest, state Vers
 		items = append(items, ManifestItem{ID: d.ID, Name: d.Name, Version: d.Version, SHA256: d.Hashes.SHA256, SizeBytes: d.SizeBytes})
 		licOf = append(licOf, d.LicenseID)
 	}
-	licIDs := slices.Clone(licOf)
-	slices.SortFunc(licIDs, func(a, b bson.ObjectID) int { return bytes.Compare(a[:], b[:]) })
-	licenses, err := s.licensesByID(ctx, slices.Compact(licIDs))
+	licenses, err := s.licensesByID(ctx, licOf)
 	if err != nil {
 		return nil, err
 	}

@@ -26,11 +26,8 @@ import (
 	"os/signal"
 	"text/tabwriter"
 
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
 	"github.com/harmonia-ml/harmonia"
-	"github.com/harmonia-ml/harmonia/embedded"
+	"github.com/harmonia-ml/harmonia/examples/internal/exampledb"
 	"github.com/harmonia-ml/harmonia/migrate"
 )
 
@@ -82,24 +79,18 @@ func run(ctx context.Context, c config, out io.Writer) (err error) {
 	}
 	defer func() { _ = f.Close() }()
 
-	where := c.uri
-	if c.uri == "" {
-		srv, err := embedded.Start(ctx, embedded.Options{Dir: c.dir})
-		if err != nil {
-			return err
-		}
-		defer func() { err = errors.Join(err, srv.Close()) }()
-		c.uri, where = srv.URI(), "the embedded server (temporary data: use -dir to keep it)"
+	conn, err := exampledb.Connect(ctx, exampledb.Options{URI: c.uri, Dir: c.dir, Database: c.db})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, conn.Close()) }()
+	db, where := conn.DB, conn.URI
+	if conn.Lane == "embedded" {
+		where = "the embedded server (temporary data: use -dir to keep it)"
 		if c.dir != "" {
 			where = "the embedded server (data in " + c.dir + ")"
 		}
 	}
-	client, err := mongo.Connect(options.Client().ApplyURI(c.uri))
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, client.Disconnect(context.WithoutCancel(ctx))) }()
-	db := client.Database(c.db)
 	fmt.Fprintf(out, "importing %s into database %q on %s\n", c.file, c.db, where)
 
 	runner, err := migrate.New(db, migrate.Builtin(), nil)
