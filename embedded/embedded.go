@@ -15,6 +15,7 @@ import (
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 	"github.com/gofrs/flock"
+	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 // AddrDefault is the front's listen address when [Options.Addr] is empty:
@@ -51,6 +52,25 @@ type Options struct {
 	// Addr is the TCP address the server listens on for clients.
 	// Defaults to AddrDefault, a free loopback port; see [Server.URI].
 	Addr string
+
+	// ReplicaSet, when set, is the name of a one-member replica set (such
+	// as "rs0") whose primary the server says it is, with multi-document
+	// transactions (see "Replica-set mode" in the package documentation).
+	// [Server.URI] then names the set. Defaults to "", a standalone server.
+	ReplicaSet string
+
+	// TransactionLifetime is how long a transaction may run before the
+	// server aborts it, as MongoDB's transactionLifetimeLimitSeconds.
+	// Only the replica-set mode has transactions. Defaults to
+	// TransactionLifetimeDefault, MongoDB's 60 seconds.
+	TransactionLifetime time.Duration
+
+	// TransactionWait is how long a command waits behind another session's
+	// transaction that holds a collection it needs before that transaction
+	// is aborted (its next command then fails with NoSuchTransaction and
+	// the TransientTransactionError label, as a write conflict does on
+	// MongoDB). Defaults to TransactionWaitDefault.
+	TransactionWait time.Duration
 
 	// Logger receives the server's logs, FerretDB's included. FerretDB
 	// logs every connection at Info and every failed command at Warn;
@@ -100,7 +120,11 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 		}
 	}()
 
-	sqliteURL, err := s.prepareData(opts)
+	sqliteURL, dataDir, err := s.prepareData(opts)
+	if err != nil {
+		return nil, err
+	}
+	validators, err := loadValidators(dataDir)
 	if err != nil {
 		return nil, err
 	}
@@ -142,8 +166,18 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	dial := func() (net.Conn, error) {
 		return net.DialTimeout(network, addr, 10*time.Second)
 	}
-	s.front = newFront(ln, dial, logger)
-	s.uri = clientURI(ln.Addr().(*net.TCPAddr))
+	tcpAddr := ln.Addr().(*net.TCPAddr)
+	s.front = newFront(ln, dial, logger, frontConfig{
+		replSet:     opts.ReplicaSet,
+		host:        clientHost(tcpAddr),
+		txnLifetime: opts.TransactionLifetime,
+		txnWait:     opts.TransactionWait,
+		electionID:  bson.NewObjectID(),
+	}, validators)
+	s.uri = "mongodb://" + clientHost(tcpAddr) + "/"
+	if opts.ReplicaSet != "" {
+		s.uri += "?replicaSet=" + url.QueryEscape(opts.ReplicaSet)
+	}
 	logger.Info("embedded: serving", "uri", s.uri, "sqlite", sqliteURL)
 	return s, nil
 }
@@ -154,8 +188,8 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 var ramDir = "/dev/shm"
 
 // prepareData readies the data directory and returns FerretDB's SQLite URL
-// for it.
-func (s *Server) prepareData(opts Options) (string, error) {
+// for it and the directory.
+func (s *Server) prepareData(opts Options) (string, string, error) {
 	dir, query := opts.Dir, ""
 	if dir == "" {
 		// Data that Close throws away needs no fsync; it makes writes
@@ -170,29 +204,29 @@ func (s *Server) prepareData(opts Options) (string, error) {
 			tmp, err = os.MkdirTemp("", "harmonia-embedded-data-")
 		}
 		if err != nil {
-			return "", fmt.Errorf("embedded: %w", err)
+			return "", "", fmt.Errorf("embedded: %w", err)
 		}
 		s.remove = append(s.remove, tmp)
 		dir = tmp
 	}
 	dir, err := filepath.Abs(dir)
 	if err != nil {
-		return "", fmt.Errorf("embedded: %w", err)
+		return "", "", fmt.Errorf("embedded: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("embedded: %w", err)
+		return "", "", fmt.Errorf("embedded: %w", err)
 	}
 	lock := flock.New(filepath.Join(dir, lockFileName))
 	locked, err := lock.TryLock()
 	if err != nil {
-		return "", fmt.Errorf("embedded: lock %s: %w", dir, err)
+		return "", "", fmt.Errorf("embedded: lock %s: %w", dir, err)
 	}
 	if !locked {
-		return "", fmt.Errorf("%w: %s", ErrDirInUse, dir)
+		return "", "", fmt.Errorf("%w: %s", ErrDirInUse, dir)
 	}
 	s.lock = lock
 	u := url.URL{Scheme: "file", Path: filepath.ToSlash(dir) + "/", RawQuery: query}
-	return u.String(), nil
+	return u.String(), dir, nil
 }
 
 // backendListener puts FerretDB on a Unix socket in a private (0700)
@@ -216,18 +250,19 @@ func fdbTCPAddr(fdb *ferretdb.FerretDB) string {
 	return u.Host
 }
 
-// clientURI returns the connection string for the front at addr, with a
-// dialable host when it listens on every interface.
-func clientURI(addr *net.TCPAddr) string {
+// clientHost returns the host:port clients dial for the front at addr, a
+// loopback address when it listens on every interface.
+func clientHost(addr *net.TCPAddr) string {
 	ip := addr.IP
 	if ip == nil || ip.IsUnspecified() {
 		ip = net.IPv4(127, 0, 0, 1)
 	}
-	return "mongodb://" + net.JoinHostPort(ip.String(), fmt.Sprint(addr.Port)) + "/"
+	return net.JoinHostPort(ip.String(), fmt.Sprint(addr.Port))
 }
 
 // URI returns the MongoDB connection string of the server,
-// mongodb://127.0.0.1:PORT/ by default.
+// mongodb://127.0.0.1:PORT/ by default, and
+// mongodb://127.0.0.1:PORT/?replicaSet=NAME in the replica-set mode.
 func (s *Server) URI() string { return s.uri }
 
 // Close stops the server: it closes its listener and every client

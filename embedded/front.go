@@ -10,8 +10,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
 
 // Wire protocol facts the front relies on.
@@ -44,28 +49,68 @@ var errBadLength = errors.New("message length out of range")
 // A request is read in full before cmd is taken, and replies are written to
 // the client after cmd is released, so a slow or vanished client never holds
 // up the others.
+//
+// The front also adds what FerretDB lacks (see the package documentation):
+// the replica-set mode's hello and transactions (txn.go), validators
+// (validators.go, write.go) and the failCommand fail point (failpoint.go).
 type front struct {
 	ln   net.Listener
 	dial func() (net.Conn, error)
 	log  *slog.Logger
+	cfg  frontConfig
 
-	cmd sync.Mutex // one command in flight in the backend
+	// cmd is held while a command runs in the backend; it also guards
+	// internal, sessions and active.
+	cmd      sync.Mutex
+	internal *backend            // the front's own backend connection, dialed on first use
+	sessions map[string]*session // by sessionKey
+	active   map[*txn]struct{}   // transactions in progress
 
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
+	validators *validatorStore
+	fail       failPoint
+
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	closed  bool
+	closing chan struct{} // closed by close
 
 	wg sync.WaitGroup
 }
 
+// frontConfig is what the front needs of the server's Options.
+type frontConfig struct {
+	replSet     string // replica set name; "" for a standalone server
+	host        string // host:port clients reach the front at
+	txnLifetime time.Duration
+	txnWait     time.Duration
+	electionID  bson.ObjectID
+}
+
+// errFrontClosed is returned to a command that waited while the front closed.
+var errFrontClosed = errors.New("embedded: server closed")
+
 // newFront serves ln until close, connecting each accepted client to a new
 // backend connection from dial.
-func newFront(ln net.Listener, dial func() (net.Conn, error), log *slog.Logger) *front {
+func newFront(ln net.Listener, dial func() (net.Conn, error), log *slog.Logger, cfg frontConfig, validators *validatorStore) *front {
+	if cfg.txnLifetime <= 0 {
+		cfg.txnLifetime = TransactionLifetimeDefault
+	}
+	if cfg.txnWait <= 0 {
+		cfg.txnWait = TransactionWaitDefault
+	}
+	if validators == nil {
+		validators = &validatorStore{byNS: map[resource]*collValidator{}}
+	}
 	f := &front{
-		ln:    ln,
-		dial:  dial,
-		log:   log,
-		conns: make(map[net.Conn]struct{}),
+		ln:         ln,
+		dial:       dial,
+		log:        log,
+		cfg:        cfg,
+		sessions:   map[string]*session{},
+		active:     map[*txn]struct{}{},
+		validators: validators,
+		conns:      make(map[net.Conn]struct{}),
+		closing:    make(chan struct{}),
 	}
 	f.wg.Add(1)
 	go f.accept()
@@ -76,6 +121,9 @@ func newFront(ln net.Listener, dial func() (net.Conn, error), log *slog.Logger) 
 // waits for all of the front's goroutines to return.
 func (f *front) close() {
 	f.mu.Lock()
+	if !f.closed {
+		close(f.closing)
+	}
 	f.closed = true
 	_ = f.ln.Close()
 	for c := range f.conns {
@@ -83,6 +131,12 @@ func (f *front) close() {
 	}
 	f.mu.Unlock()
 	f.wg.Wait()
+	f.cmd.Lock()
+	for t := range f.active {
+		t.timer.Stop()
+	}
+	f.dropInternal()
+	f.cmd.Unlock()
 }
 
 func (f *front) accept() {
@@ -129,6 +183,32 @@ func (f *front) release(c net.Conn) {
 	_ = c.Close()
 }
 
+// internalBackend returns the front's own backend connection, dialing it
+// first if needed. The caller holds f.cmd.
+func (f *front) internalBackend() (*backend, error) {
+	if f.internal != nil {
+		return f.internal, nil
+	}
+	c, err := f.dial()
+	if err != nil {
+		return nil, err
+	}
+	if !f.track(c) {
+		return nil, errFrontClosed
+	}
+	f.internal = newBackend(c)
+	return f.internal, nil
+}
+
+// dropInternal closes the front's own backend connection after an error,
+// so that the next use dials a fresh one. The caller holds f.cmd.
+func (f *front) dropInternal() {
+	if f.internal != nil {
+		f.release(f.internal.conn)
+		f.internal = nil
+	}
+}
+
 func (f *front) serveConn(client net.Conn) {
 	defer f.wg.Done()
 	if !f.track(client) {
@@ -136,47 +216,50 @@ func (f *front) serveConn(client net.Conn) {
 	}
 	defer f.release(client)
 
-	backend, err := f.dial()
+	bc, err := f.dial()
 	if err != nil {
 		f.log.Warn("embedded: cannot reach the backend", "err", err)
 		return
 	}
-	if !f.track(backend) {
+	if !f.track(bc) {
 		return
 	}
-	defer f.release(backend)
+	defer f.release(bc)
 
-	err = f.relay(client, backend)
+	c := &clientConn{f: f, be: newBackend(bc)}
+	err = c.relay(client)
 	switch {
-	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, errCloseByFailPoint):
 	default:
 		f.log.Debug("embedded: connection closed", "remote", client.RemoteAddr().String(), "err", err)
 	}
 }
 
-// relay forwards commands from client to backend, one at a time, until
-// either side fails or goes away. It lowers the maxWriteBatchSize of hello
-// replies to maxWriteBatch (see there why).
-func (f *front) relay(client, backend net.Conn) error {
+// clientConn is the front's side of one client connection.
+type clientConn struct {
+	f       *front
+	be      *backend
+	appName string // from the client's handshake, for the fail point's appName
+}
+
+// errCloseByFailPoint closes a connection on the fail point's closeConnection.
+var errCloseByFailPoint = errors.New("closed by the failCommand fail point")
+
+// relay answers the client's commands, one at a time, until either side
+// fails or goes away.
+func (c *clientConn) relay(client net.Conn) error {
 	cr := bufio.NewReader(client)
-	br := bufio.NewReader(backend)
 	for {
 		req, err := readMessage(cr)
 		if err != nil {
 			return err
 		}
-		hello := isHello(req)
-		replies, err := f.roundTrip(backend, br, req, !hello)
+		replies, err := c.handle(req)
 		if err != nil {
-			return fmt.Errorf("backend: %w", err)
+			return err
 		}
 		if len(replies) == 0 {
 			continue
-		}
-		if hello {
-			for i, rep := range replies {
-				replies[i] = capHelloReply(rep)
-			}
 		}
 		bufs := net.Buffers(replies)
 		if _, err := bufs.WriteTo(client); err != nil {
@@ -185,13 +268,8 @@ func (f *front) relay(client, backend net.Conn) error {
 	}
 }
 
-// roundTrip sends one request to the backend and reads all of its replies,
-// holding cmd throughout when serialize is set. Handshakes and heartbeats
-// (hello, isMaster) touch no data and skip the lock: a driver whose
-// heartbeat waited behind a long command (an updateMany of thousands of
-// documents takes seconds here) would declare the server down and close
-// every connection, the long command's included. It returns the replies the client expects: none
-// for an OP_MSG request with moreToCome, otherwise the reply and any
+// handle answers one request. It returns the replies the client expects:
+// none for an OP_MSG request with moreToCome, otherwise the reply and any
 // replies that follow it while moreToCome is set on them.
 //
 // FerretDB v1 answers every request, moreToCome or not, and a stray answer
@@ -199,35 +277,175 @@ func (f *front) relay(client, backend net.Conn) error {
 // front clears moreToCome on the way in, waits for the backend's reply
 // while still holding cmd (which also keeps an unacknowledged write from
 // overlapping the next command) and drops that reply.
-func (f *front) roundTrip(backend io.Writer, br *bufio.Reader, req []byte, serialize bool) ([][]byte, error) {
+func (c *clientConn) handle(req []byte) ([][]byte, error) {
 	noReply := isMsg(req) && msgFlags(req)&flagMoreToCome != 0
 	if noReply {
 		clearMoreToCome(req)
 	}
-
-	if serialize {
-		f.cmd.Lock()
-		defer f.cmd.Unlock()
-	}
-
-	if _, err := backend.Write(req); err != nil {
+	replies, err := c.dispatch(req)
+	if err != nil || noReply {
 		return nil, err
 	}
-	var replies [][]byte
-	for {
-		rep, err := readMessage(br)
+	return replies, nil
+}
+
+// dispatch answers req: handshakes and heartbeats without the command
+// lock, the commands the front implements itself, and every other command
+// through the backend.
+func (c *clientConn) dispatch(req []byte) ([][]byte, error) {
+	f := c.f
+	cmd, err := parseCommand(req)
+	if err != nil {
+		// Not a command the front takes apart (a legacy OP_QUERY, a
+		// malformed message): FerretDB answers it.
+		hello := isHello(req)
+		if hello && opCode(req) == opCodeQuery {
+			c.noteAppName(queryDocument(req))
+		}
+		replies, err := c.forward(req, !hello)
+		if err == nil && hello {
+			for i, rep := range replies {
+				replies[i] = f.helloReply(rep)
+			}
+		}
+		return replies, err
+	}
+	switch cmd.name {
+	case "hello", "isMaster", "ismaster":
+		c.noteAppName(cmd.doc)
+		replies, err := c.forward(req, false)
+		if err == nil {
+			for i, rep := range replies {
+				replies[i] = f.helloReply(rep)
+			}
+		}
+		return replies, err
+	case "configureFailPoint":
+		return c.reply(cmd, f.fail.configure(cmd)), nil
+	}
+
+	tf := txnFieldsOf(cmd)
+	inTxn := f.cfg.replSet != "" && tf.inTxn
+	act := f.fail.match(cmd.name, c.appName)
+	if act != nil {
+		if act.block > 0 {
+			select {
+			case <-time.After(act.block):
+			case <-f.closing:
+				return nil, errFrontClosed
+			}
+		}
+		if act.closeConn {
+			return nil, errCloseByFailPoint
+		}
+		if act.err != nil {
+			if act.err.labels == nil {
+				act.err.labels = defaultLabels(act.err.code, cmd, inTxn)
+			}
+			if inTxn {
+				f.failTxn(tf, "a command in it failed")
+			}
+			return c.reply(cmd, act.err.doc()), nil
+		}
+	}
+
+	var res result
+	switch {
+	case cmd.name == "endSessions":
+		res.doc = f.endSessions(cmd)
+	case f.cfg.replSet != "" && (cmd.name == "commitTransaction" || cmd.name == "abortTransaction"):
+		res.doc = f.commitOrAbort(cmd)
+	case f.cfg.replSet != "" && strings.HasPrefix(cmd.name, "replSet"):
+		res.doc = f.replSetCommand(cmd)
+	case inTxn:
+		res, err = f.txnCommand(c.be, cmd, tf)
+	default:
+		if err = f.acquire(resourceOf(cmd), nil); err != nil {
+			return nil, err
+		}
+		res, err = f.apply(c.be, cmd, nil)
+		f.cmd.Unlock()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("backend: %w", err)
+	}
+	if act != nil && act.writeConcernError != nil {
+		rep, err := res.body()
 		if err != nil {
 			return nil, err
 		}
-		replies = append(replies, rep)
-		if !isMsg(rep) || msgFlags(rep)&flagMoreToCome == 0 {
-			break
+		if replyOK(rep) {
+			res.doc = editDoc(rep, nil, bson.D{{Key: "writeConcernError", Value: act.writeConcernError}})
 		}
 	}
-	if noReply {
-		return nil, nil
+	if res.doc == nil {
+		return res.raw, nil
+	}
+	return c.reply(cmd, res.doc), nil
+}
+
+// noteAppName keeps the application name of a handshake, for the fail
+// point's appName.
+func (c *clientConn) noteAppName(hello bsoncore.Document) {
+	if name, ok := hello.Lookup("client", "application", "name").StringValueOK(); ok {
+		c.appName = name
+	}
+}
+
+// reply encodes rep as the reply to cmd.
+func (c *clientConn) reply(cmd *command, rep bsoncore.Document) [][]byte {
+	return [][]byte{encodeMsg(rep, cmd.requestID)}
+}
+
+// forward sends req to the backend as it is and returns its replies,
+// holding cmd throughout when serialize is set. Handshakes and heartbeats
+// (hello, isMaster) touch no data and skip the lock: a driver whose
+// heartbeat waited behind a long command (an updateMany of thousands of
+// documents takes seconds here) would declare the server down and close
+// every connection, the long command's included.
+func (c *clientConn) forward(req []byte, serialize bool) ([][]byte, error) {
+	if serialize {
+		c.f.cmd.Lock()
+		defer c.f.cmd.Unlock()
+	}
+	replies, err := c.be.send(req)
+	if err != nil {
+		return nil, fmt.Errorf("backend: %w", err)
 	}
 	return replies, nil
+}
+
+// failTxn aborts the transaction tf names, if it is in progress.
+func (f *front) failTxn(tf txnFields, why string) {
+	if tf.lsid == nil {
+		return
+	}
+	f.cmd.Lock()
+	defer f.cmd.Unlock()
+	if s := f.sessions[sessionKey(tf.lsid)]; s != nil && s.txn != nil && s.txn.number == tf.number {
+		f.abortLocked(s.txn, why)
+	}
+}
+
+// retryableCodes are the error codes after which drivers retry a write,
+// as MongoDB labels them RetryableWriteError.
+var retryableCodes = []int32{6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 63, 150, 13388, 234, 133}
+
+// defaultLabels returns the labels mongod gives an error of code on cmd
+// when the fail point names none: TransientTransactionError for a write
+// conflict or a retryable error in a transaction, RetryableWriteError for a
+// retryable error on a retryable write.
+func defaultLabels(code int32, cmd *command, inTxn bool) []string {
+	retryable := slices.Contains(retryableCodes, code)
+	switch {
+	case inTxn && (code == codeWriteConflict || retryable) && cmd.name != "commitTransaction":
+		return []string{labelTransient}
+	case inTxn && retryable:
+		return []string{labelUnknownCommit}
+	case !inTxn && retryable && cmd.lookup("txnNumber").Type != 0:
+		return []string{"RetryableWriteError"}
+	}
+	return nil
 }
 
 // readMessage reads one whole wire message: its header, then as many bytes

@@ -73,7 +73,7 @@ func startFront(t *testing.T) (*front, *backends) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	b := &backends{t: t, conns: make(chan net.Conn, 64)}
-	f := newFront(ln, b.dial, slog.New(slog.DiscardHandler))
+	f := newFront(ln, b.dial, slog.New(slog.DiscardHandler), frontConfig{}, nil)
 	t.Cleanup(f.close)
 	return f, b
 }
@@ -410,7 +410,7 @@ func TestFrontCloseWaitsForConnections(t *testing.T) {
 		close(dialing)
 		<-release
 		return near, nil
-	}, slog.New(slog.DiscardHandler))
+	}, slog.New(slog.DiscardHandler), frontConfig{}, nil)
 
 	c := dialFront(t, f)
 	<-dialing

@@ -70,18 +70,32 @@ func isHello(m []byte) bool {
 // an OP_MSG that carries one, its checksum updated. It returns m itself
 // when it needs no change or cannot be parsed: a reply the front does not
 // understand goes to the client as FerretDB sent it.
-func capHelloReply(m []byte) []byte {
+func capHelloReply(m []byte) []byte { return rewriteHelloReply(m, capDocument) }
+
+// helloReply returns the reply m to a hello request as the front answers
+// it: capped (see capHelloReply) and, in the replica-set mode, saying that
+// this server is the primary of a one-member replica set.
+func (f *front) helloReply(m []byte) []byte {
+	if f.cfg.replSet == "" {
+		return capHelloReply(m)
+	}
+	return rewriteHelloReply(m, f.replSetHello)
+}
+
+// rewriteHelloReply returns m with its document rewritten by edit, which
+// reports false when the document needs no change.
+func rewriteHelloReply(m []byte, edit func(bsoncore.Document) (bsoncore.Document, bool)) []byte {
 	switch opCode(m) {
 	case opCodeMsg:
-		return capMsgReply(m)
+		return capMsgReply(m, edit)
 	case opCodeReply:
-		return capReplyReply(m)
+		return capReplyReply(m, edit)
 	}
 	return m
 }
 
 // capReplyReply caps the single document of an OP_REPLY.
-func capReplyReply(m []byte) []byte {
+func capReplyReply(m []byte, edit func(bsoncore.Document) (bsoncore.Document, bool)) []byte {
 	if len(m) < replyDocsOffset || binary.LittleEndian.Uint32(m[replyDocsOffset-4:]) != 1 {
 		return m
 	}
@@ -89,7 +103,7 @@ func capReplyReply(m []byte) []byte {
 	if !ok || len(rem) != 0 {
 		return m
 	}
-	capped, ok := capDocument(doc)
+	capped, ok := edit(doc)
 	if !ok {
 		return m
 	}
@@ -99,12 +113,12 @@ func capReplyReply(m []byte) []byte {
 
 // capMsgReply caps the body section of an OP_MSG and copies its other
 // sections unchanged.
-func capMsgReply(m []byte) []byte {
+func capMsgReply(m []byte, edit func(bsoncore.Document) (bsoncore.Document, bool)) []byte {
 	body, at := msgBody(m)
 	if body == nil {
 		return m
 	}
-	capped, ok := capDocument(body)
+	capped, ok := edit(body)
 	if !ok {
 		return m
 	}

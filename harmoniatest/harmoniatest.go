@@ -27,22 +27,38 @@ const (
 	EnvMongodVersion = "HARMONIA_TEST_MONGOD_VERSION"
 )
 
+// EnvEmbeddedTopology chooses the embedded lane's server: "replset" (a
+// one-member replica set, with transactions: lane "embedded-replset") or
+// "standalone" (without: lane "embedded"). Defaults to "replset", the
+// closer to a production deployment.
+const EnvEmbeddedTopology = "HARMONIA_TEST_EMBEDDED_TOPOLOGY"
+
 // Lane names, the values of [Lane.Name].
 const (
 	LaneURI      = "uri"
 	LaneMongod   = "mongod"
 	LaneEmbedded = "embedded"
+	// LaneEmbeddedReplSet is the embedded server as a one-member replica
+	// set, with transactions.
+	LaneEmbeddedReplSet = "embedded-replset"
 )
 
 // Lane describes the server the tests of this binary run against.
 type Lane struct {
-	// Name is LaneURI, LaneMongod or LaneEmbedded.
+	// Name is LaneURI, LaneMongod, LaneEmbedded or LaneEmbeddedReplSet.
 	Name string
+	// Embedded reports either embedded lane: harmonia's embedded server,
+	// whose reads scan their collection (see package embedded), so tests
+	// keep collections small there.
+	Embedded bool
 	// URI is the connection string of the server.
 	URI string
 	// Transactions reports whether the deployment runs multi-document
 	// transactions: a replica set or a sharded cluster.
 	Transactions bool
+	// Validators reports whether the server enforces $jsonSchema
+	// validators (create and collMod with a validator).
+	Validators bool
 }
 
 // startTimeout bounds the start of the shared server, a mongod download
@@ -74,13 +90,14 @@ func sharedServer(t testing.TB) *server {
 		if shared.err == nil {
 			l := shared.srv.lane
 			where := ""
-			if l.Name == LaneEmbedded {
+			if l.Name == LaneEmbedded || l.Name == LaneEmbeddedReplSet {
 				where = " server=inprocess"
 				if !embeddedInProcess(os.Getenv) {
 					where = " server=process"
 				}
 			}
-			fmt.Printf("harmoniatest: lane=%s transactions=%t uri=%s%s\n", l.Name, l.Transactions, redact(l.URI), where)
+			fmt.Printf("harmoniatest: lane=%s transactions=%t validators=%t uri=%s%s\n",
+				l.Name, l.Transactions, l.Validators, redact(l.URI), where)
 		}
 	})
 	if shared.err != nil {
@@ -108,16 +125,22 @@ func openServer(ctx context.Context, getenv func(string) string) (_ *server, err
 		if err != nil {
 			return nil, err
 		}
-	case !embeddedInProcess(getenv):
-		s.lane.Name = LaneEmbedded
-		s.lane.URI, s.stop, err = startEmbeddedProcess(ctx)
+	default:
+		var replSet string
+		s.lane.Embedded = true
+		s.lane.Name, replSet, err = embeddedTopology(getenv)
 		if err != nil {
 			return nil, err
 		}
-	default:
-		s.lane.Name = LaneEmbedded
+		if !embeddedInProcess(getenv) {
+			s.lane.URI, s.stop, err = startEmbeddedProcess(ctx, replSet)
+			if err != nil {
+				return nil, err
+			}
+			break
+		}
 		var srv *embedded.Server
-		srv, err = embedded.Start(ctx, embedded.Options{InMemory: true})
+		srv, err = embedded.Start(ctx, embedded.Options{InMemory: true, ReplicaSet: replSet})
 		if err != nil {
 			return nil, err
 		}
@@ -133,7 +156,43 @@ func openServer(ctx context.Context, getenv func(string) string) (_ *server, err
 		return nil, err
 	}
 	s.lane.Transactions = h.SetName != "" || h.Msg == "isdbgrid"
+	s.lane.Validators, err = hasValidators(ctx, s.client)
+	if err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// embeddedTopology returns the embedded lane's name and replica set name
+// as EnvEmbeddedTopology chooses them.
+func embeddedTopology(getenv func(string) string) (lane, replSet string, err error) {
+	switch v := getenv(EnvEmbeddedTopology); v {
+	case "", "replset":
+		return LaneEmbeddedReplSet, replicaSetName, nil
+	case "standalone":
+		return LaneEmbedded, "", nil
+	default:
+		return "", "", fmt.Errorf("%s=%q: want replset or standalone", EnvEmbeddedTopology, v)
+	}
+}
+
+// hasValidators reports whether the server knows collMod, which installs
+// validators: asked to change a collection that does not exist, MongoDB
+// answers NamespaceNotFound (26), a server without it CommandNotFound or
+// NotImplemented.
+func hasValidators(ctx context.Context, client *mongo.Client) (bool, error) {
+	err := client.Database("harmoniatest_probe").RunCommand(ctx, bson.D{
+		{Key: "collMod", Value: "no_such_collection"}, {Key: "validationLevel", Value: "strict"}}).Err()
+	var ce mongo.CommandError
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &ce) && ce.Code == 26:
+		return true, nil
+	case errors.As(err, &ce):
+		return false, nil
+	}
+	return false, fmt.Errorf("collMod: %w", err)
 }
 
 // close disconnects from the server and stops what the lane started.
@@ -187,8 +246,26 @@ func CurrentLane(t testing.TB) Lane {
 func RequireTransactions(t testing.TB) {
 	t.Helper()
 	if lane := CurrentLane(t); !lane.Transactions {
-		t.Skipf("needs a MongoDB deployment with transactions (replica set or mongos); lane %q has none — set %s to a replica set",
-			lane.Name, EnvMongoDBURI)
+		t.Skipf("needs a MongoDB deployment with transactions (replica set or mongos); lane %q has none — run with %s=replset or set %s to a replica set",
+			lane.Name, EnvEmbeddedTopology, EnvMongoDBURI)
+	}
+}
+
+// RequireStandalone skips t unless the lane lacks multi-document
+// transactions, for tests of what happens on such a deployment.
+func RequireStandalone(t testing.TB) {
+	t.Helper()
+	if lane := CurrentLane(t); lane.Transactions {
+		t.Skipf("needs a deployment without transactions; lane %q has them — run with %s=standalone", lane.Name, EnvEmbeddedTopology)
+	}
+}
+
+// RequireValidators skips t unless the lane enforces $jsonSchema
+// validators.
+func RequireValidators(t testing.TB) {
+	t.Helper()
+	if lane := CurrentLane(t); !lane.Validators {
+		t.Skipf("needs a server with $jsonSchema validators; lane %q has none", lane.Name)
 	}
 }
 

@@ -4,6 +4,9 @@ import (
 	"context"
 	"net"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -93,14 +96,17 @@ func TestCountingDatabase(t *testing.T) {
 
 func TestCurrentLane(t *testing.T) {
 	lane := CurrentLane(t)
-	assert.Contains(t, []string{LaneURI, LaneMongod, LaneEmbedded}, lane.Name)
+	assert.Contains(t, []string{LaneURI, LaneMongod, LaneEmbedded, LaneEmbeddedReplSet}, lane.Name)
 	assert.NotEmpty(t, lane.URI)
-	if lane.Name == LaneMongod {
+	switch lane.Name {
+	case LaneMongod, LaneEmbeddedReplSet:
 		assert.True(t, lane.Transactions, "a replica set runs transactions")
-	}
-	if lane.Name == LaneEmbedded {
+		assert.True(t, lane.Validators)
+	case LaneEmbedded:
 		assert.False(t, lane.Transactions)
+		assert.True(t, lane.Validators)
 	}
+	assert.Equal(t, lane.Name == LaneEmbedded || lane.Name == LaneEmbeddedReplSet, lane.Embedded)
 }
 
 func TestRequireTransactions(t *testing.T) {
@@ -126,16 +132,30 @@ func TestOpenServerURI(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, s.close()) })
 
-	assert.Equal(t, Lane{Name: LaneURI, URI: srv.URI(), Transactions: false}, s.lane)
+	assert.Equal(t, Lane{Name: LaneURI, URI: srv.URI(), Transactions: false, Validators: true}, s.lane)
 	require.NoError(t, s.client.Ping(ctx, nil))
 }
 
 func TestOpenServerEmbedded(t *testing.T) {
+	for topology, want := range map[string]Lane{
+		"":           {Name: LaneEmbeddedReplSet, Embedded: true, Transactions: true, Validators: true},
+		"replset":    {Name: LaneEmbeddedReplSet, Embedded: true, Transactions: true, Validators: true},
+		"standalone": {Name: LaneEmbedded, Embedded: true, Transactions: false, Validators: true},
+	} {
+		t.Run("topology="+topology, func(t *testing.T) {
+			testOpenServerEmbedded(t, topology, want)
+		})
+	}
+	_, err := openServer(ctxTimeout(t), env(map[string]string{EnvEmbeddedTopology: "sharded"}))
+	assert.ErrorContains(t, err, EnvEmbeddedTopology)
+}
+
+func testOpenServerEmbedded(t *testing.T, topology string, want Lane) {
 	ctx := ctxTimeout(t)
-	s, err := openServer(ctx, env(nil))
+	s, err := openServer(ctx, env(map[string]string{EnvEmbeddedTopology: topology}))
 	require.NoError(t, err)
-	assert.Equal(t, LaneEmbedded, s.lane.Name)
-	assert.False(t, s.lane.Transactions)
+	want.URI = s.lane.URI
+	assert.Equal(t, want, s.lane)
 	require.NoError(t, s.client.Ping(ctx, nil))
 
 	require.NoError(t, s.close())
@@ -145,8 +165,52 @@ func TestOpenServerEmbedded(t *testing.T) {
 	assert.Error(t, err, "the embedded server still listens after close")
 }
 
-// The mongod lane cannot run here (no binary can be had), but choosing it
-// can be checked: it fails fast and says why.
+// TestOpenServerMongodStandIn runs the mongod lane's own code (start,
+// replSetInitiate, waiting for the primary, stop and clean-up) against
+// internal/fakemongod, a stand-in that takes mongod's flags and serves the
+// embedded replica-set mode: no mongod binary can be had here.
+func TestOpenServerMongodStandIn(t *testing.T) {
+	ctx := ctxTimeout(t)
+	bin := filepath.Join(t.TempDir(), "mongod")
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/harmonia-ml/harmonia/harmoniatest/internal/fakemongod").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	dataDirs := func() []string {
+		dirs, err := filepath.Glob(filepath.Join(os.TempDir(), "harmoniatest-mongod-*"))
+		require.NoError(t, err)
+		return dirs
+	}
+	before := dataDirs()
+	s, err := openServer(ctx, env(map[string]string{EnvMongodBin: bin}))
+	require.NoError(t, err)
+	require.Len(t, dataDirs(), len(before)+1, "the lane's data directory")
+	assert.Equal(t, LaneMongod, s.lane.Name)
+	assert.True(t, s.lane.Transactions)
+	assert.True(t, s.lane.Validators)
+	assert.False(t, s.lane.Embedded)
+	u, err := url.Parse(s.lane.URI)
+	require.NoError(t, err)
+
+	// A transaction commits through the lane's client.
+	coll := s.client.Database("standin").Collection("c")
+	sess, err := s.client.StartSession()
+	require.NoError(t, err)
+	_, err = sess.WithTransaction(ctx, func(ctx context.Context) (any, error) {
+		return coll.InsertOne(ctx, bson.D{{Key: "x", Value: 1}})
+	})
+	sess.EndSession(ctx)
+	require.NoError(t, err)
+	n, err := coll.CountDocuments(ctx, bson.D{})
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, n)
+
+	require.NoError(t, s.close())
+	_, err = net.DialTimeout("tcp", u.Host, time.Second)
+	assert.Error(t, err, "the stand-in still listens after stop")
+	assert.Equal(t, before, dataDirs(), "the lane's data directory is removed")
+}
+
+// A mongod that cannot be had fails fast and says why.
 func TestOpenServerMongodChosen(t *testing.T) {
 	ctx := ctxTimeout(t)
 	for name, vars := range map[string]map[string]string{

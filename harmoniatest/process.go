@@ -37,9 +37,10 @@ func embeddedInProcess(getenv func(string) string) bool {
 
 // startEmbeddedProcess builds harmonia-devdb without the race detector
 // (the go command caches the build) and starts it with its data in memory
-// on a free loopback port. The server exits when stop closes its standard
-// input, and also when this process dies.
-func startEmbeddedProcess(ctx context.Context) (uri string, stop func() error, err error) {
+// on a free loopback port, as a replica set named replSet unless that is
+// empty. The server exits when stop closes its standard input, and also
+// when this process dies.
+func startEmbeddedProcess(ctx context.Context, replSet string) (uri string, stop func() error, err error) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		return "", nil, fmt.Errorf("process mode needs the go command: %w", err)
@@ -59,7 +60,11 @@ func startEmbeddedProcess(ctx context.Context) (uri string, stop func() error, e
 		return "", nil, fmt.Errorf("go build %s: %w\n%s", devdbPackage, err, out)
 	}
 
-	cmd := exec.Command(bin, "-memory", "-addr", "127.0.0.1:0", "-exit-with-stdin")
+	args := []string{"-memory", "-addr", "127.0.0.1:0", "-exit-with-stdin"}
+	if replSet != "" {
+		args = append(args, "-replset", replSet)
+	}
+	cmd := exec.Command(bin, args...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return "", nil, err

@@ -5,13 +5,15 @@
 //
 // Usage:
 //
-//	go run ./embedded/cmd/harmonia-devdb [-dir ./harmonia-data] [-addr 127.0.0.1:27017] [-memory] [-exit-with-stdin]
+//	go run ./embedded/cmd/harmonia-devdb [-dir ./harmonia-data] [-addr 127.0.0.1:27017] [-memory] [-replset rs0] [-exit-with-stdin]
 //
 // It prints the connection string and serves until interrupted (SIGINT or
 // SIGTERM), or, with -exit-with-stdin, until its standard input closes (so
 // a parent process that dies takes the server with it; package
 // harmoniatest uses this). Data in -dir survives restarts; -memory keeps
-// nothing.
+// nothing. With -replset NAME it serves as the primary of a one-member
+// replica set named NAME, with multi-document transactions; connect with
+// the printed URI, which names the set.
 package main
 
 import (
@@ -39,12 +41,14 @@ func run() error {
 	addr := flag.String("addr", "127.0.0.1:27017", "listen address")
 	memory := flag.Bool("memory", false, "keep no data: ignore -dir and discard everything on exit")
 	withStdin := flag.Bool("exit-with-stdin", false, "stop when standard input closes")
+	replSet := flag.String("replset", "", "serve as the primary of a one-member replica set of this name, with transactions")
 	flag.Parse()
 
 	opts := embedded.Options{
-		Dir:    *dir,
-		Addr:   *addr,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Dir:        *dir,
+		Addr:       *addr,
+		ReplicaSet: *replSet,
+		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	where := "data in " + *dir
 	if *memory {
