@@ -3,6 +3,7 @@ package harmonia
 import (
 	"cmp"
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -66,13 +67,15 @@ type Capabilities struct {
 	// ServerVersion is the server's reported version.
 	ServerVersion string
 	// FerretDB is true when the server is FerretDB (the embedded server).
+	// It is for information: the other fields come from what the server
+	// does, not from its name.
 	FerretDB bool
 	// Transactions reports multi-document transactions: a replica set or
-	// a mongos. Publish uses one transaction when true and the staged
-	// publish otherwise.
+	// a mongos with logical sessions. Publish uses one transaction when
+	// true and the staged publish otherwise.
 	Transactions bool
-	// Validators reports server-side $jsonSchema validators; EnsureIndexes
-	// installs them when true.
+	// Validators reports server-side $jsonSchema validators (the server
+	// knows collMod); EnsureIndexes installs them when true.
 	Validators bool
 }
 
@@ -159,12 +162,20 @@ func (s *Store) Database() *mongo.Database { return s.db }
 // BSON dates keep, in UTC.
 func (s *Store) Now() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
 
+// detectCapabilities finds out what the deployment does: hello tells the
+// topology and whether it has logical sessions, and collMod on a
+// collection that does not exist tells whether it keeps validators
+// (NamespaceNotFound, where a server without them answers that it has no
+// such command). The server's name decides nothing: FerretDB behind
+// harmonia's embedded front has transactions and validators in its
+// replica-set mode.
 func detectCapabilities(ctx context.Context, db *mongo.Database) (Capabilities, error) {
 	admin := db.Client().Database("admin")
 	var hello struct {
 		SetName        string `bson:"setName"`
 		Msg            string `bson:"msg"`
 		MaxWireVersion int    `bson:"maxWireVersion"`
+		Sessions       *int   `bson:"logicalSessionTimeoutMinutes"`
 	}
 	if err := admin.RunCommand(ctx, bson.D{{Key: "hello", Value: 1}}).Decode(&hello); err != nil {
 		return Capabilities{}, wrapErr("store", "hello", err)
@@ -185,7 +196,16 @@ func detectCapabilities(ctx context.Context, db *mongo.Database) (Capabilities, 
 		c.Topology = "replica_set"
 		c.Transactions = hello.MaxWireVersion >= 7 // MongoDB 4.0
 	}
-	c.Transactions = c.Transactions && !c.FerretDB
-	c.Validators = !c.FerretDB
+	c.Transactions = c.Transactions && hello.Sessions != nil
+	err := db.RunCommand(ctx, bson.D{{Key: "collMod", Value: "harmonia_capability_probe"}, {Key: "validationLevel", Value: "strict"}}).Err()
+	var ce mongo.CommandError
+	switch {
+	case err == nil:
+		c.Validators = true
+	case errors.As(err, &ce):
+		c.Validators = ce.Code == 26 // NamespaceNotFound
+	default:
+		return Capabilities{}, wrapErr("store", "collMod", err)
+	}
 	return c, nil
 }

@@ -161,7 +161,7 @@ func TestNewWorkerValidatesConfig(t *testing.T) {
 func TestWorkerRunsManyJobsOnce(t *testing.T) {
 	t.Parallel()
 	n := 2000
-	if harmoniatest.CurrentLane(t).Name == harmoniatest.LaneEmbedded {
+	if harmoniatest.CurrentLane(t).Embedded {
 		n = 500
 	}
 	n = envInt(t, EnvTestJobs, n)
