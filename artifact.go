@@ -225,7 +225,7 @@ func (s *Store) UpdateArtifact(ctx context.Context, id bson.ObjectID, u Artifact
 		return nil, err
 	}
 	if content && a.Published {
-		return nil, conflictf(EntityArtifact, "published", "%s %s is published: its path, size and sha256 cannot change", EntityArtifact, id.Hex())
+		return nil, PublishedContentConflict(EntityArtifact, id.Hex())
 	}
 	var dsIDs []bson.ObjectID
 	if u.DatasetIDs != nil {

@@ -273,7 +273,7 @@ func (s *Store) updateGuarded(ctx context.Context, col *mongo.Collection, entity
 	}
 	if content {
 		if err := col.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Err(); err == nil {
-			return conflictf(entity, "published", "%s %s is published: its path, size and sha256 cannot change", entity, id.Hex())
+			return PublishedContentConflict(entity, id.Hex())
 		}
 	}
 	return notFoundf(entity, "no %s with id %s", entity, id.Hex())

@@ -114,7 +114,7 @@ func (s *Store) UpdateDataset(ctx context.Context, id bson.ObjectID, u DatasetUp
 		return nil, err
 	}
 	if content && d.Published {
-		return nil, conflictf(EntityDataset, "published", "%s %s is published: its path, size and sha256 cannot change", EntityDataset, id.Hex())
+		return nil, PublishedContentConflict(EntityDataset, id.Hex())
 	}
 	if u.LicenseID != nil {
 		if err := s.checkRefs(ctx, EntityDataset, d.LicenseID, nil); err != nil {

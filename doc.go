@@ -3,5 +3,111 @@
 // Go services import it to record model artifacts, their licenses and
 // datasets as typed, validated entities; to publish immutable inventory
 // versions atomically; to queue and run download, validate and inference
-// jobs; and to migrate their data between schema versions.
+// jobs; and to migrate their data between schema versions. It is a library,
+// not a server: the caller owns the *mongo.Client (driver v2), and
+// harmonia never connects by itself.
+//
+// # The store
+//
+// [Open] returns a [Store] over a *mongo.Database and detects what the
+// deployment supports ([Capabilities]: topology, transactions,
+// validators). [Store.EnsureIndexes] creates the indexes, once per
+// deployment (the migrate package's first built-in migration calls it).
+// Constructors take a pointer to their options, nil meaning every
+// default: Open(ctx, db, *[Options]), [NewWorker](store,
+// *[WorkerOptions]), migrate.New(db, migrations, *migrate.Options),
+// inventoryfile.Import(ctx, store, r, *inventoryfile.ImportOptions).
+//
+// # Entities
+//
+// [License], [Dataset], [ModelArtifact], [InventoryVersion] and [Job] are
+// Go structs whose bson and validate tags sit side by side, so a
+// document's shape and its rules live in one place. Every write validates
+// first; a broken rule is an [*Error] with code [CodeInvalid] naming the
+// entity and every field at fault, and nothing is written. The four codes
+// ([CodeInvalid], [CodeNotFound], [CodeConflict], [CodeInternal]) are
+// tested with errors.Is and the sentinels [ErrInvalid], [ErrNotFound],
+// [ErrConflict] and [ErrInternal].
+//
+// The calls follow three conventions:
+//   - lookups by id are Get…(ctx, id); lookups by natural key say so:
+//     [Store.GetArtifactByKey] (name and version), [Store.GetDatasetByKey],
+//     [Store.GetLicenseBySPDXID], [Store.GetVersionByTag],
+//     [Store.VersionContentsByTag], [Store.DiffVersionsByTag];
+//   - lists take a filter value and return a [Page] whose Next is the
+//     cursor of the following page: [Store.ListArtifacts] and
+//     [Store.ListDatasets] ([Filter]), [Store.ListLicenses]
+//     ([LicenseFilter]), [Store.ListVersions] ([VersionFilter]);
+//   - bulk calls ([Store.InsertArtifacts], [Store.ReplaceArtifacts],
+//     [Store.EachArtifact] and their siblings for licenses and datasets)
+//     apply the rules of the single-entity calls to many entities with a
+//     few commands, and return one error per item.
+//
+// # Publish
+//
+// [Store.Publish] creates an immutable inventory version and marks its
+// artifacts and datasets published, as one unit: one transaction on a
+// replica set or mongos, a crash-safe staged publish elsewhere (a pending
+// version, idempotent marks, then a flip to published). A crash between
+// the steps leaves a pending version that readers never see and that
+// [Store.RecoverPublishes], or the next Publish, settles. Published
+// artifacts and datasets cannot be deleted, and their content (path,
+// size, sha256) cannot change ([ErrPublishedContent]); [PublishProblem]
+// is the rule Publish applies to each of them. [Store.LatestVersion],
+// [Store.ListVersions] and [Store.DiffVersionsByTag] read what was
+// published.
+//
+// # Jobs
+//
+// [Store.Enqueue] adds a job; a unique key keeps one pending or running
+// job per key, and a params value with a Validate method is checked
+// before anything is written. A [Worker] claims jobs under a lease
+// ([Store.ClaimJob]), heart-beats while its [Handler] runs, and records
+// the outcome: success, a retry after a backoff, or failure once the
+// attempts are used up or the handler returns a [Permanent] error. A job
+// whose worker dies is taken over when its lease expires.
+// [Store.CancelJob] takes a pending job off the queue ([JobCancelled]).
+// Handlers log through a [JobLogger] to the job's log_tail and the events
+// collection ([Store.JobLog]).
+//
+// The built-in handlers check and fetch artifact files:
+// [ValidateHandler] (size and sha256 of the local file),
+// [DownloadHandler] (fetch, verify, then rename into place) and
+// [InferenceHandler] (your function, given the artifact); [HashFile] is
+// their streaming digest.
+//
+// # Migrations
+//
+// Package migrate applies an explicit, ordered list of schema_version
+// migrations (its Builtin list first) under a lease lock that expires
+// after a crash, records each run, and refuses to go on after a failure
+// until someone calls Resolve. Package inventoryfile imports the combined
+// inventory file through the Store's bulk operations, streaming, with a
+// dry run and a per-entry report.
+//
+// # Testing
+//
+// Package harmoniatest gives tests a fresh database per test from the
+// strongest server it can have (a given deployment, a mongod binary, or
+// the embedded server), and skips tests that need what the lane lacks:
+//
+//	func TestMain(m *testing.M) { harmoniatest.Main(m) }
+//
+//	func TestPublishFlow(t *testing.T) {
+//		db := harmoniatest.Database(t) // dropped when the test ends
+//		store, err := harmonia.Open(t.Context(), db, nil)
+//		…
+//	}
+//
+// Options.Now sets the Store's clock, so tests control leases, backoffs
+// and recovery without waiting.
+//
+// # The embedded server
+//
+// Package embedded runs a MongoDB-compatible server in-process (FerretDB
+// v1 on SQLite, behind a front that admits one command at a time), for
+// development, tests and examples: every runnable example of this
+// documentation starts one. It has no transactions, so harmonia uses the
+// staged publish there; its package documentation lists what else it
+// lacks. `go run ./embedded/cmd/harmonia-devdb` serves one on a port.
 package harmonia

@@ -164,3 +164,48 @@ func duplicateOf(entity, fields, value string, err error) error {
 	}
 	return wrapErr(entity, "insert", err)
 }
+
+// ErrPublishedContent is the cause of the conflict a write gets when it
+// would change the content (path, size_bytes, hashes.sha256) of an
+// artifact or dataset that an inventory version published. Test for it
+// with errors.Is(err, harmonia.ErrPublishedContent).
+var ErrPublishedContent = errors.New("published content cannot change")
+
+// PublishedContentConflict returns the error of a write that would change
+// the content of the published artifact or dataset entity (EntityArtifact
+// or EntityDataset) named by what (its id or natural key). Store methods
+// return it; tools that check ahead, such as an importer's dry run, return
+// the same.
+func PublishedContentConflict(entity, what string) *Error {
+	return &Error{Code: CodeConflict, Entity: entity, Field: "published", Err: ErrPublishedContent,
+		Reason: fmt.Sprintf("%s %s is published in an inventory version: its path, size_bytes and hashes.sha256 cannot change", entity, what)}
+}
+
+// ErrLeaseLost is the cause of the error a worker gets when it writes to a
+// job whose lease it no longer holds: the lease expired and another worker
+// claimed the job, or the job is no longer running. Such errors have the
+// code [CodeConflict]; test for them with
+//
+//	errors.Is(err, harmonia.ErrLeaseLost)
+var ErrLeaseLost = errors.New("lease lost")
+
+// Permanent marks err as a failure that retrying will not fix: FailJob
+// (and a Worker, when a handler returns it) fails the job for good
+// whatever attempts it has left. The text is err's.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+
+func (e *permanentError) Unwrap() error { return e.err }
+
+func isPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}

@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/harmonia-ml/harmonia"
+	"github.com/harmonia-ml/harmonia/internal/docdb"
 )
 
 // Enqueue a validate job and run a worker with the built-in validate
@@ -21,7 +22,7 @@ import (
 // records verified_at on the artifact.
 func ExampleWorker() {
 	ctx := context.Background()
-	store, done := exampleStore(ctx)
+	store, done := docdb.Store(ctx, nil)
 	defer done()
 
 	// A model file under the directory the worker's handlers work in.
@@ -51,7 +52,7 @@ func ExampleWorker() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	w, err := harmonia.NewWorker(store, harmonia.WorkerConfig{
+	w, err := harmonia.NewWorker(store, &harmonia.WorkerOptions{
 		Handlers: map[harmonia.JobType]harmonia.Handler{harmonia.JobValidate: validate},
 	})
 	if err != nil {
@@ -105,7 +106,7 @@ func waitFinished(ctx context.Context, store *harmonia.Store, id bson.ObjectID) 
 // job instead of queueing another.
 func ExampleStore_ClaimJob() {
 	ctx := context.Background()
-	store, done := exampleStore(ctx)
+	store, done := docdb.Store(ctx, nil)
 	defer done()
 
 	opts := &harmonia.EnqueueOpts{UniqueKey: "reindex", MaxAttempts: 2}
@@ -144,4 +145,96 @@ func ExampleStore_ClaimJob() {
 	// duplicate: true true
 	// success 1 1200
 	// true
+}
+
+// Cancel a pending job: it is taken off the queue with the status
+// cancelled, and its unique key is free again. A job that runs already
+// cannot be cancelled.
+func ExampleStore_CancelJob() {
+	ctx := context.Background()
+	store, done := docdb.Store(ctx, nil)
+	defer done()
+
+	opts := &harmonia.EnqueueOpts{UniqueKey: "rebuild-index"}
+	res, err := store.Enqueue(ctx, "rebuild", nil, opts)
+	if err != nil {
+		log.Fatal(err)
+	}
+	cancelled, err := store.CancelJob(ctx, res.Job.ID)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(cancelled.Status)
+	again, err := store.Enqueue(ctx, "rebuild", nil, opts)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("the key is free:", !again.Duplicate)
+	job, err := store.ClaimJob(ctx, "worker-1", []harmonia.JobType{"rebuild"}, time.Minute)
+	if err != nil || job == nil {
+		log.Fatal("no job: ", err)
+	}
+	_, err = store.CancelJob(ctx, job.ID)
+	fmt.Println(errors.Is(err, harmonia.ErrConflict))
+	// Output:
+	// cancelled
+	// the key is free: true
+	// true
+}
+
+// A failed attempt is retried after a backoff, unless the error is
+// Permanent: then the job fails for good, whatever attempts it has left.
+// (The Store's clock is set here to skip the backoff.)
+func ExamplePermanent() {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	store, done := docdb.Store(ctx, &harmonia.Options{Now: func() time.Time { return now }})
+	defer done()
+	if _, err := store.Enqueue(ctx, "convert", bson.D{{Key: "format", Value: "tflite"}}, &harmonia.EnqueueOpts{MaxAttempts: 5}); err != nil {
+		log.Fatal(err)
+	}
+	claim := func() *harmonia.Job {
+		job, err := store.ClaimJob(ctx, "worker-1", []harmonia.JobType{"convert"}, time.Minute)
+		if err != nil || job == nil {
+			log.Fatal("no job: ", err)
+		}
+		return job
+	}
+
+	job := claim()
+	if err := store.FailJob(ctx, job, errors.New("converter busy")); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(job.Status, "after attempt", job.Attempt, "of", job.MaxAttempts)
+
+	now = now.Add(time.Hour) // past the backoff
+	job = claim()
+	if err := store.FailJob(ctx, job, harmonia.Permanent(errors.New("unsupported format: tflite"))); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(job.Status, "after attempt", job.Attempt, "of", job.MaxAttempts, "-", job.Error)
+	// Output:
+	// pending after attempt 1 of 5
+	// failed after attempt 2 of 5 - unsupported format: tflite
+}
+
+// Hash a file as the validate and download handlers do: streamed through
+// a pooled buffer, so memory does not grow with the file.
+func ExampleHashFile() {
+	dir, err := os.MkdirTemp("", "harmonia-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "weights.bin")
+	if err := os.WriteFile(path, []byte("test"), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	sum, size, err := harmonia.HashFile(context.Background(), path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(size, sum)
+	// Output:
+	// 4 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 }

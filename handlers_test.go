@@ -54,7 +54,7 @@ func (b *bundle) fileArtifact(t *testing.T, name, path string, content []byte) *
 // recorded, and returns the jobs.
 func runJobs(t *testing.T, b *bundle, hs map[harmonia.JobType]harmonia.Handler, ids ...bson.ObjectID) map[bson.ObjectID]*harmonia.Job {
 	t.Helper()
-	w, stop := startWorker(t, b, harmonia.WorkerConfig{Handlers: hs, PollInterval: 20 * time.Millisecond})
+	w, stop := startWorker(t, b, harmonia.WorkerOptions{Handlers: hs, PollInterval: 20 * time.Millisecond})
 	waitFor(t, "the jobs' attempts", func() bool { s := w.Stats(); return s.Succeeded+s.Failed == int64(len(ids)) })
 	stop()
 	return allJobs(t, b)
@@ -331,7 +331,7 @@ func TestInferenceHandlerJob(t *testing.T) {
 	badJob := b.enqueueFor(t, harmonia.JobInference, harmonia.InferenceParams{ArtifactID: bad.ID})
 	goneJob := b.enqueueFor(t, harmonia.JobInference, harmonia.InferenceParams{ArtifactID: bson.NewObjectID()})
 	hs := map[harmonia.JobType]harmonia.Handler{harmonia.JobInference: h}
-	w, stop := startWorker(t, b, harmonia.WorkerConfig{Handlers: hs, Concurrency: 1, PollInterval: 20 * time.Millisecond})
+	w, stop := startWorker(t, b, harmonia.WorkerOptions{Handlers: hs, Concurrency: 1, PollInterval: 20 * time.Millisecond})
 	waitFor(t, "three attempts", func() bool { s := w.Stats(); return s.Succeeded+s.Failed == 3 })
 	stop()
 

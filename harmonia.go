@@ -24,6 +24,19 @@ const (
 	ListLimitMax = 1000
 )
 
+// Defaults of the job options of [Options] and [EnqueueOpts].
+const (
+	// MaxAttemptsDefault is how many attempts a job gets when
+	// EnqueueOpts.MaxAttempts is 0.
+	MaxAttemptsDefault = 3
+	// JobBackoffBaseDefault is the wait after a job's first failed attempt.
+	JobBackoffBaseDefault = 10 * time.Second
+	// JobBackoffMaxDefault caps the wait between a job's attempts.
+	JobBackoffMaxDefault = time.Hour
+	// JobLogTailDefault is how many log lines a job's log_tail keeps.
+	JobLogTailDefault = 50
+)
+
 // Options configures a [Store]. The zero value is ready to use.
 type Options struct {
 	// Now returns the current time; tests set it to control time.
@@ -150,6 +163,31 @@ func Open(ctx context.Context, db *mongo.Database, opts *Options) (*Store, error
 		events:    db.Collection(CollectionEvents),
 	}
 	return s, nil
+}
+
+// applyJobDefaults fills in and checks the job options of o.
+func (o *Options) applyJobDefaults() error {
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"JobBackoffBase", int64(o.JobBackoffBase)}, {"JobBackoffMax", int64(o.JobBackoffMax)}, {"JobLogTail", int64(o.JobLogTail)}} {
+		if f.v < 0 {
+			return invalidf("store", f.name, "must not be negative (0 takes the default)")
+		}
+	}
+	if o.JobBackoffBase == 0 {
+		o.JobBackoffBase = JobBackoffBaseDefault
+	}
+	if o.JobBackoffMax == 0 {
+		o.JobBackoffMax = max(JobBackoffMaxDefault, o.JobBackoffBase)
+	}
+	if o.JobLogTail == 0 {
+		o.JobLogTail = JobLogTailDefault
+	}
+	if o.JobBackoffMax < o.JobBackoffBase {
+		return invalidf("store", "JobBackoffMax", "must be at least JobBackoffBase (%s)", o.JobBackoffBase)
+	}
+	return nil
 }
 
 // Capabilities returns what Open detected about the deployment.

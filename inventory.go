@@ -76,11 +76,20 @@ func (s *Store) versionByTag(ctx context.Context, tag string, state VersionState
 		bson.D{{Key: "version_tag", Value: tag}, {Key: "state", Value: state}}, "tag "+tag)
 }
 
-// GetVersion returns the published version with tag. Pending versions (a
+// GetVersion returns the published version with id. Pending versions (a
 // staged publish in progress) are not visible.
 //
 // Errors: [CodeNotFound], [CodeInternal].
-func (s *Store) GetVersion(ctx context.Context, tag string) (*InventoryVersion, error) {
+func (s *Store) GetVersion(ctx context.Context, id bson.ObjectID) (*InventoryVersion, error) {
+	return findOne[InventoryVersion](ctx, s.cols.versions, EntityVersion,
+		bson.D{{Key: "_id", Value: id}, {Key: "state", Value: VersionPublished}}, "id "+id.Hex())
+}
+
+// GetVersionByTag returns the published version with the tag, its natural
+// key. Pending versions are not visible.
+//
+// Errors: [CodeNotFound], [CodeInternal].
+func (s *Store) GetVersionByTag(ctx context.Context, tag string) (*InventoryVersion, error) {
 	return s.versionByTag(ctx, tag, VersionPublished)
 }
 
@@ -101,13 +110,25 @@ func (s *Store) LatestVersion(ctx context.Context) (*InventoryVersion, error) {
 	return &v, nil
 }
 
+// VersionFilter selects the published versions [Store.ListVersions]
+// returns, newest first; pass the previous page's Next as After to read
+// the following page.
+type VersionFilter struct {
+	// After is the pagination cursor: the versions published after it in
+	// the list's order (older ones).
+	After bson.ObjectID
+	// Limit bounds the page size. Defaults to ListLimitDefault; at most
+	// ListLimitMax.
+	Limit int
+}
+
 // ListVersions returns one page of published versions, newest first (by
-// published_at, then id). Pass the previous page's Next as after for the
-// following page; limit 0 means ListLimitDefault.
+// published_at, then id).
 //
-// Errors: [CodeNotFound] (after names no published version),
+// Errors: [CodeNotFound] (f.After names no published version),
 // [CodeInternal].
-func (s *Store) ListVersions(ctx context.Context, after bson.ObjectID, limit int) (*Page[*InventoryVersion], error) {
+func (s *Store) ListVersions(ctx context.Context, f VersionFilter) (*Page[*InventoryVersion], error) {
+	after, limit := f.After, f.Limit
 	filter := bson.D{{Key: "state", Value: VersionPublished}}
 	if !after.IsZero() {
 		cur, err := findOne[InventoryVersion](ctx, s.cols.versions, EntityVersion, bson.D{{Key: "_id", Value: after}, {Key: "state", Value: VersionPublished}}, "id "+after.Hex())
@@ -145,12 +166,12 @@ type VersionContents struct {
 	Licenses map[bson.ObjectID]*License
 }
 
-// VersionContents reads the published version with tag and everything it
-// references in four server commands, whatever its size.
+// VersionContentsByTag reads the published version with tag and
+// everything it references in four server commands, whatever its size.
 //
 // Errors: [CodeNotFound], [CodeInternal].
-func (s *Store) VersionContents(ctx context.Context, tag string) (*VersionContents, error) {
-	v, err := s.GetVersion(ctx, tag)
+func (s *Store) VersionContentsByTag(ctx context.Context, tag string) (*VersionContents, error) {
+	v, err := s.GetVersionByTag(ctx, tag)
 	if err != nil {
 		return nil, err
 	}
@@ -191,11 +212,11 @@ type ItemChange struct {
 	From, To ManifestItem
 }
 
-// DiffVersions compares two published versions' manifests, in one server
-// command.
+// DiffVersionsByTag compares the manifests of the published versions
+// with the tags fromTag and toTag, in one server command.
 //
 // Errors: [CodeNotFound] (naming the missing tag), [CodeInternal].
-func (s *Store) DiffVersions(ctx context.Context, fromTag, toTag string) (*VersionDiff, error) {
+func (s *Store) DiffVersionsByTag(ctx context.Context, fromTag, toTag string) (*VersionDiff, error) {
 	vs, err := findAll[*InventoryVersion](ctx, s.cols.versions, EntityVersion, bson.D{
 		{Key: "version_tag", Value: bson.D{{Key: "$in", Value: bson.A{fromTag, toTag}}}}, {Key: "state", Value: VersionPublished}}, 2)
 	if err != nil {

@@ -73,13 +73,30 @@ func (s *Store) GetLicenseBySPDXID(ctx context.Context, spdxID string) (*License
 	return findOne[License](ctx, s.cols.licenses, EntityLicense, bson.D{{Key: "spdx_id", Value: spdxID}}, "spdx_id "+spdxID)
 }
 
-// ListLicenses returns one page of licenses in id order, after the cursor
-// after (zero for the first page), at most limit of them (0 for
-// ListLimitDefault).
+// LicenseFilter selects the licenses [Store.ListLicenses] returns, in id
+// order; pass the previous page's Next as After to read the following
+// page.
+type LicenseFilter struct {
+	// CommercialUse keeps the licenses that allow (true) or forbid
+	// (false) commercial use.
+	CommercialUse *bool
+	// After is the pagination cursor: only ids greater than it.
+	After bson.ObjectID
+	// Limit bounds the page size. Defaults to ListLimitDefault; at most
+	// ListLimitMax.
+	Limit int
+}
+
+// ListLicenses returns one page of the licenses f selects, in id order, in
+// one server command.
 //
 // Errors: [CodeInternal].
-func (s *Store) ListLicenses(ctx context.Context, after bson.ObjectID, limit int) (*Page[*License], error) {
-	return listPage(ctx, s.cols.licenses, EntityLicense, filterDoc(Filter{After: after}), limit, func(l *License) bson.ObjectID { return l.ID })
+func (s *Store) ListLicenses(ctx context.Context, f LicenseFilter) (*Page[*License], error) {
+	filter := filterDoc(Filter{After: f.After})
+	if f.CommercialUse != nil {
+		filter = append(filter, bson.E{Key: "commercial_use", Value: *f.CommercialUse})
+	}
+	return listPage(ctx, s.cols.licenses, EntityLicense, filter, f.Limit, func(l *License) bson.ObjectID { return l.ID })
 }
 
 // licensesByID reads the licenses with the given ids in one command (none

@@ -201,16 +201,11 @@ func checkPublishable(req PublishRequest, items []ManifestItem, licOf []bson.Obj
 		if i >= nArts {
 			kind = EntityDataset
 		}
-		if it.SHA256 == "" {
-			fields = append(fields, FieldError{Field: "hashes.sha256", Reason: fmt.Sprintf("%s %s has no sha256", kind, it.Key())})
-		}
 		lic := licenses[licOf[i]]
-		switch {
-		case lic == nil:
-			fields = append(fields, FieldError{Field: "license_id", Reason: fmt.Sprintf("%s %s has no license", kind, it.Key())})
-		case req.RequireCommercialUse && !lic.CommercialUse:
-			fields = append(fields, FieldError{Field: "license_id", Reason: fmt.Sprintf("%s %s is under %s, which does not allow commercial use", kind, it.Key(), lic.SPDXID)})
-		default:
+		if field, reason := PublishProblem(it.SHA256 != "", lic, req.RequireCommercialUse); field != "" {
+			fields = append(fields, FieldError{Field: field, Reason: fmt.Sprintf("%s %s %s", kind, it.Key(), reason)})
+		}
+		if lic != nil {
 			it.LicenseSPDXID = lic.SPDXID
 		}
 	}
@@ -220,10 +215,36 @@ func checkPublishable(req PublishRequest, items []ManifestItem, licOf []bson.Obj
 	return &Error{Code: CodeInvalid, Entity: EntityVersion, Field: fields[0].Field, Reason: fields[0].Reason, Fields: fields}
 }
 
+// PublishProblem says why Publish refuses an artifact or dataset that has
+// a sha256 digest or not (hasSHA256) and is under license (nil for none):
+// the field ("hashes.sha256" or "license_id") and the reason, or two empty
+// strings when it does not.
+// Publish applies it to every item; tools that check ahead, such as an
+// importer's dry run, apply the same rule.
+func PublishProblem(hasSHA256 bool, license *License, requireCommercialUse bool) (field, reason string) {
+	switch {
+	case !hasSHA256:
+		return "hashes.sha256", "has no hashes.sha256"
+	case license == nil:
+		return "license_id", "has no license"
+	case requireCommercialUse && !license.CommercialUse && license.SPDXID != "":
+		return "license_id", "is under " + license.SPDXID + ", which does not allow commercial use"
+	case requireCommercialUse && !license.CommercialUse:
+		return "license_id", "is under a license that does not allow commercial use"
+	}
+	return "", ""
+}
+
 // sameContents reports whether v holds exactly the request's artifacts and
 // datasets.
 func sameContents(v *InventoryVersion, req PublishRequest) bool {
-	return sameIDSet(v.ArtifactIDs, req.ArtifactIDs) && sameIDSet(v.DatasetIDs, req.DatasetIDs)
+	return v.HasContents(req.ArtifactIDs, req.DatasetIDs)
+}
+
+// HasContents reports whether v holds exactly these artifacts and
+// datasets, in any order: the test of an idempotent Publish.
+func (v *InventoryVersion) HasContents(artifactIDs, datasetIDs []bson.ObjectID) bool {
+	return sameIDSet(v.ArtifactIDs, artifactIDs) && sameIDSet(v.DatasetIDs, datasetIDs)
 }
 
 func sameIDSet(a, b []bson.ObjectID) bool {
@@ -314,10 +335,6 @@ func (s *Store) publishTxn(ctx context.Context, req PublishRequest) (*PublishRes
 	return &PublishResult{Version: res.(*InventoryVersion), Created: true, Path: PublishTransaction}, nil
 }
 
-// errSimulatedCrash, returned by a test hook, makes a staged publish stop
-// as a crashed process would: without its rollback.
-var errSimulatedCrash = errors.New("harmonia: simulated crash")
-
 func (s *Store) step(ctx context.Context, name string) error {
 	if s.hooks.publishStep != nil {
 		return s.hooks.publishStep(ctx, name)
@@ -346,9 +363,7 @@ func (s *Store) publishStaged(ctx context.Context, req PublishRequest) (*Publish
 			return nil, wrapErr(EntityVersion, "insert pending version", err)
 		}
 		if err := s.finishStaged(ctx, v); err != nil {
-			if !errors.Is(err, errSimulatedCrash) {
-				s.rollbackStaged(ctx, v.ID, v.ArtifactIDs, v.DatasetIDs)
-			}
+			s.rollbackStaged(ctx, v.ID, v.ArtifactIDs, v.DatasetIDs)
 			return nil, wrapErr(EntityVersion, "publish", err)
 		}
 		v.State = VersionPublished

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -94,7 +95,7 @@ func TestPublishCreatesVersionAndMarks(t *testing.T) {
 	require.Equal(t, "Apache-2.0", v.Manifest.Artifacts[0].LicenseSPDXID)
 	require.Equal(t, goodSHA, v.Manifest.Datasets[1].SHA256)
 
-	got, err := b.store.GetVersion(b.ctx, "2026.11.0")
+	got, err := b.store.GetVersionByTag(b.ctx, "2026.11.0")
 	require.NoError(t, err)
 	require.Equal(t, v.ID, got.ID)
 	require.Equal(t, v.Manifest, got.Manifest)
@@ -216,6 +217,25 @@ func TestPublishConcurrentSameTag(t *testing.T) {
 	}
 }
 
+// errCrashed is what publishOrCrash returns for a publish that crashed.
+var errCrashed = errors.New("the publish crashed")
+
+// publishOrCrash runs Publish in a goroutine of its own, so that a step
+// hook may end it with runtime.Goexit as a crash would end the process:
+// nothing of the publish runs after that, no rollback either. It returns
+// errCrashed for such a publish.
+func publishOrCrash(ctx context.Context, s *harmonia.Store, req harmonia.PublishRequest) (*harmonia.PublishResult, error) {
+	res, err := (*harmonia.PublishResult)(nil), errCrashed
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r, e := s.Publish(ctx, req)
+		res, err = r, e
+	}()
+	<-done
+	return res, err
+}
+
 // TestPublishCrashAtEveryStepRecovers fails the staged publish at each
 // step — with an error and with a cancelled context — and checks that
 // RecoverPublishes leaves every version fully published or fully absent.
@@ -241,13 +261,14 @@ func TestPublishCrashAtEveryStepRecovers(t *testing.T) {
 					cancel()
 					return ctx.Err()
 				}
-				return harmonia.ErrSimulatedCrash
+				runtime.Goexit()
+				return nil
 			})
-			_, err := b.store.Publish(ctx, harmonia.PublishRequest{VersionTag: tag, ArtifactIDs: arts[i%2:], DatasetIDs: dss, PublishedBy: "x"})
+			_, err := publishOrCrash(ctx, b.store, harmonia.PublishRequest{VersionTag: tag, ArtifactIDs: arts[i%2:], DatasetIDs: dss, PublishedBy: "x"})
 			cancel()
 			require.Error(t, err, tag)
 			harmonia.SetPublishStepHook(b.store, nil)
-			_, err = b.store.GetVersion(b.ctx, tag)
+			_, err = b.store.GetVersionByTag(b.ctx, tag)
 			require.ErrorIs(t, err, harmonia.ErrNotFound, "%s: a failed publish is never visible", tag)
 		}
 	}
@@ -263,7 +284,7 @@ func TestPublishCrashAtEveryStepRecovers(t *testing.T) {
 	t.Logf("recovery after crashes: completed %v, rolled back %v", rep.Completed, rep.RolledBack)
 	requireConsistent(t, b)
 	require.Equal(t, []string{"crash-flip-crash"}, rep.Completed, "a publish that crashed before its flip with every mark in place is completed")
-	_, err = b.store.GetVersion(b.ctx, "crash-flip-crash")
+	_, err = b.store.GetVersionByTag(b.ctx, "crash-flip-crash")
 	require.NoError(t, err)
 
 	// The next publish works and nothing is left pending.
@@ -326,7 +347,7 @@ func TestPublishRacesDelete(t *testing.T) {
 			require.NoError(t, err)
 		} else {
 			deleted++
-			_, err := b.store.GetVersion(b.ctx, fmt.Sprintf("r%d", i))
+			_, err := b.store.GetVersionByTag(b.ctx, fmt.Sprintf("r%d", i))
 			require.ErrorIs(t, err, harmonia.ErrNotFound)
 		}
 		requireConsistent(t, b)
@@ -392,7 +413,7 @@ func TestVersionReads(t *testing.T) {
 	var listed []string
 	var after bson.ObjectID
 	for {
-		p, err := b.store.ListVersions(b.ctx, after, 2)
+		p, err := b.store.ListVersions(b.ctx, harmonia.VersionFilter{After: after, Limit: 2})
 		require.NoError(t, err)
 		for _, v := range p.Items {
 			listed = append(listed, v.VersionTag)
@@ -404,14 +425,14 @@ func TestVersionReads(t *testing.T) {
 	}
 	require.Equal(t, []string{"2026.11.0", "2026.10.0", "2026.09.0"}, listed)
 
-	vc, err := b.store.VersionContents(b.ctx, "2026.10.0")
+	vc, err := b.store.VersionContentsByTag(b.ctx, "2026.10.0")
 	require.NoError(t, err)
 	require.Len(t, vc.Artifacts, 2)
 	require.Len(t, vc.Datasets, 1)
 	require.Len(t, vc.Licenses, 1)
 
 	// model-0 is changed in place before 2026.11 would matter: diff by name.
-	diff, err := b.store.DiffVersions(b.ctx, "2026.09.0", "2026.11.0")
+	diff, err := b.store.DiffVersionsByTag(b.ctx, "2026.09.0", "2026.11.0")
 	require.NoError(t, err)
 	names := func(items []harmonia.ManifestItem) (out []string) {
 		for _, it := range items {
@@ -422,7 +443,7 @@ func TestVersionReads(t *testing.T) {
 	require.Equal(t, []string{"model-3"}, names(diff.Added))
 	require.Equal(t, []string{"model-1"}, names(diff.Removed))
 	require.Empty(t, diff.Changed)
-	_, err = b.store.DiffVersions(b.ctx, "2026.09.0", "nope")
+	_, err = b.store.DiffVersionsByTag(b.ctx, "2026.09.0", "nope")
 	require.ErrorIs(t, err, harmonia.ErrNotFound)
 	require.Contains(t, err.Error(), "nope")
 }
@@ -441,7 +462,7 @@ func TestVersionDiffChanged(t *testing.T) {
 		_, err := b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: tag, ArtifactIDs: []bson.ObjectID{id}, PublishedBy: "x"})
 		require.NoError(t, err)
 	}
-	diff, err := b.store.DiffVersions(b.ctx, "a", "b")
+	diff, err := b.store.DiffVersionsByTag(b.ctx, "a", "b")
 	require.NoError(t, err)
 	require.Len(t, diff.Changed, 1)
 	require.Equal(t, "1.2.0", diff.Changed[0].From.Version)
@@ -459,22 +480,22 @@ func TestPendingVersionsAreInvisible(t *testing.T) {
 	arts, _ := b.inventory(t, 2, 0)
 	harmonia.SetPublishStepHook(b.store, func(ctx context.Context, s string) error {
 		if s == "flip" {
-			return harmonia.ErrSimulatedCrash
+			runtime.Goexit()
 		}
 		return nil
 	})
-	_, err := b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: "hidden", ArtifactIDs: arts, PublishedBy: "x"})
+	_, err := publishOrCrash(b.ctx, b.store, harmonia.PublishRequest{VersionTag: "hidden", ArtifactIDs: arts, PublishedBy: "x"})
 	require.Error(t, err)
 	harmonia.SetPublishStepHook(b.store, nil)
 	require.EqualValues(t, 1, count(t, b, harmonia.CollectionVersions), "the pending version is stored")
-	_, err = b.store.GetVersion(b.ctx, "hidden")
+	_, err = b.store.GetVersionByTag(b.ctx, "hidden")
 	require.ErrorIs(t, err, harmonia.ErrNotFound)
 	_, err = b.store.LatestVersion(b.ctx)
 	require.ErrorIs(t, err, harmonia.ErrNotFound)
-	p, err := b.store.ListVersions(b.ctx, bson.ObjectID{}, 0)
+	p, err := b.store.ListVersions(b.ctx, harmonia.VersionFilter{})
 	require.NoError(t, err)
 	require.Empty(t, p.Items)
-	_, err = b.store.VersionContents(b.ctx, "hidden")
+	_, err = b.store.VersionContentsByTag(b.ctx, "hidden")
 	require.ErrorIs(t, err, harmonia.ErrNotFound)
 }
 
@@ -488,11 +509,11 @@ func TestRecoverPublishesConcurrently(t *testing.T) {
 	for i, step := range []string{"mark_artifacts", "flip", "flip"} {
 		harmonia.SetPublishStepHook(b.store, func(ctx context.Context, s string) error {
 			if s == step {
-				return harmonia.ErrSimulatedCrash
+				runtime.Goexit()
 			}
 			return nil
 		})
-		_, err := b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: fmt.Sprint("p", i), ArtifactIDs: arts[2*i : 2*i+2], PublishedBy: "x"})
+		_, err := publishOrCrash(b.ctx, b.store, harmonia.PublishRequest{VersionTag: fmt.Sprint("p", i), ArtifactIDs: arts[2*i : 2*i+2], PublishedBy: "x"})
 		require.Error(t, err)
 	}
 	harmonia.SetPublishStepHook(b.store, nil)

@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// Defaults of [WorkerConfig].
+// Defaults of [WorkerOptions].
 const (
 	// WorkerConcurrencyDefault is how many jobs a worker runs at once.
 	WorkerConcurrencyDefault = 4
@@ -102,8 +102,8 @@ func (r *runningJob) write(f func(*Store, *Job) error) error {
 	return err
 }
 
-// WorkerConfig configures a [Worker]. Only Handlers is required.
-type WorkerConfig struct {
+// WorkerOptions configures a [Worker]. Only Handlers is required.
+type WorkerOptions struct {
 	// ID names the worker in the jobs it claims (worker_id). Defaults to
 	// the host name, the process id and a random suffix.
 	ID string
@@ -164,7 +164,7 @@ type WorkerStats struct {
 // runs on one of them at a time.
 type Worker struct {
 	store   *Store
-	cfg     WorkerConfig
+	cfg     WorkerOptions
 	log     *slog.Logger
 	running atomic.Bool
 	stats   struct {
@@ -172,13 +172,17 @@ type Worker struct {
 	}
 }
 
-// NewWorker returns a worker for the jobs of store, with cfg's defaults
-// filled in.
+// NewWorker returns a worker for the jobs of store, with opts' defaults
+// filled in. opts is required: it names the handlers.
 //
-// Errors: [CodeInvalid] naming the field of cfg to fix.
-func NewWorker(store *Store, cfg WorkerConfig) (*Worker, error) {
+// Errors: [CodeInvalid] naming the field of opts to fix.
+func NewWorker(store *Store, opts *WorkerOptions) (*Worker, error) {
 	if store == nil {
 		return nil, invalidf(EntityWorker, "store", "a *Store is required (from harmonia.Open)")
+	}
+	var cfg WorkerOptions
+	if opts != nil {
+		cfg = *opts
 	}
 	if len(cfg.Handlers) == 0 {
 		return nil, invalidf(EntityWorker, "Handlers", "register at least one handler, for example Handlers: map[harmonia.JobType]harmonia.Handler{harmonia.JobValidate: h}")
@@ -234,8 +238,8 @@ func NewWorker(store *Store, cfg WorkerConfig) (*Worker, error) {
 // ID returns the worker's id, the worker_id of the jobs it claims.
 func (w *Worker) ID() string { return w.cfg.ID }
 
-// Config returns the worker's configuration with its defaults filled in.
-func (w *Worker) Config() WorkerConfig {
+// Options returns the worker's options with their defaults filled in.
+func (w *Worker) Options() WorkerOptions {
 	c := w.cfg
 	c.Handlers, c.Types = maps.Clone(c.Handlers), slices.Clone(c.Types)
 	return c
@@ -466,4 +470,30 @@ func (w *Worker) call(ctx context.Context, h Handler, job *Job, log *JobLogger) 
 		_ = log.Logf(lctx, LevelError, "panic: %v\n%s", r, debug.Stack())
 	}()
 	return h(ctx, job, log)
+}
+
+// wakeup lets goroutines wait for the next wake call.
+type wakeup struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// wait returns a channel that is closed by the next wake.
+func (w *wakeup) wait() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ch == nil {
+		w.ch = make(chan struct{})
+	}
+	return w.ch
+}
+
+// wake wakes every goroutine waiting.
+func (w *wakeup) wake() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ch != nil {
+		close(w.ch)
+		w.ch = nil
+	}
 }

@@ -42,9 +42,9 @@ func waitWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
 
 // startWorker runs a worker until the returned stop is called (or the
 // test ends); stop returns when Run has.
-func startWorker(t *testing.T, b *bundle, cfg harmonia.WorkerConfig) (*harmonia.Worker, func()) {
+func startWorker(t *testing.T, b *bundle, cfg harmonia.WorkerOptions) (*harmonia.Worker, func()) {
 	t.Helper()
-	w, err := harmonia.NewWorker(b.store, cfg)
+	w, err := harmonia.NewWorker(b.store, &cfg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(b.ctx)
 	done := make(chan error, 1)
@@ -124,28 +124,30 @@ func TestNewWorkerValidatesConfig(t *testing.T) {
 	ok := handlers(func(context.Context, *harmonia.Job, *harmonia.JobLogger) (any, error) { return nil, nil })
 	for _, c := range []struct {
 		field string
-		cfg   harmonia.WorkerConfig
+		cfg   harmonia.WorkerOptions
 	}{
-		{"Handlers", harmonia.WorkerConfig{}},
-		{"Handlers", harmonia.WorkerConfig{Handlers: map[harmonia.JobType]harmonia.Handler{noop: nil}}},
-		{"Handlers", harmonia.WorkerConfig{Handlers: map[harmonia.JobType]harmonia.Handler{"Bad": ok[noop]}}},
-		{"Types", harmonia.WorkerConfig{Handlers: ok, Types: []harmonia.JobType{harmonia.JobValidate}}},
-		{"Concurrency", harmonia.WorkerConfig{Handlers: ok, Concurrency: -1}},
-		{"LeaseDuration", harmonia.WorkerConfig{Handlers: ok, LeaseDuration: time.Millisecond}},
-		{"HeartbeatInterval", harmonia.WorkerConfig{Handlers: ok, HeartbeatInterval: time.Minute}},
-		{"HeartbeatInterval", harmonia.WorkerConfig{Handlers: ok, PollInterval: -time.Second}},
-		{"ID", harmonia.WorkerConfig{Handlers: ok, ID: "a\nb"}},
+		{"Handlers", harmonia.WorkerOptions{}},
+		{"Handlers", harmonia.WorkerOptions{Handlers: map[harmonia.JobType]harmonia.Handler{noop: nil}}},
+		{"Handlers", harmonia.WorkerOptions{Handlers: map[harmonia.JobType]harmonia.Handler{"Bad": ok[noop]}}},
+		{"Types", harmonia.WorkerOptions{Handlers: ok, Types: []harmonia.JobType{harmonia.JobValidate}}},
+		{"Concurrency", harmonia.WorkerOptions{Handlers: ok, Concurrency: -1}},
+		{"LeaseDuration", harmonia.WorkerOptions{Handlers: ok, LeaseDuration: time.Millisecond}},
+		{"HeartbeatInterval", harmonia.WorkerOptions{Handlers: ok, HeartbeatInterval: time.Minute}},
+		{"HeartbeatInterval", harmonia.WorkerOptions{Handlers: ok, PollInterval: -time.Second}},
+		{"ID", harmonia.WorkerOptions{Handlers: ok, ID: "a\nb"}},
 	} {
-		_, err := harmonia.NewWorker(b.store, c.cfg)
+		_, err := harmonia.NewWorker(b.store, &c.cfg)
 		he := requireInvalid(t, err, harmonia.EntityWorker, c.field)
 		t.Logf("%s: %s", c.field, he.Reason)
 	}
-	_, err := harmonia.NewWorker(nil, harmonia.WorkerConfig{Handlers: ok})
+	_, err := harmonia.NewWorker(b.store, nil)
+	requireInvalid(t, err, harmonia.EntityWorker, "Handlers")
+	_, err = harmonia.NewWorker(nil, &harmonia.WorkerOptions{Handlers: ok})
 	requireInvalid(t, err, harmonia.EntityWorker, "store")
 
-	w, err := harmonia.NewWorker(b.store, harmonia.WorkerConfig{Handlers: ok, LeaseDuration: time.Minute})
+	w, err := harmonia.NewWorker(b.store, &harmonia.WorkerOptions{Handlers: ok, LeaseDuration: time.Minute})
 	require.NoError(t, err)
-	cfg := w.Config()
+	cfg := w.Options()
 	require.Equal(t, harmonia.WorkerConcurrencyDefault, cfg.Concurrency)
 	require.Equal(t, time.Minute, cfg.LeaseDuration)
 	require.Equal(t, 20*time.Second, cfg.HeartbeatInterval)
@@ -184,7 +186,7 @@ func TestWorkerRunsManyJobsOnce(t *testing.T) {
 	var workers []*harmonia.Worker
 	var stops []func()
 	for i := range 8 {
-		w, stop := startWorker(t, b, harmonia.WorkerConfig{ID: fmt.Sprintf("w%d", i), Handlers: handlers(h), PollInterval: 50 * time.Millisecond})
+		w, stop := startWorker(t, b, harmonia.WorkerOptions{ID: fmt.Sprintf("w%d", i), Handlers: handlers(h), PollInterval: 50 * time.Millisecond})
 		workers, stops = append(workers, w), append(stops, stop)
 	}
 	// Measured on 2 cores: 500 jobs take about 60 s, 85 s under -race (each
@@ -246,7 +248,7 @@ func TestWorkerReclaimsCrashedJobs(t *testing.T) {
 	// Heartbeats run on real time and the lease on the Store's clock: with
 	// an hour's interval no heartbeat happens during the test, so a hung
 	// handler is a worker that stopped heart-beating.
-	cfg := harmonia.WorkerConfig{Handlers: handlers(h), PollInterval: 50 * time.Millisecond,
+	cfg := harmonia.WorkerOptions{Handlers: handlers(h), PollInterval: 50 * time.Millisecond,
 		LeaseDuration: time.Hour, HeartbeatInterval: 59 * time.Minute}
 	var workers []*harmonia.Worker
 	var stops []func()
@@ -302,7 +304,7 @@ func TestWorkerRetries(t *testing.T) {
 		}
 		return nil, nil
 	}
-	startWorker(t, b, harmonia.WorkerConfig{Handlers: handlers(h), PollInterval: 5 * time.Millisecond})
+	startWorker(t, b, harmonia.WorkerOptions{Handlers: handlers(h), PollInterval: 5 * time.Millisecond})
 	for attempt := 1; attempt < harmonia.MaxAttemptsDefault; attempt++ {
 		waitFor(t, fmt.Sprintf("attempt %d to fail", attempt), func() bool {
 			return countJobs(t, b, bson.D{{Key: "status", Value: harmonia.JobPending}, {Key: "attempt", Value: attempt}}) == 2
@@ -337,7 +339,7 @@ func TestWorkerRecoversPanics(t *testing.T) {
 		}
 		return nil, nil
 	}
-	w, _ := startWorker(t, b, harmonia.WorkerConfig{Handlers: handlers(h), Concurrency: 1, PollInterval: 5 * time.Millisecond})
+	w, _ := startWorker(t, b, harmonia.WorkerOptions{Handlers: handlers(h), Concurrency: 1, PollInterval: 5 * time.Millisecond})
 	waitFor(t, "both jobs to finish", func() bool { s := w.Stats(); return s.Succeeded+s.Failed == 2 })
 	require.EqualValues(t, 1, w.Stats().Panics)
 	got := b.job(t, bad.ID)
@@ -362,7 +364,7 @@ func TestWorkerHeartbeatKeepsLease(t *testing.T) {
 		<-release
 		return nil, log.Log(ctx, harmonia.LevelInfo, "done")
 	}
-	w, _ := startWorker(t, b, harmonia.WorkerConfig{Handlers: handlers(h), HeartbeatInterval: 5 * time.Millisecond, PollInterval: 5 * time.Millisecond})
+	w, _ := startWorker(t, b, harmonia.WorkerOptions{Handlers: handlers(h), HeartbeatInterval: 5 * time.Millisecond, PollInterval: 5 * time.Millisecond})
 	waitFor(t, "the job to run", func() bool { return b.job(t, j.ID).Status == harmonia.JobRunning })
 	first := *b.job(t, j.ID).LeaseExpiresAt
 	for range 3 {
@@ -393,7 +395,7 @@ func TestWorkerLostLeaseCancelsHandler(t *testing.T) {
 		causes <- context.Cause(ctx)
 		return bson.D{{Key: "stale", Value: true}}, nil
 	}
-	w, _ := startWorker(t, b, harmonia.WorkerConfig{Handlers: handlers(h), HeartbeatInterval: 5 * time.Millisecond, PollInterval: 5 * time.Millisecond})
+	w, _ := startWorker(t, b, harmonia.WorkerOptions{Handlers: handlers(h), HeartbeatInterval: 5 * time.Millisecond, PollInterval: 5 * time.Millisecond})
 	waitFor(t, "the job to run", func() bool { return b.job(t, j.ID).Status == harmonia.JobRunning })
 	_, err := b.db.Collection(harmonia.CollectionJobs).UpdateOne(b.ctx, bson.D{{Key: "_id", Value: j.ID}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "lease_token", Value: "new-owner"}}}})
@@ -437,7 +439,7 @@ func TestWorkerShutdownReleasesJobs(t *testing.T) {
 	}
 	// The timeout covers the release and the success writes, which wait
 	// their turn on a server that the parallel tests keep busy.
-	w, stop := startWorker(t, b, harmonia.WorkerConfig{Handlers: handlers(h), PollInterval: 5 * time.Millisecond, ShutdownTimeout: 3 * time.Second})
+	w, stop := startWorker(t, b, harmonia.WorkerOptions{Handlers: handlers(h), PollInterval: 5 * time.Millisecond, ShutdownTimeout: 3 * time.Second})
 	waitFor(t, "three handlers to start", func() bool { return started.Load() == 3 })
 	stop()
 	s := w.Stats()
@@ -454,7 +456,7 @@ func TestWorkerShutdownReleasesJobs(t *testing.T) {
 
 	b.clock.Advance(lease + time.Second)
 	ok := func(context.Context, *harmonia.Job, *harmonia.JobLogger) (any, error) { return nil, nil }
-	w2, _ := startWorker(t, b, harmonia.WorkerConfig{ID: "w2", Handlers: handlers(ok), PollInterval: 5 * time.Millisecond})
+	w2, _ := startWorker(t, b, harmonia.WorkerOptions{ID: "w2", Handlers: handlers(ok), PollInterval: 5 * time.Millisecond})
 	waitFor(t, "the released and the expired job to succeed", func() bool { return w2.Stats().Succeeded == 2 })
 	require.Equal(t, 1, b.job(t, ids[0]).Attempt)
 	require.Equal(t, 2, b.job(t, ids[2]).Attempt)
@@ -469,7 +471,7 @@ func TestWorkerWakesOnEnqueue(t *testing.T) {
 	db, counter := harmoniatest.CountingDatabase(t)
 	b := setupOn(t, db)
 	ok := func(context.Context, *harmonia.Job, *harmonia.JobLogger) (any, error) { return nil, nil }
-	w, _ := startWorker(t, b, harmonia.WorkerConfig{Handlers: handlers(ok), PollInterval: time.Hour, Concurrency: 1})
+	w, _ := startWorker(t, b, harmonia.WorkerOptions{Handlers: handlers(ok), PollInterval: time.Hour, Concurrency: 1})
 	waitFor(t, "the first claim", func() bool { return counter.Count("findAndModify") > 0 })
 	err := w.Run(b.ctx)
 	require.ErrorIs(t, err, harmonia.ErrConflict, "a worker runs once at a time")
@@ -490,7 +492,7 @@ func TestWorkerStatsCountFailures(t *testing.T) {
 		}
 		return nil, nil
 	}
-	w, _ := startWorker(t, b, harmonia.WorkerConfig{Handlers: handlers(h), PollInterval: 5 * time.Millisecond})
+	w, _ := startWorker(t, b, harmonia.WorkerOptions{Handlers: handlers(h), PollInterval: 5 * time.Millisecond})
 	waitFor(t, "four jobs to finish", func() bool { s := w.Stats(); return s.Succeeded+s.Failed == 4 })
 	require.Equal(t, harmonia.WorkerStats{Claimed: 4, Succeeded: 2, Failed: 2}, w.Stats())
 	require.EqualValues(t, 2, countJobs(t, b, statusIs(harmonia.JobFailed)))

@@ -17,6 +17,7 @@ import (
 const (
 	VersionCreateIndexes int64 = 1
 	VersionTagsV2        int64 = 2
+	VersionCancelledJobs int64 = 3
 )
 
 // Batch sizes of the built-in transform.
@@ -30,12 +31,13 @@ const (
 	WriteBatchMax = 50
 )
 
-// hooks lets this package's tests shrink the transform's batches and act
-// between them (to interrupt a run half-way).
-var hooks = struct {
+// transform configures the built-in tags transform. Builtin uses the
+// defaults; this package's tests shrink the batches and act between them
+// (to interrupt a run half-way), each with its own migration list.
+type transform struct {
 	batchSize  int
 	afterBatch func(ctx context.Context)
-}{batchSize: TransformBatchSize}
+}
 
 // Builtin returns harmonia's own migrations, in order:
 //
@@ -54,12 +56,23 @@ var hooks = struct {
 //     "<collection>_scanned" and "<collection>_changed" (tags that
 //     actually changed). Outside a transaction (it may be long). No Down:
 //     the original letter case is gone.
+//  3. "cancelled jobs get the cancelled status": jobs that
+//     [harmonia.Store.CancelJob] stored before the status
+//     [harmonia.JobCancelled] existed (status "failed" with the error
+//     "cancelled", which no attempt recorded) get that status and lose the
+//     error. Conditional updates, idempotent; it counts "jobs_changed".
+//     Outside a transaction. No Down: the new status is the truth.
 //
 // The list is a new slice each call; append your own migrations to it.
 func Builtin() []Migration {
+	return builtin(transform{batchSize: TransformBatchSize})
+}
+
+func builtin(tr transform) []Migration {
 	return []Migration{
 		{Version: VersionCreateIndexes, Name: "create collections and indexes", NoTransaction: true, Up: createIndexes},
-		{Version: VersionTagsV2, Name: "tags lowercase and unique (schema_version 1 → 2)", NoTransaction: true, Up: tagsV2},
+		{Version: VersionTagsV2, Name: "tags lowercase and unique (schema_version 1 → 2)", NoTransaction: true, Up: tr.tagsV2},
+		{Version: VersionCancelledJobs, Name: "cancelled jobs get the cancelled status", NoTransaction: true, Up: cancelledJobs},
 	}
 }
 
@@ -71,9 +84,9 @@ func createIndexes(ctx context.Context, db *mongo.Database) error {
 	return s.EnsureIndexes(ctx)
 }
 
-func tagsV2(ctx context.Context, db *mongo.Database) error {
+func (tr transform) tagsV2(ctx context.Context, db *mongo.Database) error {
 	for _, col := range []string{harmonia.CollectionArtifacts, harmonia.CollectionDatasets} {
-		if err := tagsV2Collection(ctx, db.Collection(col)); err != nil {
+		if err := tr.tagsV2Collection(ctx, db.Collection(col)); err != nil {
 			return err
 		}
 	}
@@ -88,7 +101,7 @@ func belowV2() bson.D {
 	}}}
 }
 
-func tagsV2Collection(ctx context.Context, col *mongo.Collection) error {
+func (tr transform) tagsV2Collection(ctx context.Context, col *mongo.Collection) error {
 	type doc struct {
 		ID   bson.ObjectID `bson:"_id"`
 		Tags []string      `bson:"tags"`
@@ -100,7 +113,7 @@ func tagsV2Collection(ctx context.Context, col *mongo.Collection) error {
 			filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}})
 		}
 		cur, err := col.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).
-			SetLimit(int64(hooks.batchSize)).SetBatchSize(int32(hooks.batchSize)).SetProjection(bson.D{{Key: "tags", Value: 1}}))
+			SetLimit(int64(tr.batchSize)).SetBatchSize(int32(tr.batchSize)).SetProjection(bson.D{{Key: "tags", Value: 1}}))
 		if err != nil {
 			return internal("read "+col.Name(), err)
 		}
@@ -128,10 +141,54 @@ func tagsV2Collection(ctx context.Context, col *mongo.Collection) error {
 		Count(ctx, col.Name()+"_scanned", int64(len(docs)))
 		Count(ctx, col.Name()+"_changed", changed)
 		after = docs[len(docs)-1].ID
-		if hooks.afterBatch != nil {
-			hooks.afterBatch(ctx)
+		if tr.afterBatch != nil {
+			tr.afterBatch(ctx)
 		}
 	}
+}
+
+// cancelledJobs moves the jobs CancelJob stored as failed to the cancelled
+// status. A cancel pushed no attempt error, so a job whose last attempt
+// error is "cancelled" failed in its handler and is left alone.
+func cancelledJobs(ctx context.Context, db *mongo.Database) error {
+	col := db.Collection(harmonia.CollectionJobs)
+	const legacyError = "cancelled"
+	legacy := bson.D{{Key: "status", Value: harmonia.JobFailed}, {Key: "error", Value: legacyError}}
+	cur, err := col.Find(ctx, legacy, options.Find().SetProjection(bson.D{{Key: "errors", Value: 1}}).SetBatchSize(TransformBatchSize))
+	if err != nil {
+		return internal("read jobs", err)
+	}
+	defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
+	var ids []bson.ObjectID
+	for cur.Next(ctx) {
+		var j struct {
+			ID     bson.ObjectID `bson:"_id"`
+			Errors []struct {
+				Error string `bson:"error"`
+			} `bson:"errors"`
+		}
+		if err := cur.Decode(&j); err != nil {
+			return internal("decode a job", err)
+		}
+		if n := len(j.Errors); n == 0 || j.Errors[n-1].Error != legacyError {
+			ids = append(ids, j.ID)
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return internal("read jobs", err)
+	}
+	models := make([]mongo.WriteModel, len(ids))
+	for i, id := range ids {
+		models[i] = mongo.NewUpdateOneModel().SetFilter(append(bson.D{{Key: "_id", Value: id}}, legacy...)).SetUpdate(bson.D{
+			{Key: "$set", Value: bson.D{{Key: "status", Value: harmonia.JobCancelled}}},
+			{Key: "$unset", Value: bson.D{{Key: "error", Value: ""}}},
+		})
+	}
+	if err := bulkWrite(ctx, col, models); err != nil {
+		return err
+	}
+	Count(ctx, "jobs_changed", int64(len(ids)))
+	return nil
 }
 
 // NormalizeTags returns tags trimmed, lowercased and de-duplicated, in the

@@ -1,5 +1,7 @@
-// Package migrate moves a harmonia database between schema versions and
-// imports the combined inventory file.
+// Package migrate moves a harmonia database between schema versions, in
+// the shape of pressly/goose: an explicit list of migrations, a runner
+// that applies them under a lease lock, and a record of each run. (The
+// combined inventory file is imported by package inventoryfile.)
 //
 // # Migrations
 //
@@ -23,7 +25,8 @@
 //
 // [Builtin] returns harmonia's own migrations: 1 creates the collections'
 // indexes, 2 moves model artifacts and datasets from schema_version 1 to 2
-// (tags lowercase and unique).
+// (tags lowercase and unique), 3 gives jobs cancelled before the
+// cancelled status existed that status.
 //
 // # Records
 //
@@ -86,45 +89,4 @@
 // are: index creation skips what exists, and the tags transform selects
 // documents by schema_version and updates each one conditionally, so its
 // progress is implied by the data.
-//
-// # Importing an inventory
-//
-// [Import] reads the combined inventory file (DESIGN.md section 6):
-//
-//	f, err := os.Open("inventory/combined_inventory.json")
-//	report, err := migrate.Import(ctx, store, f, &migrate.ImportOptions{
-//		BaseDir: "inventory", // relative paths in the file are relative to it
-//	})
-//
-// It streams the file (json.Decoder tokens, one entry decoded at a time),
-// checks every entry with its entity's Validate and resolves its
-// references, and writes in batches: new entries with unordered
-// InsertMany, changed ones with bulk updates of at most WriteBatchMax,
-// unchanged ones not at all. Versions are published through
-// [harmonia.Store.Publish], with its guarantees. A second import of the
-// same file writes nothing and reports every entry unchanged.
-//
-// The report counts inserted, updated, unchanged and rejected entries per
-// section and lists each rejection with its section, index, key, field
-// and reason. A rejected entry does not stop the others unless
-// ImportOptions.AllOrNothing is set; DryRun reports without writing.
-//
-// How it reads what exists: once per collection, at the first section
-// that needs it, one find with a projection streams the keys and a
-// fingerprint of the comparable fields of every document into a compact
-// index (about 135 bytes per document). On the embedded server a query with a
-// 1,000-key $in took 736 ms on a 5,000-document collection (no index is
-// used: every document is compared with every key), so reading per
-// batch would grow with the square of the collection, while the whole
-// collection streams in about 0.5 s.
-//
-// # Hostile input
-//
-// The importer bounds what one entry may cost: MaxEntryBytes per JSON
-// value (the reader refuses to feed the decoder more), MaxEntryDepth
-// levels of nesting in an entry, the entities' own string and list
-// limits, MaxRejections listed rejections. Unknown fields are
-// rejections, so a misspelt field never passes silently; unknown
-// top-level fields are rejections and skipped. FuzzImport checks that
-// arbitrary bytes neither panic nor leave a partial or invalid document.
 package migrate

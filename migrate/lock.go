@@ -53,12 +53,8 @@ func (r *Runner) locked(ctx context.Context, f func(ctx context.Context) error) 
 		}
 		return f(lctx)
 	}()
-	crashed := r.crashOnInterrupt && lctx.Err() != nil
 	cancel(nil)
 	<-renewed
-	if crashed {
-		return err
-	}
 	return errors.Join(err, r.release(ctx, token))
 }
 

@@ -126,10 +126,6 @@ type Runner struct {
 
 	mu   sync.Mutex
 	caps *harmonia.Capabilities
-
-	// crashOnInterrupt makes an interrupted run stop as a crashed process
-	// would: no record, no lock release. For this package's tests.
-	crashOnInterrupt bool
 }
 
 // New returns a Runner for migrations on db. The migrations must be in
@@ -719,9 +715,6 @@ func (r *Runner) recordFailure(ctx context.Context, step *Step, start time.Time,
 	state := StateFailed
 	if interrupted {
 		state = StateInterrupted
-		if r.crashOnInterrupt {
-			return wrapRun(step, runErr)
-		}
 	}
 	r.opts.Logger.ErrorContext(ctx, "migrate: migration "+string(state), "version", step.Version, "name", step.Name, "error", step.Error)
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -325,7 +326,7 @@ func TestConcurrentRunnersApplyEachMigrationOnce(t *testing.T) {
 		}
 		require.EqualValues(t, 12, reports[i].Current)
 	}
-	require.Equal(t, map[int64]int{1: 1, 2: 1, 10: 1, 11: 1, 12: 1}, applied)
+	require.Equal(t, map[int64]int{1: 1, 2: 1, 3: 1, 10: 1, 11: 1, 12: 1}, applied)
 	require.Equal(t, map[int64]int{10: 1, 11: 1, 12: 1}, runs(t, db))
 	var first *migrate.Status
 	for i := range runners {
@@ -447,7 +448,7 @@ func TestBuiltinTagsTransform(t *testing.T) {
 	r := newRunner(t, db, migrate.Builtin(), nil)
 	rep, err := r.Up(ctx, nil)
 	require.NoError(t, err)
-	require.Equal(t, []int64{1, 2}, versions(rep.Applied))
+	require.Equal(t, []int64{1, 2, 3}, versions(rep.Applied))
 	require.Equal(t, map[string]int64{
 		"model_artifacts_scanned": 8, "model_artifacts_changed": 8, "datasets_scanned": 3, "datasets_changed": 3,
 	}, rep.Applied[1].Counts)
@@ -476,6 +477,49 @@ func TestBuiltinTagsTransform(t *testing.T) {
 	require.True(t, names["uniq_name_version"], "migration 1 created harmonia's indexes: %v", names)
 }
 
+// Migration 3 gives the jobs CancelJob stored as failed the cancelled
+// status, and leaves jobs that failed in their handlers alone.
+func TestBuiltinCancelledJobs(t *testing.T) {
+	t.Parallel()
+	db := harmoniatest.Database(t)
+	ctx := t.Context()
+	jobs := db.Collection(harmonia.CollectionJobs)
+	attempt := func(msg string) bson.A { return bson.A{bson.D{{Key: "attempt", Value: 1}, {Key: "error", Value: msg}}} }
+	job := func(name, msg string, attempts bson.A) bson.D {
+		d := bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "name", Value: name}, {Key: "status", Value: "failed"}, {Key: "error", Value: msg}}
+		if attempts != nil {
+			d = append(d, bson.E{Key: "errors", Value: attempts})
+		}
+		return d
+	}
+	_, err := jobs.InsertMany(ctx, []any{
+		job("cancelled", "cancelled", nil),
+		job("cancelled-after-a-retry", "cancelled", attempt("timeout")),
+		job("handler-said-cancelled", "cancelled", attempt("cancelled")),
+		job("failed", "boom", attempt("boom")),
+	})
+	require.NoError(t, err)
+	rep, err := newRunner(t, db, migrate.Builtin(), nil).Up(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, map[string]int64{"jobs_changed": 2}, rep.Applied[2].Counts)
+	cur, err := jobs.Find(ctx, bson.D{})
+	require.NoError(t, err)
+	var docs []struct {
+		Name   string `bson:"name"`
+		Status string `bson:"status"`
+		Error  string `bson:"error"`
+	}
+	require.NoError(t, cur.All(ctx, &docs))
+	got := map[string]string{}
+	for _, d := range docs {
+		got[d.Name] = d.Status + "/" + d.Error
+	}
+	require.Equal(t, map[string]string{
+		"cancelled": "cancelled/", "cancelled-after-a-retry": "cancelled/",
+		"handler-said-cancelled": "failed/cancelled", "failed": "failed/boom",
+	}, got)
+}
+
 func TestNormalizeTags(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, []string{"vision", "onnx"}, migrate.NormalizeTags([]string{" Vision", "ONNX", "vision", "", "  "}))
@@ -484,30 +528,48 @@ func TestNormalizeTags(t *testing.T) {
 
 // A runner killed half-way through the tags transform (its context
 // cancelled between two batches): the next run reports the interrupted
-// migration and finishes it. With SimulateCrash the killed runner leaves
-// its lock and a running record, as a crashed process would, and the
-// next runner must wait for the lease to expire.
+// migration and finishes it. In crash mode the killed runner's goroutine
+// ends there (runtime.Goexit), as a crashed process would: it leaves its
+// lock and a running record, and the next runner must wait for the lease
+// to expire.
 func TestInterruptedMigrationIsFinishedByTheNextRun(t *testing.T) {
+	t.Parallel()
 	for _, crash := range []bool{false, true} {
 		t.Run(fmt.Sprintf("crash=%t", crash), func(t *testing.T) {
+			t.Parallel()
 			db := harmoniatest.Database(t)
 			clock := newClock()
 			insertV1(t, db, harmonia.CollectionArtifacts, 25)
 			insertV1(t, db, harmonia.CollectionDatasets, 5)
+			ctx, kill := context.WithCancel(t.Context())
+			defer kill()
+			killing := false
+			ms := migrate.BuiltinWithTransformHooks(10, func(context.Context) {
+				if !killing {
+					return
+				}
+				kill()
+				if crash {
+					runtime.Goexit()
+				}
+			})
 			opts := &migrate.Options{Now: clock.Now, Owner: "killed", LockWait: 20 * time.Millisecond, LockPoll: 5 * time.Millisecond}
-			killed := newRunner(t, db, migrate.Builtin(), opts)
-			if crash {
-				migrate.SimulateCrash(killed)
-			}
+			killed := newRunner(t, db, ms, opts)
 			_, err := killed.Up(t.Context(), &migrate.UpOpts{To: migrate.VersionCreateIndexes})
 			require.NoError(t, err)
 
-			ctx, kill := context.WithCancel(t.Context())
-			defer kill()
-			restore := migrate.SetTransformHooks(10, func(context.Context) { kill() })
-			_, err = killed.Up(ctx, nil)
-			restore()
-			require.ErrorIs(t, err, context.Canceled)
+			killing = true
+			returned := false
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				_, err = killed.Up(ctx, nil)
+				returned = true
+			})
+			wg.Wait()
+			require.Equal(t, !crash, returned, "a crashed runner never returns")
+			if !crash {
+				require.ErrorIs(t, err, context.Canceled)
+			}
 			require.Equal(t, map[int]int{1: 15, 2: 10}, schemaVersions(t, db, harmonia.CollectionArtifacts), "one batch was done")
 
 			next := newRunner(t, db, migrate.Builtin(), &migrate.Options{Now: clock.Now, Owner: "next", LockWait: 20 * time.Millisecond, LockPoll: 5 * time.Millisecond})
@@ -532,7 +594,7 @@ func TestInterruptedMigrationIsFinishedByTheNextRun(t *testing.T) {
 
 			rep, err := next.Up(t.Context(), nil)
 			require.NoError(t, err)
-			require.Len(t, rep.Applied, 1)
+			require.Equal(t, []int64{2, 3}, versions(rep.Applied))
 			require.True(t, rep.Applied[0].Resumed)
 			require.Equal(t, map[string]int64{
 				"model_artifacts_scanned": 15, "model_artifacts_changed": 15, "datasets_scanned": 5, "datasets_changed": 5,

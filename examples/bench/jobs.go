@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
-	jobbench "github.com/harmonia-ml/harmonia/internal/bench"
+	hbench "github.com/harmonia-ml/harmonia/internal/bench"
 )
 
 // benchClaim runs the claim-and-finish comparison twice, once with each
@@ -21,7 +21,7 @@ func benchClaim(ctx context.Context, b *bench, c config) ([]figure, error) {
 	var harmonia, driver time.Duration
 	for round := range 2 {
 		db, done := b.db(ctx, "claim")
-		r, err := jobbench.ClaimAndFinish(ctx, db, c.jobs, c.workers, round)
+		r, err := hbench.ClaimAndFinish(ctx, db, c.jobs, c.workers, round)
 		done()
 		if err != nil {
 			return nil, err
@@ -47,10 +47,10 @@ func benchSHA256(ctx context.Context, _ *bench, c config) ([]figure, error) {
 	if err := randomFile(path, int64(c.hashMiB)<<20); err != nil {
 		return nil, err
 	}
-	var best jobbench.HashResult
+	var best hbench.HashResult
 	for i := range 3 {
-		r, err := jobbench.HashVsOpenSSL(ctx, path)
-		if errors.Is(err, jobbench.ErrNoOpenSSL) {
+		r, err := hbench.HashVsOpenSSL(ctx, path)
+		if errors.Is(err, hbench.ErrNoOpenSSL) {
 			return nil, fmt.Errorf("%w (apt-get install openssl)", err)
 		}
 		if err != nil {

@@ -27,13 +27,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	hbench "github.com/harmonia-ml/harmonia/internal/bench"
+
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/examples/internal/exampledb"
 	"github.com/harmonia-ml/harmonia/harmoniatest"
-	"github.com/harmonia-ml/harmonia/migrate"
 )
 
 type config struct {
@@ -152,7 +153,7 @@ func benchImport(ctx context.Context, b *bench, c config) ([]figure, error) {
 	defer done1()
 	rawDB, done2 := b.db(ctx, "raw")
 	defer done2()
-	cmp, err := migrate.CompareImport(ctx, importDB, rawDB, c.artifacts)
+	cmp, err := hbench.CompareImport(ctx, importDB, rawDB, c.artifacts)
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +203,7 @@ func benchHeap(ctx context.Context, b *bench, c config) ([]figure, error) {
 		return nil, err
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	h, err := migrate.MeasureDryRunHeap(ctx, store, dir, int64(c.inventoryMB)*1_000_000)
+	h, err := hbench.MeasureDryRunHeap(ctx, store, dir, int64(c.inventoryMB)*1_000_000)
 	if err != nil {
 		return nil, err
 	}

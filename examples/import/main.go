@@ -26,6 +26,8 @@ import (
 	"os/signal"
 	"text/tabwriter"
 
+	"github.com/harmonia-ml/harmonia/inventoryfile"
+
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/examples/internal/exampledb"
 	"github.com/harmonia-ml/harmonia/migrate"
@@ -107,7 +109,7 @@ func run(ctx context.Context, c config, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	rep, err := migrate.Import(ctx, store, f, &migrate.ImportOptions{DryRun: c.dryRun, AllOrNothing: c.allOrNothing, BaseDir: c.baseDir})
+	rep, err := inventoryfile.Import(ctx, store, f, &inventoryfile.ImportOptions{DryRun: c.dryRun, AllOrNothing: c.allOrNothing, BaseDir: c.baseDir})
 	if rep != nil {
 		printReport(out, rep)
 	}
@@ -134,7 +136,7 @@ func printMigrations(out io.Writer, r *migrate.Report) {
 	}
 }
 
-func printReport(out io.Writer, r *migrate.ImportReport) {
+func printReport(out io.Writer, r *inventoryfile.ImportReport) {
 	if r.DryRun {
 		fmt.Fprintln(out, "dry run: nothing was written; an import would do this:")
 	}
@@ -142,7 +144,7 @@ func printReport(out io.Writer, r *migrate.ImportReport) {
 	fmt.Fprintln(tw, "section\tinserted\tupdated\tunchanged\trejected\t")
 	for _, s := range []struct {
 		name string
-		c    migrate.Counts
+		c    inventoryfile.Counts
 	}{{"licenses", r.Licenses}, {"datasets", r.Datasets}, {"artifacts", r.Artifacts}, {"versions", r.Versions}} {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", s.name, s.c.Inserted, s.c.Updated, s.c.Unchanged, s.c.Rejected)
 	}

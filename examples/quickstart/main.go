@@ -25,6 +25,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/harmonia-ml/harmonia/inventoryfile"
+
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/harmonia-ml/harmonia"
@@ -90,7 +92,7 @@ func run(ctx context.Context) (err error) {
 		return err
 	}
 	defer f.Close()
-	irep, err := migrate.Import(ctx, store, f, nil)
+	irep, err := inventoryfile.Import(ctx, store, f, nil)
 	if err != nil {
 		return err
 	}
@@ -162,7 +164,7 @@ func validateAll(ctx context.Context, store *harmonia.Store, root string, ids []
 	if err != nil {
 		return nil, err
 	}
-	w, err := harmonia.NewWorker(store, harmonia.WorkerConfig{
+	w, err := harmonia.NewWorker(store, &harmonia.WorkerOptions{
 		Handlers:     map[harmonia.JobType]harmonia.Handler{harmonia.JobValidate: validate},
 		Concurrency:  2,
 		PollInterval: 50 * time.Millisecond,
@@ -207,7 +209,7 @@ func validateAll(ctx context.Context, store *harmonia.Store, root string, ids []
 
 // summary prints the outcome and checks it is the expected one.
 func summary(ctx context.Context, store *harmonia.Store, pub *harmonia.PublishResult, jobs map[bson.ObjectID]*harmonia.Job, took time.Duration) error {
-	vc, err := store.VersionContents(ctx, pub.Version.VersionTag)
+	vc, err := store.VersionContentsByTag(ctx, pub.Version.VersionTag)
 	if err != nil {
 		return err
 	}

@@ -78,7 +78,7 @@ func run(ctx context.Context, uri, root string, concurrency int) (err error) {
 	if err != nil {
 		return err
 	}
-	w, err := harmonia.NewWorker(store, harmonia.WorkerConfig{
+	w, err := harmonia.NewWorker(store, &harmonia.WorkerOptions{
 		Handlers: map[harmonia.JobType]harmonia.Handler{
 			harmonia.JobValidate: validate,
 			harmonia.JobDownload: download,

@@ -1,7 +1,10 @@
-// Package bench measures harmonia's job queue and file hashing against
-// their baselines: a plain driver loop doing the same claim and finish, and
-// `openssl dgst -sha256`. harmonia's Go benchmarks and the examples/bench
-// program both call it, so that they measure the same thing.
+// Package bench measures harmonia against its baselines: the job queue
+// against a plain driver loop doing the same claim and finish, file
+// hashing against `openssl dgst -sha256`, and the inventory import against
+// a plain InsertMany (with a generator of inventory files of any size, and
+// the peak heap of a dry run). harmonia's Go benchmarks and the
+// examples/bench program both call it, so that they measure the same
+// thing.
 package bench
 
 import (
@@ -98,7 +101,7 @@ func runHarmonia(ctx context.Context, db *mongo.Database, jobs, workers int) (ti
 	noop := func(context.Context, *harmonia.Job, *harmonia.JobLogger) (any, error) { return nil, nil }
 	ws := make([]*harmonia.Worker, workers)
 	for i := range ws {
-		if ws[i], err = harmonia.NewWorker(store, harmonia.WorkerConfig{
+		if ws[i], err = harmonia.NewWorker(store, &harmonia.WorkerOptions{
 			ID: fmt.Sprintf("bench-%d", i), Concurrency: 1, PollInterval: 10 * time.Millisecond,
 			Handlers: map[harmonia.JobType]harmonia.Handler{JobType: noop},
 		}); err != nil {

@@ -1,13 +1,16 @@
-package migrate
+package bench
 
 import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/harmonia-ml/harmonia/inventoryfile"
 )
 
 // GenerateOptions says what [GenerateInventory] writes.
@@ -34,7 +37,7 @@ type Generated struct {
 
 // Licenses, datasets and times of generated inventories.
 var (
-	genLicenses = []fileLicense{
+	genLicenses = []inventoryfile.License{
 		{SPDXID: "Apache-2.0", TextPath: "licenses/Apache-2.0.txt", CommercialUse: true},
 		{SPDXID: "MIT", TextPath: "licenses/MIT.txt", CommercialUse: true},
 		{SPDXID: "CC-BY-NC-4.0", TextPath: "licenses/CC-BY-NC-4.0.txt", Notes: "non-commercial research only"},
@@ -50,25 +53,25 @@ var (
 // same memory. Benchmarks and the examples/bench program use it.
 func GenerateInventory(w io.Writer, opts GenerateOptions) (*Generated, error) {
 	if opts.Artifacts < 0 || opts.TargetBytes < 0 || opts.Versions < 0 || (opts.Artifacts == 0 && opts.TargetBytes == 0) {
-		return nil, importErrf("", "GenerateOptions needs a positive Artifacts or TargetBytes")
+		return nil, errors.New("GenerateOptions needs a positive Artifacts or TargetBytes")
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	cw := &countingWriter{w: bw}
 	g := &Generated{}
 	enc := json.NewEncoder(cw)
-	_, _ = fmt.Fprintf(cw, `{"format_version": %d`, FormatVersion)
+	_, _ = fmt.Fprintf(cw, `{"format_version": %d`, inventoryfile.FormatVersion)
 	sections := []struct {
 		name  string
 		count *int
 		more  func(i int) bool
 		item  func(i int) any
 	}{
-		{SectionLicenses, &g.Licenses, func(i int) bool { return i < len(genLicenses) }, func(i int) any { return genLicenses[i] }},
-		{SectionDatasets, &g.Datasets, func(i int) bool { return i < genDatasets }, func(i int) any { return genDataset(i) }},
-		{SectionArtifacts, &g.Artifacts, func(i int) bool {
+		{inventoryfile.SectionLicenses, &g.Licenses, func(i int) bool { return i < len(genLicenses) }, func(i int) any { return genLicenses[i] }},
+		{inventoryfile.SectionDatasets, &g.Datasets, func(i int) bool { return i < genDatasets }, func(i int) any { return genDataset(i) }},
+		{inventoryfile.SectionArtifacts, &g.Artifacts, func(i int) bool {
 			return (opts.Artifacts == 0 || i < opts.Artifacts) && (opts.TargetBytes == 0 || cw.n < opts.TargetBytes)
 		}, func(i int) any { return genArtifact(i) }},
-		{SectionVersions, &g.Versions, func(i int) bool { return i < opts.Versions }, func(i int) any { return genVersion(i, min(g.Artifacts, 100)) }},
+		{inventoryfile.SectionVersions, &g.Versions, func(i int) bool { return i < opts.Versions }, func(i int) any { return genVersion(i, min(g.Artifacts, 100)) }},
 	}
 	for _, s := range sections {
 		_, _ = fmt.Fprintf(cw, ",\n%q: [", s.name)
@@ -86,7 +89,7 @@ func GenerateInventory(w io.Writer, opts GenerateOptions) (*Generated, error) {
 		cw.err = bw.Flush()
 	}
 	if cw.err != nil {
-		return nil, internal("write the inventory", cw.err)
+		return nil, fmt.Errorf("write the inventory: %w", cw.err)
 	}
 	g.Bytes = cw.n
 	return g, nil
@@ -96,25 +99,24 @@ func sha256Hex(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func genDataset(i int) fileDataset {
+func genDataset(i int) inventoryfile.Dataset {
 	name := fmt.Sprintf("dataset-%d", i)
-	return fileDataset{Name: name, Version: "2026.1", Path: "s3://harmonia-data/" + name + ".tar", SizeBytes: int64(1+i) << 20,
-		Hashes: fileHashes{SHA256: sha256Hex(name)}, License: genLicenses[i%2].SPDXID, Tags: []string{"generated", "vision"}, CreatedBy: "generator"}
+	return inventoryfile.Dataset{Name: name, Version: "2026.1", Path: "s3://harmonia-data/" + name + ".tar", SizeBytes: int64(1+i) << 20,
+		Hashes: inventoryfile.Hashes{SHA256: sha256Hex(name)}, License: genLicenses[i%2].SPDXID, Tags: []string{"generated", "vision"}, CreatedBy: "generator"}
 }
 
-func genArtifact(i int) fileArtifact {
+func genArtifact(i int) inventoryfile.Artifact {
 	name := fmt.Sprintf("model-%07d", i)
-	return fileArtifact{
-		fileDataset: fileDataset{Name: name, Version: "1.0.0", Path: "models/" + name + ".onnx", SizeBytes: int64(i)*1024 + 1,
-			Hashes: fileHashes{SHA256: sha256Hex(name)}, License: genLicenses[i%2].SPDXID, Tags: []string{"vision", "onnx", fmt.Sprintf("batch-%d", i/1000)},
-			Notes: "generated for benchmarks: a classifier fine-tuned on the dataset it names", CreatedBy: "generator"},
+	return inventoryfile.Artifact{Name: name, Version: "1.0.0", Path: "models/" + name + ".onnx", SizeBytes: int64(i)*1024 + 1,
+		Hashes: inventoryfile.Hashes{SHA256: sha256Hex(name)}, License: genLicenses[i%2].SPDXID, Tags: []string{"vision", "onnx", fmt.Sprintf("batch-%d", i/1000)},
+		Notes: "generated for benchmarks: a classifier fine-tuned on the dataset it names", CreatedBy: "generator",
 		Datasets:  []string{genDataset(i%genDatasets).Name + "@2026.1"},
 		CreatedAt: genTime.Add(time.Duration(i) * time.Second).Format(time.RFC3339),
 	}
 }
 
-func genVersion(i, artifacts int) fileVersion {
-	v := fileVersion{VersionTag: fmt.Sprintf("gen.%d", i), PublishedBy: "generator",
+func genVersion(i, artifacts int) inventoryfile.Version {
+	v := inventoryfile.Version{VersionTag: fmt.Sprintf("gen.%d", i), PublishedBy: "generator",
 		PublishedAt: genTime.AddDate(0, 1, i).Format(time.RFC3339), Datasets: []string{genDataset(0).Name + "@2026.1"}}
 	for j := range artifacts {
 		v.Artifacts = append(v.Artifacts, genArtifact(j).Name+"@1.0.0")

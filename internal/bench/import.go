@@ -1,8 +1,9 @@
-package migrate
+package bench
 
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -15,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/harmonia-ml/harmonia"
+	"github.com/harmonia-ml/harmonia/inventoryfile"
 )
 
 // Comparison is what [CompareImport] measured.
@@ -61,30 +63,31 @@ func CompareImport(ctx context.Context, importDB, rawDB *mongo.Database, n int) 
 	docs := make([]any, n)
 	for i := range docs {
 		f := genArtifact(i)
-		a := newArtifact(&f, f.Path, bson.NewObjectID(), []bson.ObjectID{bson.NewObjectID()})
-		a.ID, a.SchemaVersion, a.CreatedAt, a.UpdatedAt = bson.NewObjectID(), harmonia.SchemaVersion, now, now
+		a := &harmonia.ModelArtifact{ID: bson.NewObjectID(), SchemaVersion: harmonia.SchemaVersion, Name: f.Name, Version: f.Version,
+			Path: f.Path, SizeBytes: f.SizeBytes, Hashes: harmonia.Hashes{SHA256: f.Hashes.SHA256}, LicenseID: bson.NewObjectID(),
+			DatasetIDs: []bson.ObjectID{bson.NewObjectID()}, Tags: f.Tags, Notes: f.Notes, CreatedBy: f.CreatedBy, CreatedAt: now, UpdatedAt: now}
 		docs[i] = a
 	}
 	c := &Comparison{Artifacts: n}
 	start := time.Now()
 	if _, err := rawDB.Collection(harmonia.CollectionArtifacts).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)); err != nil {
-		return nil, internal("insert", err)
+		return nil, fmt.Errorf("insert: %w", err)
 	}
 	c.InsertMany = time.Since(start)
 
 	start = time.Now()
-	rep, err := Import(ctx, stores[0], bytes.NewReader(file.Bytes()), nil)
+	rep, err := inventoryfile.Import(ctx, stores[0], bytes.NewReader(file.Bytes()), nil)
 	if err != nil {
 		return nil, err
 	}
 	c.Import = time.Since(start)
 	if rep.Artifacts.Inserted != n {
-		return nil, importErrf("", "the import inserted %d of %d artifacts (%d rejected)", rep.Artifacts.Inserted, n, rep.Rejected())
+		return nil, fmt.Errorf("the import inserted %d of %d artifacts (%d rejected)", rep.Artifacts.Inserted, n, rep.Rejected())
 	}
 	c.Ratio = c.Import.Seconds() / c.InsertMany.Seconds()
 
 	start = time.Now()
-	rep, err = Import(ctx, stores[0], bytes.NewReader(file.Bytes()), nil)
+	rep, err = inventoryfile.Import(ctx, stores[0], bytes.NewReader(file.Bytes()), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +108,7 @@ type HeapMeasurement struct {
 	// Duration is how long the dry run took.
 	Duration time.Duration
 	// Report is the dry run's report.
-	Report *ImportReport
+	Report *inventoryfile.ImportReport
 }
 
 // PeakMiB returns Peak in MiB.
@@ -123,7 +126,7 @@ func MeasureDryRunHeap(ctx context.Context, store *harmonia.Store, dir string, s
 	name := filepath.Join(dir, "generated-inventory.json")
 	f, err := os.Create(name)
 	if err != nil {
-		return nil, internal("create the file", err)
+		return nil, fmt.Errorf("create the file: %w", err)
 	}
 	defer func() { _ = os.Remove(name) }()
 	defer func() { _ = f.Close() }()
@@ -132,7 +135,7 @@ func MeasureDryRunHeap(ctx context.Context, store *harmonia.Store, dir string, s
 		return nil, err
 	}
 	if _, err := f.Seek(0, 0); err != nil {
-		return nil, internal("rewind the file", err)
+		return nil, fmt.Errorf("rewind the file: %w", err)
 	}
 	h := &HeapMeasurement{FileBytes: g.Bytes, Entries: g.Licenses + g.Datasets + g.Artifacts + g.Versions}
 	runtime.GC()
@@ -152,7 +155,7 @@ func MeasureDryRunHeap(ctx context.Context, store *harmonia.Store, dir string, s
 		}
 	})
 	start := time.Now()
-	h.Report, err = Import(ctx, store, f, &ImportOptions{DryRun: true})
+	h.Report, err = inventoryfile.Import(ctx, store, f, &inventoryfile.ImportOptions{DryRun: true})
 	h.Duration = time.Since(start)
 	close(stop)
 	wg.Wait()

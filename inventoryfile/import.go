@@ -1,4 +1,4 @@
-package migrate
+package inventoryfile
 
 import (
 	"bytes"
@@ -14,16 +14,14 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/harmonia-ml/harmonia"
+	"github.com/harmonia-ml/harmonia/internal/textcut"
 )
 
 // The inventory file's sections, in the order the importer expects them,
@@ -198,15 +196,15 @@ func (r *ImportReport) Rejected() int {
 // and reports every entry unchanged.
 //
 // The file is streamed: entries are decoded one at a time and written in
-// batches of ImportOptions.BatchSize (new entries with unordered
-// InsertMany, changed ones with bulk updates of at most WriteBatchMax), so
-// memory does not hold the file. What the importer does keep is one small
+// batches of ImportOptions.BatchSize through the Store's bulk operations
+// (Insert… for new entries, Replace… for changed ones), so memory does not
+// hold the file. What the importer does keep is one small
 // record per natural key (a 16-byte SHA-256 prefix of the key, the
 // document's id, flags and, for documents already stored, fingerprints of
 // their fields: measured about 135 bytes per stored document and 85 per
-// new entry of the file), read once per collection with a projection: it
-// detects duplicates, resolves references and recognises unchanged
-// entries with it, without a query per entry or per batch. A generated
+// new entry of the file), read once per collection (Store.EachLicense and
+// its siblings): it detects duplicates, resolves references and
+// recognises unchanged entries with it, without a query per entry. A generated
 // 100 MB file of about 250,000 entries is checked with a peak heap of
 // about 43 MiB (BenchmarkImportDryRunPeakHeap100MB).
 //
@@ -316,42 +314,60 @@ func importErrf(field, format string, args ...any) *harmonia.Error {
 		Fields: []harmonia.FieldError{{Field: field, Reason: reason}}}
 }
 
-// The file's entries, as JSON.
-type (
-	fileHashes struct {
-		SHA256 string `json:"sha256"`
-	}
-	fileLicense struct {
-		SPDXID        string `json:"spdx_id"`
-		TextPath      string `json:"text_path"`
-		CommercialUse bool   `json:"commercial_use"`
-		Notes         string `json:"notes"`
-	}
-	fileDataset struct {
-		Name      string     `json:"name"`
-		Version   string     `json:"version"`
-		Path      string     `json:"path"`
-		SizeBytes int64      `json:"size_bytes"`
-		Hashes    fileHashes `json:"hashes"`
-		License   string     `json:"license"`
-		Tags      []string   `json:"tags"`
-		Notes     string     `json:"notes"`
-		CreatedBy string     `json:"created_by"`
-	}
-	fileArtifact struct {
-		fileDataset
-		Datasets  []string `json:"datasets"`
-		CreatedAt string   `json:"created_at"`
-	}
-	fileVersion struct {
-		VersionTag  string   `json:"version_tag"`
-		Artifacts   []string `json:"artifacts"`
-		Datasets    []string `json:"datasets"`
-		PublishedBy string   `json:"published_by"`
-		PublishedAt string   `json:"published_at"`
-		Notes       string   `json:"notes"`
-	}
-)
+// License is a license entry of the file.
+type License struct {
+	SPDXID        string `json:"spdx_id"`
+	TextPath      string `json:"text_path"`
+	CommercialUse bool   `json:"commercial_use"`
+	Notes         string `json:"notes"`
+}
+
+// Hashes holds the digests of a dataset or artifact entry.
+type Hashes struct {
+	SHA256 string `json:"sha256"`
+}
+
+// Dataset is a dataset entry of the file; License names its license by
+// SPDX id.
+type Dataset struct {
+	Name      string   `json:"name"`
+	Version   string   `json:"version"`
+	Path      string   `json:"path"`
+	SizeBytes int64    `json:"size_bytes"`
+	Hashes    Hashes   `json:"hashes"`
+	License   string   `json:"license"`
+	Tags      []string `json:"tags"`
+	Notes     string   `json:"notes"`
+	CreatedBy string   `json:"created_by"`
+}
+
+// Artifact is an artifact entry of the file: a dataset's fields, the
+// datasets it was built from (as name@version) and its creation time
+// (RFC 3339).
+type Artifact struct {
+	Name      string   `json:"name"`
+	Version   string   `json:"version"`
+	Path      string   `json:"path"`
+	SizeBytes int64    `json:"size_bytes"`
+	Hashes    Hashes   `json:"hashes"`
+	License   string   `json:"license"`
+	Tags      []string `json:"tags"`
+	Notes     string   `json:"notes"`
+	CreatedBy string   `json:"created_by"`
+	Datasets  []string `json:"datasets"`
+	CreatedAt string   `json:"created_at"`
+}
+
+// Version is a version entry of the file: its artifacts and datasets as
+// name@version, and its publication time (RFC 3339).
+type Version struct {
+	VersionTag  string   `json:"version_tag"`
+	Artifacts   []string `json:"artifacts"`
+	Datasets    []string `json:"datasets"`
+	PublishedBy string   `json:"published_by"`
+	PublishedAt string   `json:"published_at"`
+	Notes       string   `json:"notes"`
+}
 
 // keyHash is the first 16 bytes of the SHA-256 of a natural key.
 type keyHash [16]byte
@@ -485,22 +501,36 @@ func artifactFP(a *harmonia.ModelArtifact) uint64 {
 		strs(a.Tags).str(a.Notes).str(a.CreatedBy).ids(a.DatasetIDs).sum()
 }
 
-// kind is one of the collections the importer upserts into.
+// kind is one of the entities the importer upserts: its section, its
+// index, and the Store's bulk operations that write it.
 type kind struct {
 	section, entity string
-	col             *mongo.Collection
 	idx             keyIndex
 	counts          *Counts
 	batch           batch
+	// insert and replace write a batch of the kind's entities.
+	insert, replace func(ctx context.Context, items []any) ([]error, error)
 }
 
-// batch holds a kind's pending writes.
+// batch holds a kind's pending writes: entities to insert and entities
+// whose stored documents take their values.
 type batch struct {
 	entries int
 	inserts []any
 	insRefs []pendingRef
-	updates []mongo.WriteModel
+	updates []any
 	updRefs []pendingRef
+}
+
+// bulk adapts one of the Store's typed bulk operations to a batch.
+func bulk[T any](op func(context.Context, []T) ([]error, error)) func(context.Context, []any) ([]error, error) {
+	return func(ctx context.Context, items []any) ([]error, error) {
+		typed := make([]T, len(items))
+		for i, it := range items {
+			typed[i] = it.(T)
+		}
+		return op(ctx, typed)
+	}
 }
 
 // pendingRef ties a pending write to its entry.
@@ -518,7 +548,6 @@ type importer struct {
 	dry   bool
 	pass  string
 	rep   *ImportReport
-	now   time.Time
 
 	src *budgetReader
 	dec *json.Decoder
@@ -532,12 +561,14 @@ type importer struct {
 }
 
 func newImporter(store *harmonia.Store, o ImportOptions, dry bool, pass string) *importer {
-	db := store.Database()
-	im := &importer{store: store, o: o, dry: dry, pass: pass, rep: &ImportReport{DryRun: dry}, now: store.Now(),
+	im := &importer{store: store, o: o, dry: dry, pass: pass, rep: &ImportReport{DryRun: dry},
 		licenseCommercial: map[bson.ObjectID]bool{}, versionTags: map[keyHash]int32{}, sections: map[string]bool{}}
-	im.licenses = kind{section: SectionLicenses, entity: harmonia.EntityLicense, col: db.Collection(harmonia.CollectionLicenses), counts: &im.rep.Licenses}
-	im.datasets = kind{section: SectionDatasets, entity: harmonia.EntityDataset, col: db.Collection(harmonia.CollectionDatasets), counts: &im.rep.Datasets}
-	im.artifacts = kind{section: SectionArtifacts, entity: harmonia.EntityArtifact, col: db.Collection(harmonia.CollectionArtifacts), counts: &im.rep.Artifacts}
+	im.licenses = kind{section: SectionLicenses, entity: harmonia.EntityLicense, counts: &im.rep.Licenses,
+		insert: bulk(store.InsertLicenses), replace: bulk(store.ReplaceLicenses)}
+	im.datasets = kind{section: SectionDatasets, entity: harmonia.EntityDataset, counts: &im.rep.Datasets,
+		insert: bulk(store.InsertDatasets), replace: bulk(store.ReplaceDatasets)}
+	im.artifacts = kind{section: SectionArtifacts, entity: harmonia.EntityArtifact, counts: &im.rep.Artifacts,
+		insert: bulk(store.InsertArtifacts), replace: bulk(store.ReplaceArtifacts)}
 	return im
 }
 
@@ -647,7 +678,7 @@ func (im *importer) parse(ctx context.Context) error {
 				return im.readErr("format_version", err)
 			}
 			if string(v) != strconv.Itoa(FormatVersion) {
-				return importErrf("format_version", "format_version %s is not supported (want %d)", truncate(string(v), 20), FormatVersion)
+				return importErrf("format_version", "format_version %s is not supported (want %d)", textcut.Cut(string(v), 20), FormatVersion)
 			}
 		case SectionLicenses, SectionDatasets, SectionArtifacts, SectionVersions:
 			if im.sections[key] {
@@ -781,57 +812,37 @@ func (im *importer) prepare(ctx context.Context, section string) error {
 	return nil
 }
 
-// load reads the keys and fingerprints of every document of k's
-// collection, once, with a projection.
+// load reads the keys and fingerprints of every stored entity of k, once,
+// streaming them through the Store.
 func (im *importer) load(ctx context.Context, k *kind) error {
 	if k.idx.loaded {
 		return nil
 	}
 	k.idx = keyIndex{loaded: true, db: map[keyHash]keyRec{}, file: map[keyHash]fileRec{}}
-	proj := bson.D{{Key: "name", Value: 1}, {Key: "version", Value: 1}, {Key: "path", Value: 1}, {Key: "size_bytes", Value: 1},
-		{Key: "hashes", Value: 1}, {Key: "license_id", Value: 1}, {Key: "tags", Value: 1}, {Key: "notes", Value: 1},
-		{Key: "created_by", Value: 1}, {Key: "published", Value: 1}, {Key: "dataset_ids", Value: 1}}
-	if k == &im.licenses {
-		proj = bson.D{{Key: "spdx_id", Value: 1}, {Key: "text_path", Value: 1}, {Key: "commercial_use", Value: 1}, {Key: "notes", Value: 1}}
-	}
-	cur, err := k.col.Find(ctx, bson.D{}, options.Find().SetProjection(proj).SetBatchSize(1000))
-	if err != nil {
-		return internal("read "+k.col.Name(), err)
-	}
-	defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
-	for cur.Next(ctx) {
-		var h keyHash
-		var rec keyRec
-		switch k {
-		case &im.licenses:
-			var l harmonia.License
-			if err := cur.Decode(&l); err != nil {
-				return internal("decode a license", err)
-			}
-			h, rec = hashKey(l.SPDXID), keyRec{id: l.ID, flags: inDB, fp: licenseFP(&l)}
+	var err error
+	switch k {
+	case &im.licenses:
+		err = im.store.EachLicense(ctx, func(l *harmonia.License) error {
+			rec := keyRec{id: l.ID, flags: inDB, fp: licenseFP(l)}
 			if l.CommercialUse {
 				rec.flags |= commercial
 			}
 			im.licenseCommercial[l.ID] = l.CommercialUse
-		case &im.datasets:
-			var d harmonia.Dataset
-			if err := cur.Decode(&d); err != nil {
-				return internal("decode a dataset", err)
-			}
-			h, rec = hashKey(d.Key()), im.itemRec(d.ID, d.Published, d.Hashes.SHA256, d.LicenseID, datasetFP(&d), contentFP(d.Path, d.SizeBytes, d.Hashes.SHA256))
-		default:
-			var a harmonia.ModelArtifact
-			if err := cur.Decode(&a); err != nil {
-				return internal("decode an artifact", err)
-			}
-			h, rec = hashKey(a.Key()), im.itemRec(a.ID, a.Published, a.Hashes.SHA256, a.LicenseID, artifactFP(&a), contentFP(a.Path, a.SizeBytes, a.Hashes.SHA256))
-		}
-		k.idx.db[h] = rec
+			k.idx.db[hashKey(l.SPDXID)] = rec
+			return nil
+		})
+	case &im.datasets:
+		err = im.store.EachDataset(ctx, func(d *harmonia.Dataset) error {
+			k.idx.db[hashKey(d.Key())] = im.itemRec(d.ID, d.Published, d.Hashes.SHA256, d.LicenseID, datasetFP(d), contentFP(d.Path, d.SizeBytes, d.Hashes.SHA256))
+			return nil
+		})
+	default:
+		err = im.store.EachArtifact(ctx, func(a *harmonia.ModelArtifact) error {
+			k.idx.db[hashKey(a.Key())] = im.itemRec(a.ID, a.Published, a.Hashes.SHA256, a.LicenseID, artifactFP(a), contentFP(a.Path, a.SizeBytes, a.Hashes.SHA256))
+			return nil
+		})
 	}
-	if err := cur.Err(); err != nil {
-		return internal("read "+k.col.Name(), err)
-	}
-	return nil
+	return err
 }
 
 // itemRec is the keyRec of an artifact or dataset in the database.
@@ -982,17 +993,10 @@ func parseTime(field, s string, p *problems) time.Time {
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		p.add(field, "must be an RFC 3339 time such as 2026-11-01T00:00:00Z, not %q", truncate(s, 40))
+		p.add(field, "must be an RFC 3339 time such as 2026-11-01T00:00:00Z, not %q", textcut.Cut(s, 40))
 		return time.Time{}
 	}
 	return t.UTC().Truncate(time.Millisecond)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // splitRef splits a "name@version" reference at its last '@'.
@@ -1015,12 +1019,12 @@ func (im *importer) resolve(k *kind, field string, refs []string, p *problems) (
 	for i, ref := range refs {
 		f := fmt.Sprintf("%s[%d]", field, i)
 		if seen[ref] {
-			p.add(f, "%s is listed twice", truncate(ref, 100))
+			p.add(f, "%s is listed twice", textcut.Cut(ref, 100))
 			continue
 		}
 		seen[ref] = true
 		if _, _, ok := splitRef(ref); !ok {
-			p.add(f, "%q is not a name@version reference", truncate(ref, 100))
+			p.add(f, "%q is not a name@version reference", textcut.Cut(ref, 100))
 			continue
 		}
 		rec, ok := k.idx.get(hashKey(ref))
@@ -1030,10 +1034,10 @@ func (im *importer) resolve(k *kind, field string, refs []string, p *problems) (
 		case ok && rec.flags&rejected == 0:
 			ids, recs = append(ids, bson.NewObjectID()), append(recs, rec)
 		case ok:
-			p.add(f, "%s %s was rejected (%s[%d])", k.entity, truncate(ref, 100), k.section, rec.index)
+			p.add(f, "%s %s was rejected (%s[%d])", k.entity, textcut.Cut(ref, 100), k.section, rec.index)
 		default:
 			p.add(f, "no %s %s in the database nor earlier in the file (sections are read in order: licenses, datasets, artifacts, versions)",
-				k.entity, truncate(ref, 100))
+				k.entity, textcut.Cut(ref, 100))
 		}
 	}
 	return ids, recs
@@ -1051,9 +1055,9 @@ func (im *importer) license(spdx string, p *problems) (bson.ObjectID, keyRec) {
 	case ok && rec.flags&rejected == 0:
 		return bson.NewObjectID(), rec
 	case ok:
-		p.add("license", "license %s was rejected (licenses[%d])", truncate(spdx, 100), rec.index)
+		p.add("license", "license %s was rejected (licenses[%d])", textcut.Cut(spdx, 100), rec.index)
 	default:
-		p.add("license", "no license with spdx_id %s in the database nor earlier in the file", truncate(spdx, 100))
+		p.add("license", "no license with spdx_id %s in the database nor earlier in the file", textcut.Cut(spdx, 100))
 	}
 	return bson.ObjectID{}, keyRec{}
 }
@@ -1063,7 +1067,7 @@ func (im *importer) entry(ctx context.Context, section string, index int, raw js
 	var p problems
 	switch section {
 	case SectionLicenses:
-		var f fileLicense
+		var f License
 		if !decodeEntry(raw, &f, &p) {
 			return im.rejectEntry(&im.licenses, index, f.SPDXID, p)
 		}
@@ -1073,16 +1077,9 @@ func (im *importer) entry(ctx context.Context, section string, index int, raw js
 		if l.CommercialUse {
 			rec.flags |= commercial
 		}
-		return im.upsert(ctx, &im.licenses, index, l.SPDXID, p, rec, func(id bson.ObjectID) any {
-			l.ID, l.SchemaVersion, l.CreatedAt, l.UpdatedAt = id, harmonia.SchemaVersion, im.now, im.now
-			return l
-		}, func(c *change) {
-			c.opt("commercial_use", l.CommercialUse, false)
-			c.opt("text_path", l.TextPath, l.TextPath == "")
-			c.opt("notes", l.Notes, l.Notes == "")
-		})
+		return im.upsert(ctx, &im.licenses, index, l.SPDXID, p, rec, l, &l.ID)
 	case SectionDatasets:
-		var f fileDataset
+		var f Dataset
 		if !decodeEntry(raw, &f, &p) {
 			return im.rejectEntry(&im.datasets, index, refKey(f.Name, f.Version), p)
 		}
@@ -1091,14 +1088,9 @@ func (im *importer) entry(ctx context.Context, section string, index int, raw js
 			Hashes: harmonia.Hashes{SHA256: f.Hashes.SHA256}, LicenseID: licID, Tags: f.Tags, Notes: f.Notes, CreatedBy: f.CreatedBy}
 		p.addValidation(d.Validate())
 		rec := itemFlags(d.Hashes.SHA256, f.License, lic, datasetFP(d), contentFP(d.Path, d.SizeBytes, d.Hashes.SHA256))
-		return im.upsert(ctx, &im.datasets, index, d.Key(), p, rec, func(id bson.ObjectID) any {
-			d.ID, d.SchemaVersion, d.CreatedAt, d.UpdatedAt = id, harmonia.SchemaVersion, im.now, im.now
-			return d
-		}, func(c *change) {
-			c.item(d.Path, d.SizeBytes, d.Hashes.SHA256, d.LicenseID, d.Tags, d.Notes, d.CreatedBy)
-		})
+		return im.upsert(ctx, &im.datasets, index, d.Key(), p, rec, d, &d.ID)
 	case SectionArtifacts:
-		var f fileArtifact
+		var f Artifact
 		if !decodeEntry(raw, &f, &p) {
 			return im.rejectEntry(&im.artifacts, index, refKey(f.Name, f.Version), p)
 		}
@@ -1106,15 +1098,10 @@ func (im *importer) entry(ctx context.Context, section string, index int, raw js
 		dsIDs, _ := im.resolve(&im.datasets, "datasets", f.Datasets, &p)
 		createdAt := parseTime("created_at", f.CreatedAt, &p)
 		a := newArtifact(&f, im.localPath(f.Path), licID, dsIDs)
+		a.CreatedAt = createdAt
 		p.addValidation(a.Validate())
 		rec := itemFlags(a.Hashes.SHA256, f.License, lic, artifactFP(a), contentFP(a.Path, a.SizeBytes, a.Hashes.SHA256))
-		return im.upsert(ctx, &im.artifacts, index, a.Key(), p, rec, func(id bson.ObjectID) any {
-			a.ID, a.SchemaVersion, a.CreatedAt, a.UpdatedAt = id, harmonia.SchemaVersion, cmp.Or(createdAt, im.now), im.now
-			return a
-		}, func(c *change) {
-			c.item(a.Path, a.SizeBytes, a.Hashes.SHA256, a.LicenseID, a.Tags, a.Notes, a.CreatedBy)
-			c.opt("dataset_ids", a.DatasetIDs, len(a.DatasetIDs) == 0)
-		})
+		return im.upsert(ctx, &im.artifacts, index, a.Key(), p, rec, a, &a.ID)
 	default:
 		return im.version(ctx, index, raw)
 	}
@@ -1122,7 +1109,7 @@ func (im *importer) entry(ctx context.Context, section string, index int, raw js
 
 // newArtifact maps an artifact entry of the file to the entity, with its
 // path and references resolved.
-func newArtifact(f *fileArtifact, p string, licID bson.ObjectID, dsIDs []bson.ObjectID) *harmonia.ModelArtifact {
+func newArtifact(f *Artifact, p string, licID bson.ObjectID, dsIDs []bson.ObjectID) *harmonia.ModelArtifact {
 	a := &harmonia.ModelArtifact{Name: f.Name, Version: f.Version, Path: p, SizeBytes: f.SizeBytes,
 		Hashes: harmonia.Hashes{SHA256: f.Hashes.SHA256}, LicenseID: licID, DatasetIDs: dsIDs, Tags: f.Tags, Notes: f.Notes, CreatedBy: f.CreatedBy}
 	if len(a.DatasetIDs) == 0 {
@@ -1135,7 +1122,7 @@ func refKey(name, version string) string {
 	if name == "" && version == "" {
 		return ""
 	}
-	return truncate(name, 200) + "@" + truncate(version, 100)
+	return textcut.Cut(name, 200) + "@" + textcut.Cut(version, 100)
 }
 
 // itemFlags starts the keyRec of an artifact or dataset of the file.
@@ -1149,37 +1136,6 @@ func itemFlags(sha, spdx string, lic keyRec, fp, cfp uint64) keyRec {
 		rec.flags |= lic.flags & commercial
 	}
 	return rec
-}
-
-// change is an update that gives a document the file's values: empty
-// optional fields are unset.
-type change struct{ set, unset bson.D }
-
-func (c *change) opt(key string, v any, empty bool) {
-	if empty {
-		c.unset = append(c.unset, bson.E{Key: key, Value: ""})
-	} else {
-		c.set = append(c.set, bson.E{Key: key, Value: v})
-	}
-}
-
-// item sets the fields artifacts and datasets share.
-func (c *change) item(p string, size int64, sha string, licID bson.ObjectID, tags []string, notes, createdBy string) {
-	c.opt("path", p, false)
-	c.opt("size_bytes", size, false)
-	c.opt("hashes.sha256", sha, sha == "")
-	c.opt("license_id", licID, licID.IsZero())
-	c.opt("tags", tags, len(tags) == 0)
-	c.opt("notes", notes, notes == "")
-	c.opt("created_by", createdBy, createdBy == "")
-}
-
-func (c *change) doc() bson.D {
-	u := bson.D{{Key: "$set", Value: c.set}}
-	if len(c.unset) > 0 {
-		u = append(u, bson.E{Key: "$unset", Value: c.unset})
-	}
-	return u
 }
 
 // rejectEntry records an entry's problems and marks its key rejected.
@@ -1199,10 +1155,10 @@ func (im *importer) rejectEntry(k *kind, index int, key string, p problems) erro
 	return nil
 }
 
-// upsert decides what one checked entry of k becomes: a rejection, an
-// insert, an update or nothing, and queues the write.
-func (im *importer) upsert(ctx context.Context, k *kind, index int, key string, p problems, rec keyRec,
-	doc func(id bson.ObjectID) any, update func(*change)) error {
+// upsert decides what one checked entry of k, the entity item whose ID
+// is at id, becomes: a rejection, an insert, an update or nothing, and
+// queues the write.
+func (im *importer) upsert(ctx context.Context, k *kind, index int, key string, p problems, rec keyRec, item any, id *bson.ObjectID) error {
 	h := hashKey(key)
 	prev, exists := k.idx.get(h)
 	if exists && prev.flags&fromFile != 0 {
@@ -1215,7 +1171,7 @@ func (im *importer) upsert(ctx context.Context, k *kind, index int, key string, 
 		return nil
 	}
 	if exists && prev.flags&published != 0 && prev.cfp != rec.cfp {
-		p.add("", "%s %s is published in an inventory version: its path, size_bytes and hashes.sha256 cannot change", k.entity, key)
+		p.add("", "%s", harmonia.PublishedContentConflict(k.entity, key).Reason)
 	}
 	if len(p) > 0 {
 		return im.rejectEntry(k, index, key, p)
@@ -1224,14 +1180,13 @@ func (im *importer) upsert(ctx context.Context, k *kind, index int, key string, 
 	rec.index = int32(index)
 	switch {
 	case !exists:
-		id := bson.ObjectID{}
 		if !im.dry {
-			id = bson.NewObjectID()
-			k.batch.inserts = append(k.batch.inserts, doc(id))
-			k.batch.insRefs = append(k.batch.insRefs, pendingRef{index: index, key: key, id: id, fp: rec.fp})
+			*id = bson.NewObjectID()
+			k.batch.inserts = append(k.batch.inserts, item)
+			k.batch.insRefs = append(k.batch.insRefs, pendingRef{index: index, key: key, id: *id, fp: rec.fp})
 			rec.flags |= inDB
 		}
-		rec.id = id
+		rec.id = *id
 		k.counts.Inserted++
 	case prev.fp == rec.fp:
 		rec.id, rec.flags = prev.id, rec.flags|prev.flags&(inDB|published)
@@ -1239,15 +1194,8 @@ func (im *importer) upsert(ctx context.Context, k *kind, index int, key string, 
 	default:
 		rec.id, rec.flags = prev.id, rec.flags|prev.flags&(inDB|published)
 		if !im.dry {
-			var c change
-			update(&c)
-			c.opt("updated_at", im.now, false)
-			c.opt("schema_version", harmonia.SchemaVersion, false)
-			filter := bson.D{{Key: "_id", Value: prev.id}}
-			if prev.cfp != rec.cfp {
-				filter = append(filter, bson.E{Key: "published", Value: bson.D{{Key: "$ne", Value: true}}})
-			}
-			k.batch.updates = append(k.batch.updates, mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(c.doc()))
+			*id = prev.id
+			k.batch.updates = append(k.batch.updates, item)
 			k.batch.updRefs = append(k.batch.updRefs, pendingRef{index: index, key: key, id: prev.id, fp: rec.fp})
 		}
 		k.counts.Updated++
@@ -1275,80 +1223,40 @@ func (im *importer) flushAll(ctx context.Context) error {
 	return nil
 }
 
-// flush writes k's pending batch: one unordered InsertMany for the new
-// entries, bulk updates of at most WriteBatchMax for the changed ones.
-// Entries a concurrent writer got to first become rejections.
+// flush writes k's pending batch through the Store's bulk operations:
+// the new entries with one insert, the changed ones with bulk updates.
+// Entries that a concurrent writer got to first, or published or deleted
+// meanwhile, become rejections.
 func (im *importer) flush(ctx context.Context, k *kind) error {
 	b := k.batch
 	k.batch = batch{}
 	if len(b.inserts) > 0 {
-		_, err := k.col.InsertMany(ctx, b.inserts, options.InsertMany().SetOrdered(false))
-		var bwe mongo.BulkWriteException
-		switch {
-		case errors.As(err, &bwe) && bwe.WriteConcernError == nil && len(bwe.WriteErrors) > 0:
-			for _, we := range bwe.WriteErrors {
-				ref := b.insRefs[we.Index]
-				reason := we.Message
-				if mongo.IsDuplicateKeyError(we) {
-					reason = "another writer inserted the same key during the import; import again to compare"
-				}
-				im.lostWrite(k, ref, reason, false)
-				k.counts.Inserted--
+		errs, err := k.insert(ctx, b.inserts)
+		if err != nil {
+			return err
+		}
+		for i, e := range errs {
+			if e == nil {
+				continue
 			}
-		case err != nil:
-			return internal("insert "+k.section, err)
+			reason := e.Error()
+			if errors.Is(e, harmonia.ErrConflict) {
+				reason = "another writer inserted the same key during the import; import again to compare"
+			}
+			im.lostWrite(k, b.insRefs[i], reason, false)
+			k.counts.Inserted--
 		}
 	}
 	if len(b.updates) == 0 {
 		return nil
 	}
-	matched := int64(0)
-	for chunk := range slices.Chunk(b.updates, WriteBatchMax) {
-		res, err := k.col.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
-		if err != nil {
-			return internal("update "+k.section, err)
-		}
-		matched += res.MatchedCount
-	}
-	if int(matched) == len(b.updates) {
-		return nil
-	}
-	return im.checkUpdates(ctx, k, b.updRefs)
-}
-
-// checkUpdates finds the updates that matched nothing (their document
-// was published or deleted meanwhile) and turns them into rejections.
-func (im *importer) checkUpdates(ctx context.Context, k *kind, refs []pendingRef) error {
-	ids := make([]bson.ObjectID, len(refs))
-	for i, r := range refs {
-		ids[i] = r.id
-	}
-	cur, err := k.col.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
+	errs, err := k.replace(ctx, b.updates)
 	if err != nil {
-		return internal("check "+k.section, err)
+		return err
 	}
-	fps := map[bson.ObjectID]uint64{}
-	for cur.Next(ctx) {
-		var fp uint64
-		var id bson.ObjectID
-		if k == &im.datasets {
-			var d harmonia.Dataset
-			err, id, fp = cur.Decode(&d), d.ID, datasetFP(&d)
-		} else {
-			var a harmonia.ModelArtifact
-			err, id, fp = cur.Decode(&a), a.ID, artifactFP(&a)
-		}
-		if err != nil {
-			return internal("check "+k.section, err)
-		}
-		fps[id] = fp
-	}
-	if err := cur.Err(); err != nil {
-		return internal("check "+k.section, err)
-	}
-	for _, r := range refs {
-		if fp, ok := fps[r.id]; !ok || fp != r.fp {
-			im.lostWrite(k, r, "it was published or deleted during the import and was not updated", true)
+	for i, e := range errs {
+		if e != nil {
+			im.lostWrite(k, b.updRefs[i], "it was published or deleted during the import and was not updated", true)
 			k.counts.Updated--
 		}
 	}
@@ -1372,13 +1280,13 @@ func (im *importer) lostWrite(k *kind, r pendingRef, reason string, update bool)
 
 // version checks one version entry and publishes it.
 func (im *importer) version(ctx context.Context, index int, raw json.RawMessage) error {
-	var f fileVersion
+	var f Version
 	var p problems
 	c := &im.rep.Versions
 	rejectAll := func() error {
 		c.Rejected++
 		for _, e := range p {
-			im.reject(SectionVersions, index, truncate(f.VersionTag, 100), e.Field, e.Reason)
+			im.reject(SectionVersions, index, textcut.Cut(f.VersionTag, 100), e.Field, e.Reason)
 		}
 		return nil
 	}
@@ -1404,17 +1312,15 @@ func (im *importer) version(ctx context.Context, index int, raw json.RawMessage)
 	if len(p) > 0 {
 		return rejectAll()
 	}
-	var existing harmonia.InventoryVersion
-	err := im.store.Database().Collection(harmonia.CollectionVersions).FindOne(ctx, bson.D{{Key: "version_tag", Value: f.VersionTag}},
-		options.FindOne().SetProjection(bson.D{{Key: "state", Value: 1}, {Key: "artifact_ids", Value: 1}, {Key: "datasets", Value: 1}})).Decode(&existing)
+	existing, err := im.store.GetVersionByTag(ctx, f.VersionTag)
 	switch {
-	case errors.Is(err, mongo.ErrNoDocuments):
+	case errors.Is(err, harmonia.ErrNotFound):
 	case err != nil:
-		return internal("read version "+f.VersionTag, err)
-	case existing.State == harmonia.VersionPublished && sameIDs(existing.ArtifactIDs, artIDs) && sameIDs(existing.DatasetIDs, dsIDs):
+		return err
+	case existing.HasContents(artIDs, dsIDs):
 		c.Unchanged++
 		return nil
-	case existing.State == harmonia.VersionPublished:
+	default:
 		p.add("version_tag", "version %s exists with other contents; a published version cannot change", f.VersionTag)
 		return rejectAll()
 	}
@@ -1442,21 +1348,19 @@ func (im *importer) version(ctx context.Context, index int, raw json.RawMessage)
 }
 
 // checkPublishable adds a problem for each resolved artifact or dataset
-// that Publish would refuse: no sha256, no license, or a license without
-// commercial use when that is required.
+// that Publish would refuse, by Publish's own rule
+// ([harmonia.PublishProblem]).
 func (im *importer) checkPublishable(field string, refs []string, recs []keyRec, p *problems) {
 	if len(recs) != len(refs) {
 		return // some did not resolve: already a problem
 	}
 	for i, rec := range recs {
-		f := fmt.Sprintf("%s[%d]", field, i)
-		switch {
-		case rec.flags&hasSHA == 0:
-			p.add(f, "%s has no hashes.sha256: it cannot be published", refs[i])
-		case rec.flags&hasLicense == 0:
-			p.add(f, "%s has no license: it cannot be published", refs[i])
-		case im.o.RequireCommercialUse && rec.flags&commercial == 0:
-			p.add(f, "%s is under a license that does not allow commercial use", refs[i])
+		var lic *harmonia.License
+		if rec.flags&hasLicense != 0 {
+			lic = &harmonia.License{CommercialUse: rec.flags&commercial != 0}
+		}
+		if f, reason := harmonia.PublishProblem(rec.flags&hasSHA != 0, lic, im.o.RequireCommercialUse); f != "" {
+			p.add(fmt.Sprintf("%s[%d]", field, i), "%s %s", refs[i], reason)
 		}
 	}
 }
@@ -1469,12 +1373,4 @@ func (im *importer) markPublished(recs []keyRec, refs []string, k *kind) {
 		rec.flags |= published
 		k.idx.put(h, rec)
 	}
-}
-
-// sameIDs reports whether a and b hold the same ids, in any order.
-func sameIDs(a, b []bson.ObjectID) bool {
-	sorted := func(ids []bson.ObjectID) []bson.ObjectID {
-		return slices.SortedFunc(slices.Values(ids), func(x, y bson.ObjectID) int { return bytes.Compare(x[:], y[:]) })
-	}
-	return len(a) == len(b) && slices.Equal(sorted(a), sorted(b))
 }

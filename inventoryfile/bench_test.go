@@ -1,11 +1,11 @@
-package migrate_test
+package inventoryfile_test
 
 import (
 	"context"
 	"testing"
 
 	"github.com/harmonia-ml/harmonia/harmoniatest"
-	"github.com/harmonia-ml/harmonia/migrate"
+	"github.com/harmonia-ml/harmonia/internal/bench"
 )
 
 // BenchmarkImport20kVsInsertMany imports 20,000 artifacts and inserts the
@@ -14,10 +14,10 @@ import (
 // again and reports how many entries that changed (want 0).
 func BenchmarkImport20kVsInsertMany(b *testing.B) {
 	ctx := context.Background()
-	var c *migrate.Comparison
+	var c *bench.Comparison
 	for range b.N {
 		var err error
-		c, err = migrate.CompareImport(ctx, harmoniatest.Database(b), harmoniatest.Database(b), 20000)
+		c, err = bench.CompareImport(ctx, harmoniatest.Database(b), harmoniatest.Database(b), 20000)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -35,10 +35,10 @@ func BenchmarkImport20kVsInsertMany(b *testing.B) {
 func BenchmarkImportDryRunPeakHeap100MB(b *testing.B) {
 	ctx := context.Background()
 	store := openStore(b, harmoniatest.Database(b))
-	var h *migrate.HeapMeasurement
+	var h *bench.HeapMeasurement
 	for range b.N {
 		var err error
-		h, err = migrate.MeasureDryRunHeap(ctx, store, b.TempDir(), 100<<20)
+		h, err = bench.MeasureDryRunHeap(ctx, store, b.TempDir(), 100<<20)
 		if err != nil {
 			b.Fatal(err)
 		}

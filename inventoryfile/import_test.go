@@ -1,4 +1,4 @@
-package migrate_test
+package inventoryfile_test
 
 import (
 	"bytes"
@@ -18,7 +18,8 @@ import (
 
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/harmoniatest"
-	"github.com/harmonia-ml/harmonia/migrate"
+	"github.com/harmonia-ml/harmonia/internal/bench"
+	"github.com/harmonia-ml/harmonia/inventoryfile"
 )
 
 const samplePath = "../examples/inventory/combined_inventory.json"
@@ -38,9 +39,9 @@ func sample(t testing.TB) []byte {
 	return b
 }
 
-func importBytes(t testing.TB, s *harmonia.Store, b []byte, o *migrate.ImportOptions) (*migrate.ImportReport, error) {
+func importBytes(t testing.TB, s *harmonia.Store, b []byte, o *inventoryfile.ImportOptions) (*inventoryfile.ImportReport, error) {
 	t.Helper()
-	return migrate.Import(context.Background(), s, bytes.NewReader(b), o)
+	return inventoryfile.Import(context.Background(), s, bytes.NewReader(b), o)
 }
 
 func countDocs(t *testing.T, db *mongo.Database) map[string]int64 {
@@ -96,13 +97,13 @@ func TestImportSampleTwiceChangesNothing(t *testing.T) {
 	t.Parallel()
 	db, counter := harmoniatest.CountingDatabase(t)
 	s := openStore(t, db)
-	want := migrate.ImportReport{
-		Licenses: migrate.Counts{Inserted: 4}, Datasets: migrate.Counts{Inserted: 3},
-		Artifacts: migrate.Counts{Inserted: 5}, Versions: migrate.Counts{Inserted: 2},
+	want := inventoryfile.ImportReport{
+		Licenses: inventoryfile.Counts{Inserted: 4}, Datasets: inventoryfile.Counts{Inserted: 3},
+		Artifacts: inventoryfile.Counts{Inserted: 5}, Versions: inventoryfile.Counts{Inserted: 2},
 	}
 
 	counter.Reset()
-	rep, err := importBytes(t, s, sample(t), &migrate.ImportOptions{DryRun: true})
+	rep, err := importBytes(t, s, sample(t), &inventoryfile.ImportOptions{DryRun: true})
 	require.NoError(t, err)
 	require.Empty(t, rep.Rejections)
 	want.DryRun, want.Bytes = true, int64(len(sample(t)))
@@ -116,7 +117,7 @@ func TestImportSampleTwiceChangesNothing(t *testing.T) {
 	want.DryRun = false
 	require.Equal(t, want, *rep)
 	require.Equal(t, map[string]int64{"licenses": 4, "datasets": 3, "model_artifacts": 5, "inventory_versions": 2}, countDocs(t, db))
-	v, err := s.VersionContents(t.Context(), "2026.11.0")
+	v, err := s.VersionContentsByTag(t.Context(), "2026.11.0")
 	require.NoError(t, err)
 	require.Len(t, v.Artifacts, 4)
 	require.Len(t, v.Datasets, 3)
@@ -132,9 +133,9 @@ func TestImportSampleTwiceChangesNothing(t *testing.T) {
 	counter.Reset()
 	rep, err = importBytes(t, s, sample(t), nil)
 	require.NoError(t, err)
-	require.Equal(t, migrate.ImportReport{
-		Licenses: migrate.Counts{Unchanged: 4}, Datasets: migrate.Counts{Unchanged: 3},
-		Artifacts: migrate.Counts{Unchanged: 5}, Versions: migrate.Counts{Unchanged: 2}, Bytes: want.Bytes,
+	require.Equal(t, inventoryfile.ImportReport{
+		Licenses: inventoryfile.Counts{Unchanged: 4}, Datasets: inventoryfile.Counts{Unchanged: 3},
+		Artifacts: inventoryfile.Counts{Unchanged: 5}, Versions: inventoryfile.Counts{Unchanged: 2}, Bytes: want.Bytes,
 	}, *rep)
 	require.Zero(t, rep.Changed())
 	for _, cmd := range []string{"insert", "update", "delete", "findAndModify"} {
@@ -197,9 +198,9 @@ func TestImportUpdatesAndProtectsPublishedContent(t *testing.T) {
 	})
 	rep, err := importBytes(t, s, changed, nil)
 	require.NoError(t, err)
-	require.Equal(t, migrate.Counts{Updated: 1, Unchanged: 3}, rep.Licenses)
-	require.Equal(t, migrate.Counts{Inserted: 1, Updated: 1, Unchanged: 3, Rejected: 1}, rep.Artifacts)
-	require.Equal(t, []migrate.Rejection{{Section: "artifacts", Index: 1, Key: "resnet50@1.3.0",
+	require.Equal(t, inventoryfile.Counts{Updated: 1, Unchanged: 3}, rep.Licenses)
+	require.Equal(t, inventoryfile.Counts{Inserted: 1, Updated: 1, Unchanged: 3, Rejected: 1}, rep.Artifacts)
+	require.Equal(t, []inventoryfile.Rejection{{Section: "artifacts", Index: 1, Key: "resnet50@1.3.0",
 		Reason: "model_artifact resnet50@1.3.0 is published in an inventory version: its path, size_bytes and hashes.sha256 cannot change"}}, rep.Rejections)
 	l, err := s.GetLicenseBySPDXID(t.Context(), "Apache-2.0")
 	require.NoError(t, err)
@@ -236,8 +237,8 @@ func TestImportRejectedEntriesAndAllOrNothing(t *testing.T) {
 		s := openStore(t, db)
 		rep, err := importBytes(t, s, bad, nil)
 		require.NoError(t, err)
-		require.Equal(t, migrate.Counts{Inserted: 4, Rejected: 1}, rep.Artifacts)
-		require.Equal(t, []migrate.Rejection{
+		require.Equal(t, inventoryfile.Counts{Inserted: 4, Rejected: 1}, rep.Artifacts)
+		require.Equal(t, []inventoryfile.Rejection{
 			{Section: "artifacts", Index: 2, Key: "bert-base@1.0.0", Field: "size_bytes", Reason: "must be at least 0"},
 			{Section: "versions", Index: 0, Key: "2026.10.0", Field: "artifacts[1]", Reason: "model_artifact bert-base@1.0.0 was rejected (artifacts[2])"},
 			{Section: "versions", Index: 1, Key: "2026.11.0", Field: "artifacts[1]", Reason: "model_artifact bert-base@1.0.0 was rejected (artifacts[2])"},
@@ -249,7 +250,7 @@ func TestImportRejectedEntriesAndAllOrNothing(t *testing.T) {
 		db, counter := harmoniatest.CountingDatabase(t)
 		s := openStore(t, db)
 		counter.Reset()
-		rep, err := migrate.Import(t.Context(), s, io.MultiReader(bytes.NewReader(bad)), &migrate.ImportOptions{AllOrNothing: true})
+		rep, err := inventoryfile.Import(t.Context(), s, io.MultiReader(bytes.NewReader(bad)), &inventoryfile.ImportOptions{AllOrNothing: true})
 		requireCode(t, err, harmonia.CodeInvalid, "all-or-nothing import refused: 3 entries rejected (first: artifacts[2] bert-base@1.0.0: size_bytes: must be at least 0)")
 		require.True(t, rep.DryRun)
 		require.Zero(t, counter.Count("insert"))
@@ -264,8 +265,8 @@ func TestImportRejectedEntriesAndAllOrNothing(t *testing.T) {
 			db := harmoniatest.Database(t)
 			s := openStore(t, db)
 			var passes []string
-			rep, err := migrate.Import(t.Context(), s, r(), &migrate.ImportOptions{AllOrNothing: true,
-				Progress: func(p migrate.ImportProgress) { passes = append(passes, p.Pass+" "+p.Section) }})
+			rep, err := inventoryfile.Import(t.Context(), s, r(), &inventoryfile.ImportOptions{AllOrNothing: true,
+				Progress: func(p inventoryfile.ImportProgress) { passes = append(passes, p.Pass+" "+p.Section) }})
 			require.NoError(t, err)
 			require.False(t, rep.DryRun)
 			require.Equal(t, 14, rep.Changed())
@@ -281,17 +282,17 @@ func TestImportBaseDirAndBatches(t *testing.T) {
 	db, counter := harmoniatest.CountingDatabase(t)
 	s := openStore(t, db)
 	var file bytes.Buffer
-	g, err := migrate.GenerateInventory(&file, migrate.GenerateOptions{Artifacts: 40, Versions: 1})
+	g, err := bench.GenerateInventory(&file, bench.GenerateOptions{Artifacts: 40, Versions: 1})
 	require.NoError(t, err)
-	require.Equal(t, &migrate.Generated{Licenses: 3, Datasets: 4, Artifacts: 40, Versions: 1, Bytes: int64(file.Len())}, g)
+	require.Equal(t, &bench.Generated{Licenses: 3, Datasets: 4, Artifacts: 40, Versions: 1, Bytes: int64(file.Len())}, g)
 
 	counter.Reset()
-	var progress []migrate.ImportProgress
-	rep, err := importBytes(t, s, file.Bytes(), &migrate.ImportOptions{BaseDir: "/srv/inventory", BatchSize: 7,
-		Progress: func(p migrate.ImportProgress) { progress = append(progress, p) }})
+	var progress []inventoryfile.ImportProgress
+	rep, err := importBytes(t, s, file.Bytes(), &inventoryfile.ImportOptions{BaseDir: "/srv/inventory", BatchSize: 7,
+		Progress: func(p inventoryfile.ImportProgress) { progress = append(progress, p) }})
 	require.NoError(t, err)
-	require.Equal(t, migrate.Counts{Inserted: 40}, rep.Artifacts)
-	require.Equal(t, migrate.Counts{Inserted: 1}, rep.Versions)
+	require.Equal(t, inventoryfile.Counts{Inserted: 40}, rep.Artifacts)
+	require.Equal(t, inventoryfile.Counts{Inserted: 1}, rep.Versions)
 	require.Equal(t, 6, counter.Count("insert")-3, "40 artifacts in batches of 7: 6 InsertMany (and one each for licenses, datasets, the version)")
 	var artifactProgress []int
 	for _, p := range progress {
@@ -312,16 +313,16 @@ func TestImportBaseDirAndBatches(t *testing.T) {
 	require.Equal(t, "/srv/inventory/licenses/MIT.txt", l.TextPath)
 
 	counter.Reset()
-	rep, err = importBytes(t, s, file.Bytes(), &migrate.ImportOptions{BaseDir: "/srv/inventory", BatchSize: 7})
+	rep, err = importBytes(t, s, file.Bytes(), &inventoryfile.ImportOptions{BaseDir: "/srv/inventory", BatchSize: 7})
 	require.NoError(t, err)
 	require.Zero(t, rep.Changed())
 	require.Equal(t, 40, rep.Artifacts.Unchanged)
 	require.Zero(t, counter.Count("insert")+counter.Count("update"))
 
-	rep, err = importBytes(t, s, file.Bytes(), &migrate.ImportOptions{BaseDir: "/elsewhere", DryRun: true})
+	rep, err = importBytes(t, s, file.Bytes(), &inventoryfile.ImportOptions{BaseDir: "/elsewhere", DryRun: true})
 	require.NoError(t, err)
-	require.Equal(t, migrate.Counts{Updated: 3}, rep.Licenses, "another BaseDir changes the license paths")
-	require.Equal(t, migrate.Counts{Unchanged: 4}, rep.Datasets, "URIs stay")
-	require.Equal(t, migrate.Counts{Rejected: 40}, rep.Artifacts, "published artifacts cannot move")
-	require.Equal(t, migrate.Counts{Unchanged: 1}, rep.Versions, "the version still names the stored artifacts")
+	require.Equal(t, inventoryfile.Counts{Updated: 3}, rep.Licenses, "another BaseDir changes the license paths")
+	require.Equal(t, inventoryfile.Counts{Unchanged: 4}, rep.Datasets, "URIs stay")
+	require.Equal(t, inventoryfile.Counts{Rejected: 40}, rep.Artifacts, "published artifacts cannot move")
+	require.Equal(t, inventoryfile.Counts{Unchanged: 1}, rep.Versions, "the version still names the stored artifacts")
 }

@@ -1,0 +1,53 @@
+// Package inventoryfile reads (and will write) the combined inventory
+// file, harmonia's exchange format (DESIGN.md section 6): one JSON
+// document of licenses, datasets, artifacts and versions that reference
+// each other by natural key. It writes only through [harmonia.Store]
+// operations, so every rule of the Store (validation, references, unique
+// keys, schema_version stamping, the protection of published content)
+// applies to what it imports.
+//
+// # Importing
+//
+// [Import] reads the combined inventory file (DESIGN.md section 6):
+//
+//	f, err := os.Open("inventory/combined_inventory.json")
+//	report, err := inventoryfile.Import(ctx, store, f, &inventoryfile.ImportOptions{
+//		BaseDir: "inventory", // relative paths in the file are relative to it
+//	})
+//
+// It streams the file (json.Decoder tokens, one entry decoded at a time),
+// checks every entry with its entity's Validate and resolves its
+// references, and writes in batches through the Store's bulk operations:
+// new entries with [harmonia.Store.InsertArtifacts] (and its siblings for
+// licenses and datasets), changed ones with
+// [harmonia.Store.ReplaceArtifacts] (and siblings), unchanged ones not at
+// all. Versions are published through [harmonia.Store.Publish], with its
+// guarantees. A second import of the
+// same file writes nothing and reports every entry unchanged.
+//
+// The report counts inserted, updated, unchanged and rejected entries per
+// section and lists each rejection with its section, index, key, field
+// and reason. A rejected entry does not stop the others unless
+// ImportOptions.AllOrNothing is set; DryRun reports without writing.
+//
+// How it reads what exists: once per collection, at the first section
+// that needs it, [harmonia.Store.EachArtifact] (and its siblings) streams
+// every document, and the importer keeps its key and a fingerprint of its
+// comparable fields in a compact index (about 135 bytes per document),
+// with which it detects duplicates, resolves references and recognises
+// unchanged entries. On the embedded server a query with a 1,000-key $in
+// took 736 ms on a 5,000-document collection (no index is
+// used: every document is compared with every key), so reading per
+// batch would grow with the square of the collection, while the whole
+// collection streams in about 0.5 s.
+//
+// # Hostile input
+//
+// The importer bounds what one entry may cost: MaxEntryBytes per JSON
+// value (the reader refuses to feed the decoder more), MaxEntryDepth
+// levels of nesting in an entry, the entities' own string and list
+// limits, MaxRejections listed rejections. Unknown fields are
+// rejections, so a misspelt field never passes silently; unknown
+// top-level fields are rejections and skipped. FuzzImport checks that
+// arbitrary bytes neither panic nor leave a partial or invalid document.
+package inventoryfile

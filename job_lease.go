@@ -1,0 +1,170 @@
+package harmonia
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// ClaimJob takes the next job of one of types for the worker workerID and
+// returns it, or nil when there is none. The claim is one
+// findOneAndUpdate: it takes the pending job with the highest priority
+// (then the earliest run-after, then the oldest) whose run-after has
+// passed, or a running job whose lease has expired, sets it running under
+// a fresh lease token that expires lease from now, and counts the
+// attempt. Every later write for the job (Heartbeat, AppendLog,
+// CompleteJob, FailJob, ReleaseJob) must present that token.
+//
+// Taking over an expired lease records "lease expired" as the error of the
+// attempt that lost it (one more command). When that was the job's last
+// attempt the job fails instead, and ClaimJob looks for another.
+//
+// Errors: [CodeInvalid] (no worker id, no types, lease under a
+// millisecond), [CodeInternal].
+func (s *Store) ClaimJob(ctx context.Context, workerID string, types []JobType, lease time.Duration) (*Job, error) {
+	switch {
+	case workerID == "":
+		return nil, invalidf(EntityJob, "worker_id", "a worker id is required")
+	case len(types) == 0:
+		return nil, invalidf(EntityJob, "type", "name at least one job type to claim")
+	case lease < time.Millisecond:
+		return nil, invalidf(EntityJob, "lease_expires_at", "the lease must be at least a millisecond (got %s)", lease)
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, wrapErr(EntityJob, "claim", err)
+		}
+		job, prev, err := s.claimOne(ctx, workerID, types, lease)
+		if err != nil || job == nil {
+			return nil, err
+		}
+		if prev == nil {
+			return job, nil
+		}
+		if ok, err := s.takeOver(ctx, job, prev); err != nil || ok {
+			return job, err
+		}
+	}
+}
+
+// claimOne runs the claim. It returns the claimed job and, when the claim
+// took over an expired lease, the job as it was before.
+func (s *Store) claimOne(ctx context.Context, workerID string, types []JobType, lease time.Duration) (*Job, *Job, error) {
+	now := s.Now()
+	expires := now.Add(lease).Truncate(time.Millisecond)
+	token := rand.Text()
+	ofType := bson.E{Key: "type", Value: bson.D{{Key: "$in", Value: types}}}
+	filter := bson.D{{Key: "$or", Value: bson.A{
+		bson.D{{Key: "status", Value: JobPending}, ofType, {Key: "run_after", Value: bson.D{{Key: "$lte", Value: now}}}},
+		bson.D{{Key: "status", Value: JobRunning}, ofType, {Key: "lease_expires_at", Value: bson.D{{Key: "$lt", Value: now}}}},
+	}}}
+	update := bson.D{
+		{Key: "$set", Value: bson.D{
+			{Key: "status", Value: JobRunning}, {Key: "worker_id", Value: workerID}, {Key: "started_at", Value: now},
+			{Key: "lease_token", Value: token}, {Key: "lease_expires_at", Value: expires}, {Key: "updated_at", Value: now},
+		}},
+		{Key: "$inc", Value: bson.D{{Key: "attempt", Value: 1}}},
+	}
+	// The document before the update tells a fresh claim from a take-over;
+	// the claimed state is known from the update itself.
+	o := options.FindOneAndUpdate().SetReturnDocument(options.Before).
+		SetSort(bson.D{{Key: "priority", Value: -1}, {Key: "run_after", Value: 1}, {Key: "_id", Value: 1}})
+	var before Job
+	if err := s.cols.jobs.FindOneAndUpdate(ctx, filter, update, o).Decode(&before); err != nil {
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return nil, nil, nil
+		}
+		return nil, nil, wrapErr(EntityJob, "claim", err)
+	}
+	job := before
+	job.Status, job.WorkerID, job.StartedAt, job.LeaseToken = JobRunning, workerID, &now, token
+	job.LeaseExpiresAt, job.UpdatedAt, job.Attempt = &expires, now, before.Attempt+1
+	if before.Status == JobRunning {
+		return &job, &before, nil
+	}
+	return &job, nil, nil
+}
+
+// takeOver records the expired attempt of prev on the job just claimed
+// from it. It returns false when the job is not for the claimer after all:
+// that was its last attempt (the job is now failed) or the claim was lost.
+func (s *Store) takeOver(ctx context.Context, job, prev *Job) (bool, error) {
+	now := s.Now()
+	expired := "lease expired"
+	if prev.LeaseExpiresAt != nil {
+		expired += " at " + prev.LeaseExpiresAt.UTC().Format(time.RFC3339Nano)
+	}
+	ae := AttemptError{Attempt: prev.Attempt, WorkerID: prev.WorkerID, At: now,
+		Error: expired + ": worker " + prev.WorkerID + " stopped heart-beating"}
+	if prev.Attempt >= prev.MaxAttempts {
+		update := bson.D{
+			{Key: "$set", Value: bson.D{
+				{Key: "status", Value: JobFailed}, {Key: "finished_at", Value: now}, {Key: "updated_at", Value: now},
+				{Key: "error", Value: ae.Error}, {Key: "unique_lock", Value: finishedLock(job.ID)},
+			}},
+			{Key: "$unset", Value: bson.D{{Key: "lease_token", Value: ""}, {Key: "lease_expires_at", Value: ""}}},
+			{Key: "$push", Value: bson.D{{Key: "errors", Value: ae}}},
+			{Key: "$inc", Value: bson.D{{Key: "attempt", Value: -1}}},
+		}
+		err := s.leaseWrite(ctx, job, "fail", update)
+		if errors.Is(err, ErrLeaseLost) {
+			err = nil
+		}
+		return false, err
+	}
+	update := bson.D{
+		{Key: "$set", Value: bson.D{{Key: "error", Value: ae.Error}, {Key: "updated_at", Value: now}}},
+		{Key: "$push", Value: bson.D{{Key: "errors", Value: ae}}},
+	}
+	if err := s.leaseWrite(ctx, job, "record expired attempt of", update); err != nil {
+		if errors.Is(err, ErrLeaseLost) {
+			return false, nil
+		}
+		return false, err
+	}
+	job.Error, job.Errors, job.UpdatedAt = ae.Error, append(slices.Clip(job.Errors), ae), now
+	return true, nil
+}
+
+// leaseWrite applies update to job if the caller still holds its lease.
+func (s *Store) leaseWrite(ctx context.Context, job *Job, op string, update bson.D) error {
+	if job.LeaseToken == "" {
+		return leaseLost(job, op)
+	}
+	filter := bson.D{{Key: "_id", Value: job.ID}, {Key: "lease_token", Value: job.LeaseToken}, {Key: "status", Value: JobRunning}}
+	res, err := s.cols.jobs.UpdateOne(ctx, filter, update)
+	if err != nil {
+		return wrapErr(EntityJob, op+" job", err)
+	}
+	if res.MatchedCount == 0 {
+		return leaseLost(job, op)
+	}
+	return nil
+}
+
+func leaseLost(job *Job, op string) error {
+	return &Error{Code: CodeConflict, Entity: EntityJob, Field: "lease_token", Err: ErrLeaseLost,
+		Reason: fmt.Sprintf("cannot %s job %s (attempt %d): its lease expired and another worker claimed it, or it is no longer running",
+			op, job.ID.Hex(), job.Attempt)}
+}
+
+// Heartbeat extends the lease of a running job to lease from now.
+//
+// Errors: [CodeConflict] wrapping [ErrLeaseLost], [CodeInternal].
+func (s *Store) Heartbeat(ctx context.Context, job *Job, lease time.Duration) error {
+	now := s.Now()
+	expires := now.Add(lease).Truncate(time.Millisecond)
+	update := bson.D{{Key: "$set", Value: bson.D{{Key: "lease_expires_at", Value: expires}, {Key: "updated_at", Value: now}}}}
+	if err := s.leaseWrite(ctx, job, "heartbeat", update); err != nil {
+		return err
+	}
+	job.LeaseExpiresAt, job.UpdatedAt = &expires, now
+	return nil
+}
