@@ -125,7 +125,8 @@ func ExampleStore_RecoverPublishes() {
 	defer done()
 	crashed := harmonia.InventoryVersion{ID: bson.NewObjectID(), SchemaVersion: harmonia.SchemaVersion,
 		VersionTag: "2026.11.0", State: harmonia.VersionPending, ArtifactIDs: []bson.ObjectID{bson.NewObjectID()},
-		DatasetIDs: []bson.ObjectID{}, PublishedBy: "ml-platform", CreatedAt: now, UpdatedAt: now}
+		DatasetIDs: []bson.ObjectID{}, Manifest: harmonia.Manifest{Artifacts: []harmonia.ManifestItem{}, Datasets: []harmonia.ManifestItem{}},
+		PublishedBy: "ml-platform", CreatedAt: now, UpdatedAt: now}
 	if _, err := store.Database().Collection(harmonia.CollectionVersions).InsertOne(ctx, crashed); err != nil {
 		log.Fatal(err)
 	}

@@ -153,11 +153,22 @@ func (s *Store) buildVersion(ctx context.Context, req PublishRequest, state Vers
 	}
 	v := &InventoryVersion{
 		ID: bson.NewObjectID(), SchemaVersion: SchemaVersion, VersionTag: req.VersionTag, State: state,
-		ArtifactIDs: req.ArtifactIDs, DatasetIDs: req.DatasetIDs,
+		// Never nil: a nil slice is stored as null, which the collection's
+		// validator (bsonType array) refuses.
+		ArtifactIDs: orEmpty(req.ArtifactIDs), DatasetIDs: orEmpty(req.DatasetIDs),
 		Manifest:    Manifest{Artifacts: items[:len(arts)], Datasets: items[len(arts):]},
 		PublishedBy: req.PublishedBy, PublishedAt: publishedAt, Notes: req.Notes, CreatedAt: now, UpdatedAt: now,
 	}
 	return v, nil
+}
+
+// orEmpty returns s, or an empty slice for nil, so that it is stored as an
+// array rather than null.
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // missingRefs names every requested id that was not found.

@@ -342,7 +342,9 @@ func (c *clientConn) dispatch(req []byte) ([][]byte, error) {
 			if act.err.labels == nil {
 				act.err.labels = defaultLabels(act.err.code, cmd, inTxn)
 			}
-			if inTxn {
+			// A failed command aborts its transaction, as on MongoDB; a
+			// failed commit or abort leaves it as it was, for the retry.
+			if inTxn && cmd.name != "commitTransaction" && cmd.name != "abortTransaction" {
 				f.failTxn(tf, "a command in it failed")
 			}
 			return c.reply(cmd, act.err.doc()), nil

@@ -1,0 +1,146 @@
+package harmonia_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/harmonia-ml/harmonia"
+	"github.com/harmonia-ml/harmonia/harmoniatest"
+)
+
+// failPointStore returns a bundle whose Store talks to the lane through a
+// client of its own, named after the test, and a function that sets the
+// failCommand fail point for that client alone (mongod's appName filter),
+// so that parallel tests are not hit.
+func failPointStore(t *testing.T) (*bundle, func(mode any, data bson.D), *harmoniatest.CommandCounter) {
+	t.Helper()
+	lane := harmoniatest.CurrentLane(t)
+	app := fmt.Sprintf("fp-%s", bson.NewObjectID().Hex())
+	counter := &harmoniatest.CommandCounter{}
+	client, err := mongo.Connect(options.Client().ApplyURI(lane.URI).SetAppName(app).SetMonitor(counter.Monitor()))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	db := client.Database(harmoniatest.Database(t).Name())
+	b := setupOn(t, db)
+	set := func(mode any, data bson.D) {
+		t.Helper()
+		cmd := bson.D{{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: mode}}
+		if data != nil {
+			cmd = append(cmd, bson.E{Key: "data", Value: append(data, bson.E{Key: "appName", Value: app})})
+		}
+		require.NoError(t, client.Database("admin").RunCommand(context.Background(), cmd).Err())
+	}
+	t.Cleanup(func() { set("off", nil) })
+	return b, set, counter
+}
+
+// TestPublishTransactionTransientErrors injects a transient error
+// (WriteConflict, labelled TransientTransactionError) on each command of
+// the transaction path in turn: Publish still yields exactly one version,
+// fully marked.
+func TestPublishTransactionTransientErrors(t *testing.T) {
+	t.Parallel()
+	harmoniatest.RequireTransactions(t)
+	for _, cmd := range []string{"find", "insert", "update"} {
+		t.Run(cmd, func(t *testing.T) {
+			t.Parallel()
+			b, failPoint, _ := failPointStore(t)
+			arts, dss := b.inventory(t, 3, 1)
+			failPoint(bson.D{{Key: "times", Value: 1}}, bson.D{
+				{Key: "failCommands", Value: bson.A{cmd}}, {Key: "errorCode", Value: 112},
+				{Key: "errorLabels", Value: bson.A{"TransientTransactionError"}}})
+			res, err := b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: "t1", ArtifactIDs: arts, DatasetIDs: dss, PublishedBy: "x"})
+			require.NoError(t, err)
+			assert.Equal(t, harmonia.PublishTransaction, res.Path)
+			assert.True(t, res.Created)
+			assert.EqualValues(t, 1, count(t, b, harmonia.CollectionVersions))
+			requireConsistent(t, b)
+		})
+	}
+}
+
+// TestPublishTransactionCommitRetried: an UnknownTransactionCommitResult on
+// commit is retried by the driver, and the version exists once.
+func TestPublishTransactionCommitRetried(t *testing.T) {
+	t.Parallel()
+	harmoniatest.RequireTransactions(t)
+	b, failPoint, counter := failPointStore(t)
+	arts, _ := b.inventory(t, 2, 0)
+	failPoint(bson.D{{Key: "times", Value: 2}}, bson.D{
+		{Key: "failCommands", Value: bson.A{"commitTransaction"}}, {Key: "errorCode", Value: 1}, // InternalError, with the label that makes the driver retry the commit
+		{Key: "errorLabels", Value: bson.A{"UnknownTransactionCommitResult"}}})
+	counter.Reset()
+	res, err := b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: "c1", ArtifactIDs: arts, PublishedBy: "x"})
+	require.NoError(t, err)
+	assert.True(t, res.Created)
+	// Two failed commits and the one that succeeded; under load the driver
+	// may also run the whole transaction again.
+	assert.GreaterOrEqual(t, counter.Count("commitTransaction"), 3)
+	assert.EqualValues(t, 1, count(t, b, harmonia.CollectionVersions))
+	requireConsistent(t, b)
+}
+
+// TestPublishTransactionNonTransientError: an error that is not transient
+// on the marking write fails Publish and leaves nothing visible.
+func TestPublishTransactionNonTransientError(t *testing.T) {
+	t.Parallel()
+	harmoniatest.RequireTransactions(t)
+	b, failPoint, _ := failPointStore(t)
+	arts, dss := b.inventory(t, 3, 1)
+	failPoint(bson.D{{Key: "times", Value: 1}}, bson.D{
+		{Key: "failCommands", Value: bson.A{"update"}}, {Key: "errorCode", Value: 2}})
+	_, err := b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: "n1", ArtifactIDs: arts, DatasetIDs: dss, PublishedBy: "x"})
+	require.Error(t, err)
+	assert.ErrorIs(t, err, harmonia.ErrInternal)
+	assert.Zero(t, count(t, b, harmonia.CollectionVersions))
+	n, err := b.db.Collection(harmonia.CollectionArtifacts).CountDocuments(b.ctx, bson.D{{Key: "published", Value: true}})
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	requireConsistent(t, b)
+}
+
+// TestEveryDocumentPassesValidators runs harmonia's flows with its
+// validators installed, then checks every document it wrote against them:
+// each collection's documents are copied into a collection created with
+// the same validator at validationLevel strict, which the server refuses
+// for any document that breaks it.
+func TestEveryDocumentPassesValidators(t *testing.T) {
+	t.Parallel()
+	harmoniatest.RequireValidators(t)
+	b := setup(t)
+	arts, dss := b.inventory(t, 3, 2)
+	_, err := b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: "v1", ArtifactIDs: arts[:1], PublishedBy: "x"})
+	require.NoError(t, err)
+	_, err = b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: "v2", ArtifactIDs: arts, DatasetIDs: dss, PublishedBy: "x", Notes: "n"})
+	require.NoError(t, err)
+	_, err = b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: "v3", DatasetIDs: dss, PublishedBy: "x"})
+	require.NoError(t, err)
+	job, err := b.store.Enqueue(b.ctx, harmonia.JobInference, harmonia.InferenceParams{ArtifactID: arts[0]}, nil)
+	require.NoError(t, err)
+	_, err = b.store.Enqueue(b.ctx, harmonia.JobInference, harmonia.InferenceParams{ArtifactID: arts[1]}, nil)
+	require.NoError(t, err)
+	_, err = b.store.CancelJob(b.ctx, job.Job.ID)
+	require.NoError(t, err)
+
+	for col, schema := range harmonia.Validators() {
+		scratch := "check_" + col
+		require.NoError(t, b.db.CreateCollection(b.ctx, scratch, options.CreateCollection().
+			SetValidator(bson.D{{Key: "$jsonSchema", Value: schema}}).SetValidationLevel("strict")))
+		cur, err := b.db.Collection(col).Find(b.ctx, bson.D{})
+		require.NoError(t, err)
+		var docs []bson.Raw
+		require.NoError(t, cur.All(b.ctx, &docs))
+		require.NotEmpty(t, docs, col)
+		for _, d := range docs {
+			_, err := b.db.Collection(scratch).InsertOne(b.ctx, d)
+			require.NoError(t, err, "%s document %s breaks its validator", col, d)
+		}
+	}
+}
