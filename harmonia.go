@@ -46,8 +46,9 @@ type Options struct {
 	// publishes). Defaults to a logger that discards everything.
 	Logger *slog.Logger
 	// RequireTransactions makes Open fail with [CodeInvalid] on a
-	// deployment without multi-document transactions (a standalone server
-	// or the embedded server), instead of falling back to staged publishes.
+	// deployment without multi-document transactions (a standalone server,
+	// or the embedded server outside its replica-set mode), instead of
+	// falling back to staged publishes.
 	// Defaults to false.
 	RequireTransactions bool
 	// RecoverAfter is how long a staged publish may stay pending before

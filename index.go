@@ -50,8 +50,8 @@ func Indexes() []IndexSpec {
 // installs validators derived from the Go types' bson and validate tags, so
 // that writers bypassing harmonia are checked too (validationLevel
 // moderate: existing invalid documents are not rejected on unrelated
-// updates). Where it does not (the embedded server), it logs a notice and
-// skips them.
+// updates). Where it does not (a server without collMod), it logs a
+// notice and skips them. The embedded server has them in both its modes.
 //
 // Errors: [CodeInternal].
 func (s *Store) EnsureIndexes(ctx context.Context) error {

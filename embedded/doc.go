@@ -13,18 +13,24 @@
 //	defer srv.Close()
 //	client, err := mongo.Connect(options.Client().ApplyURI(srv.URI()))
 //
+// With [Options.ReplicaSet] the server is the primary of a one-member
+// replica set, with multi-document transactions (see "Replica-set mode"),
+// and [Server.URI] names the set.
+//
 // With an empty [Options.Dir] the data lives in a temporary directory that
 // [Server.Close] removes; with [Options.InMemory] nothing is written at all.
 // A named Dir keeps its data across restarts and is locked while a server
 // uses it ([ErrDirInUse]). The program harmonia-devdb
 // (go run ./embedded/cmd/harmonia-devdb) serves a directory on
-// 127.0.0.1:27017 until interrupted.
+// 127.0.0.1:27017 until interrupted (-replset rs0 for the replica-set mode).
 //
 // # What it lacks
 //
 // FerretDB v1.24 does not support, and so this server does not support:
-//   - transactions (harmonia publishes in stages instead),
-//   - $jsonSchema validators and collMod,
+//   - transactions on the standalone server (the replica-set mode adds
+//     them; harmonia publishes in stages without them),
+//   - collMod options other than the validator's (validator,
+//     validationLevel, validationAction, which the front adds),
 //   - TTL indexes (expireAfterSeconds) and partialFilterExpression,
 //   - text indexes,
 //   - $lookup and $facet aggregation stages,
@@ -83,7 +89,97 @@
 // message header announces less than 16 or more than 48,000,000 bytes.
 //
 // The price is throughput: commands never overlap. A multi-statement
-// sequence is still not atomic as a whole; only a single command is.
+// sequence is still not atomic as a whole, outside a transaction; only a
+// single command is.
+//
+// # Replica-set mode
+//
+// With [Options.ReplicaSet] the front answers hello as the primary of a
+// one-member replica set (setName, hosts, primary and me equal to the
+// address in [Server.URI], setVersion, electionId,
+// logicalSessionTimeoutMinutes), so that an unmodified driver treats it
+// as one, and it runs multi-document transactions that the driver's
+// Session.WithTransaction, StartTransaction, CommitTransaction and
+// AbortTransaction drive unchanged. replSetInitiate answers
+// AlreadyInitialized (23), as a member restarted on its data would.
+//
+// What holds:
+//   - A transaction's state is keyed by its session (lsid and txnNumber),
+//     not by connection.
+//   - All or nothing: before a write in a transaction the front reads the
+//     documents it will change, and keeps each one's first state (an undo
+//     record). Abort, endSessions, any failed command in the transaction
+//     (as MongoDB aborts), and the lifetime limit
+//     ([Options.TransactionLifetime], MongoDB's 60 s by default) put them
+//     all back. A commit sent again after it succeeded answers ok.
+//   - No dirty reads, and serializable: a transaction holds every
+//     collection it touched, read or written, until it ends (strict
+//     two-phase locking, one lock per collection). No other session
+//     reads or writes those collections meanwhile; other collections
+//     stay open.
+//   - No deadlock: a command that waits behind another session's
+//     transaction for longer than [Options.TransactionWait] (1 s by
+//     default) aborts that transaction and goes on. The transaction's
+//     next command, and its commit, fail with NoSuchTransaction (251) and
+//     the TransientTransactionError label, which makes WithTransaction run
+//     the callback again, as a write conflict does on MongoDB.
+//   - Commands MongoDB refuses in a transaction are refused with
+//     OperationNotSupportedInTransaction (263): anything but find,
+//     getMore, killCursors, aggregate, distinct, insert, update, delete
+//     and findAndModify, and any command on admin, config or local.
+//
+// Where it differs from MongoDB:
+//   - Isolation comes from the locks, not from snapshots: a reader outside
+//     the transaction waits for it (up to the wait bound, then aborts it)
+//     instead of reading the last committed state, and two transactions
+//     that touch one collection run one after the other even when their
+//     documents differ. Conflicts surface as the abort above, never as a
+//     WriteConflict (112) error.
+//   - create and createIndexes are refused in a transaction (MongoDB 4.4+
+//     allows them on new collections); a collection that an aborted
+//     transaction created by inserting stays, empty.
+//   - Retryable writes are sent once: txnNumber outside a transaction is
+//     ignored, so a write retried after a lost reply may apply twice.
+//   - Writes in a transaction cost one more round trip each (the read of
+//     the documents before).
+//
+// # Fail points
+//
+// In both modes the front takes mongod's configureFailPoint command for the
+// failCommand fail point, as a mongod started with enableTestCommands
+// does: modes alwaysOn, {times: n} and off, and the data fields
+// failCommands, errorCode, errorLabels, closeConnection,
+// blockConnection with blockTimeMS, appName (only clients that gave that
+// application name in their handshake) and writeConcernError. Without
+// errorLabels, an error in a transaction gets TransientTransactionError
+// (or UnknownTransactionCommitResult on a commit) where its code is a
+// write conflict or retryable, and a retryable write gets
+// RetryableWriteError, as mongod labels them. Tests that run in parallel
+// against one server should set appName.
+//
+// # Validators
+//
+// In both modes, create with validator, validationLevel and
+// validationAction, and collMod with those three, install a $jsonSchema
+// validator, kept with the data directory (in harmonia-validators.bson)
+// and shown by listCollections. Inserts, updates, replacements, upserts
+// and findAndModify are checked against each document as it would be
+// written: the front runs a write statement by statement, reads the
+// documents it changed and, where one fails, puts them back and answers
+// DocumentValidationFailure (121) with errInfo, in writeErrors for
+// insert and update and as a command error for findAndModify.
+// validationLevel moderate skips documents that were invalid before;
+// validationAction warn logs instead; bypassDocumentValidation skips the
+// check. The schema keywords are those of MongoDB's $jsonSchema
+// (bsonType, type, required, properties, items, additionalItems,
+// minLength, maxLength, minimum, maximum, exclusiveMinimum,
+// exclusiveMaximum, multipleOf, minItems, maxItems, uniqueItems, pattern,
+// enum, additionalProperties, patternProperties, minProperties,
+// maxProperties, dependencies, allOf, anyOf, oneOf, not, title,
+// description). A validator with anything else (query operators, format,
+// $ref, a pattern Go's regexp cannot compile) is refused with
+// FailedToParse (9) instead of being ignored. Patterns use Go's regexp
+// (RE2), not PCRE.
 //
 // # Speed
 //

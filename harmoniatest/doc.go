@@ -21,11 +21,17 @@
 //     downloads once and caches (in MEMONGO_CACHE_PATH, else the user
 //     cache directory): mongod is started as a single-node replica set in
 //     a temporary directory (lane "mongod", with transactions). Needs
-//     MongoDB 4.4.2 or later.
+//     MongoDB 4.4.2 or later. The lane's code runs in harmonia's CI
+//     against a stand-in that takes mongod's flags (internal/fakemongod).
 //  3. Otherwise harmonia's embedded server (package embedded) with its data
-//     in memory (lane "embedded", without transactions). It needs nothing
-//     installed, and it lacks several MongoDB features; see its package
-//     documentation. Under the race detector it runs as a separate
+//     in memory. HARMONIA_TEST_EMBEDDED_TOPOLOGY chooses its mode:
+//     "replset" (the default) serves a one-member replica set with
+//     transactions and $jsonSchema validators (lane "embedded-replset"),
+//     "standalone" a server without transactions (lane "embedded"), where
+//     harmonia publishes in stages. Both have validators and the
+//     failCommand fail point. It needs nothing installed, and it lacks
+//     several MongoDB features; see its package documentation. CI runs the
+//     suite on both. Under the race detector it runs as a separate
 //     harmonia-devdb process, built (and cached) by the go command without
 //     -race, because the race detector slows its SQLite about 25 times;
 //     otherwise inside the test binary. HARMONIA_TEST_EMBEDDED=process or
@@ -34,11 +40,12 @@
 // The first test that needs the server prints the lane to standard output,
 // for example:
 //
-//	harmoniatest: lane=embedded transactions=false uri=mongodb://127.0.0.1:41237/ server=process
+//	harmoniatest: lane=embedded-replset transactions=true validators=true uri=mongodb://127.0.0.1:41237/?replicaSet=rs0 server=process
 //
 // (go test shows a passing package's output only with -v.) Tests that need
 // what a lane lacks skip with a message naming the lane; see
-// [RequireTransactions] and [CurrentLane].
+// [RequireTransactions], [RequireValidators], [RequireStandalone] and
+// [CurrentLane].
 //
 // Call [Main] from TestMain so that the server this package started, the
 // mongod process in particular, is stopped when the tests end.

@@ -87,7 +87,7 @@ func run(ctx context.Context, c config, out io.Writer) (err error) {
 	}
 	defer func() { err = errors.Join(err, conn.Close()) }()
 	db, where := conn.DB, conn.URI
-	if conn.Lane == "embedded" {
+	if conn.Lane == exampledb.LaneEmbedded {
 		where = "the embedded server (temporary data: use -dir to keep it)"
 		if c.dir != "" {
 			where = "the embedded server (data in " + c.dir + ")"

@@ -64,7 +64,7 @@ func run(ctx context.Context, uri, root string, concurrency int) (err error) {
 		}
 		defer func() { err = errors.Join(err, os.RemoveAll(root)) }()
 	}
-	if conn.Lane == "embedded" {
+	if conn.Lane == exampledb.LaneEmbedded {
 		if err := demoJob(ctx, store, root); err != nil {
 			return err
 		}

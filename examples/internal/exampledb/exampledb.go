@@ -26,13 +26,19 @@ type Conn struct {
 	DB *mongo.Database
 	// Client is DB's client.
 	Client *mongo.Client
-	// Lane is "uri" for a given deployment, "embedded" for a started one.
+	// Lane is LaneURI for a given deployment, LaneEmbedded for a started one.
 	Lane string
 	// URI is the connection string used.
 	URI string
 
 	srv *embedded.Server
 }
+
+// Values of Conn.Lane.
+const (
+	LaneURI      = "uri"
+	LaneEmbedded = "embedded replica set"
+)
 
 // Options says where to connect.
 type Options struct {
@@ -48,13 +54,15 @@ type Options struct {
 
 // Connect opens the connection o describes.
 func Connect(ctx context.Context, o Options) (*Conn, error) {
-	c := &Conn{Lane: "uri", URI: cmp.Or(o.URI, os.Getenv(EnvURI))}
+	c := &Conn{Lane: LaneURI, URI: cmp.Or(o.URI, os.Getenv(EnvURI))}
 	if c.URI == "" {
-		srv, err := embedded.Start(ctx, embedded.Options{Dir: o.Dir})
+		// The replica-set mode: transactions and validators, as on a
+		// production deployment.
+		srv, err := embedded.Start(ctx, embedded.Options{Dir: o.Dir, ReplicaSet: "rs0"})
 		if err != nil {
 			return nil, err
 		}
-		c.srv, c.Lane, c.URI = srv, "embedded", srv.URI()
+		c.srv, c.Lane, c.URI = srv, LaneEmbedded, srv.URI()
 	}
 	client, err := mongo.Connect(options.Client().ApplyURI(c.URI))
 	if err != nil {
