@@ -97,13 +97,21 @@ func TestOpenDetectsCapabilities(t *testing.T) {
 	caps := b.store.Capabilities()
 	lane := harmoniatest.CurrentLane(t)
 	require.Equal(t, lane.Transactions, caps.Transactions, "lane %s", lane.Name)
+	require.Equal(t, lane.Validators, caps.Validators, "lane %s", lane.Name)
 	require.NotEmpty(t, caps.ServerVersion)
-	if lane.Name == "embedded" {
+	switch lane.Name {
+	case harmoniatest.LaneEmbedded:
 		require.True(t, caps.FerretDB)
-		require.False(t, caps.Validators)
+		require.True(t, caps.Validators)
 		require.Equal(t, "standalone", caps.Topology)
 		_, err := harmonia.Open(b.ctx, b.db, &harmonia.Options{RequireTransactions: true})
 		require.ErrorIs(t, err, harmonia.ErrInvalid)
+	case harmoniatest.LaneEmbeddedReplSet:
+		// The same FerretDB, judged by what the front makes it do.
+		require.True(t, caps.FerretDB)
+		require.True(t, caps.Transactions)
+		require.True(t, caps.Validators)
+		require.Equal(t, "replica_set", caps.Topology)
 	}
 	_, err := harmonia.Open(b.ctx, nil, nil)
 	require.ErrorIs(t, err, harmonia.ErrInvalid)

@@ -274,26 +274,13 @@ func sortWriteErrors(errs bson.A) {
 func (w *writer) update() (bsoncore.Document, error) {
 	res := writeResult{hasModified: true}
 	for i, stmt := range w.statements("updates") {
-		q, _ := stmt.Lookup("q").DocumentOK()
-		multi := truthy(stmt.Lookup("multi"))
 		limit := int64(1)
-		if multi {
+		if truthy(stmt.Lookup("multi")) {
 			limit = 0
 		}
-		pre, err := w.be.find(w.res.db, w.res.coll, q, bsoncore.Value{}, limit)
-		if err != nil {
-			return nil, err
-		}
-		if !multi && len(pre) == 1 {
-			id, _ := idOf(pre[0])
-			stmt = editDoc(stmt, nil, bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: rawValue(id)}}}})
-		}
-		rep, err := w.be.run(w.single("updates", stmt))
-		if err != nil {
-			return nil, err
-		}
-		if !replyOK(rep) {
-			return rep, nil
+		pre, rep, err := w.runStatement("updates", stmt, limit)
+		if err != nil || !replyOK(rep) {
+			return rep, err
 		}
 		var upserted []bsoncore.Value
 		if arr, ok := rep.Lookup("upserted").ArrayOK(); ok {
@@ -304,15 +291,12 @@ func (w *writer) update() (bsoncore.Document, error) {
 				}
 			}
 		}
-		if errs, ok := rep.Lookup("writeErrors").ArrayOK(); ok {
-			if vals, _ := errs.Values(); len(vals) > 0 {
-				e, _ := vals[0].DocumentOK()
-				res.failed(i, e)
-				if w.ordered() {
-					break
-				}
-				continue
+		if e := firstWriteError(rep); e != nil {
+			res.failed(i, e)
+			if w.ordered() {
+				break
 			}
+			continue
 		}
 		if verr, err := w.checkWritten(pre, upserted); err != nil {
 			return nil, err
@@ -335,36 +319,49 @@ func (w *writer) update() (bsoncore.Document, error) {
 	return res.doc(), nil
 }
 
+// runStatement reads the documents the update or delete statement stmt
+// will change (at most limit; 0: all), pins a single-document statement to
+// the one it found, and runs the statement alone.
+func (w *writer) runStatement(key string, stmt bsoncore.Document, limit int64) ([]bsoncore.Document, bsoncore.Document, error) {
+	q, _ := stmt.Lookup("q").DocumentOK()
+	pre, err := w.be.find(w.res.db, w.res.coll, q, bsoncore.Value{}, limit)
+	if err != nil {
+		return nil, nil, err
+	}
+	if limit == 1 && len(pre) == 1 {
+		id, _ := idOf(pre[0])
+		stmt = editDoc(stmt, nil, bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: rawValue(id)}}}})
+	}
+	rep, err := w.be.run(w.single(key, stmt))
+	return pre, rep, err
+}
+
+// firstWriteError returns the first writeErrors entry of rep, or nil.
+func firstWriteError(rep bsoncore.Document) bsoncore.Document {
+	errs, _ := rep.Lookup("writeErrors").ArrayOK()
+	vals, _ := errs.Values()
+	if len(vals) == 0 {
+		return nil
+	}
+	e, _ := vals[0].DocumentOK()
+	return e
+}
+
 // delete runs each delete statement on its own.
 func (w *writer) delete() (bsoncore.Document, error) {
 	var res writeResult
 	for i, stmt := range w.statements("deletes") {
-		q, _ := stmt.Lookup("q").DocumentOK()
 		limit, _ := stmt.Lookup("limit").AsInt64OK()
-		pre, err := w.be.find(w.res.db, w.res.coll, q, bsoncore.Value{}, limit)
-		if err != nil {
-			return nil, err
+		pre, rep, err := w.runStatement("deletes", stmt, limit)
+		if err != nil || !replyOK(rep) {
+			return rep, err
 		}
-		if limit == 1 && len(pre) == 1 {
-			id, _ := idOf(pre[0])
-			stmt = editDoc(stmt, nil, bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: rawValue(id)}}}})
-		}
-		rep, err := w.be.run(w.single("deletes", stmt))
-		if err != nil {
-			return nil, err
-		}
-		if !replyOK(rep) {
-			return rep, nil
-		}
-		if errs, ok := rep.Lookup("writeErrors").ArrayOK(); ok {
-			if vals, _ := errs.Values(); len(vals) > 0 {
-				e, _ := vals[0].DocumentOK()
-				res.failed(i, e)
-				if w.ordered() {
-					break
-				}
-				continue
+		if e := firstWriteError(rep); e != nil {
+			res.failed(i, e)
+			if w.ordered() {
+				break
 			}
+			continue
 		}
 		w.rememberAll(pre, nil)
 		n, _ := rep.Lookup("n").AsInt64OK()
