@@ -72,6 +72,9 @@ type Options struct {
 	// MongoDB). Defaults to TransactionWaitDefault.
 	TransactionWait time.Duration
 
+	// ramDir replaces ramDirDefault, for tests.
+	ramDir string
+
 	// Logger receives the server's logs, FerretDB's included. FerretDB
 	// logs every connection at Info and every failed command at Warn;
 	// both are lowered to Debug, so that below Debug only its errors show.
@@ -182,10 +185,10 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	return s, nil
 }
 
-// ramDir is where InMemory servers keep their data: a RAM-backed
+// ramDirDefault is where InMemory servers keep their data: a RAM-backed
 // filesystem on Linux. Elsewhere, or when it is not writable, they use the
-// temporary directory.
-var ramDir = "/dev/shm"
+// temporary directory. Tests set Options.ramDir instead.
+const ramDirDefault = "/dev/shm"
 
 // prepareData readies the data directory and returns FerretDB's SQLite URL
 // for it and the directory.
@@ -197,7 +200,7 @@ func (s *Server) prepareData(opts Options) (string, string, error) {
 		query = "_pragma=synchronous(off)"
 		base := ""
 		if opts.InMemory {
-			base = ramDir
+			base = cmp.Or(opts.ramDir, ramDirDefault)
 		}
 		tmp, err := os.MkdirTemp(base, "harmonia-embedded-data-")
 		if err != nil && base != "" {

@@ -329,12 +329,11 @@ func TestEmbeddedInMemoryWithDir(t *testing.T) {
 }
 
 // Close removes the temporary directories (data and socket). InMemory
-// puts the data in ramDir, or in the temporary directory when ramDir is
-// unusable.
+// puts the data in Options.ramDir, or in the temporary directory when
+// that is unusable.
 func TestEmbeddedTempDirsRemoved(t *testing.T) {
 	tmp, ram := t.TempDir(), t.TempDir()
 	t.Setenv("TMPDIR", tmp)
-	defer func(old string) { ramDir = old }(ramDir)
 
 	for _, tc := range []struct {
 		name    string
@@ -347,7 +346,7 @@ func TestEmbeddedTempDirsRemoved(t *testing.T) {
 		{"in memory without ramDir", Options{InMemory: true}, filepath.Join(ram, "missing"), tmp},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ramDir = tc.ramDir
+			tc.opts.ramDir = tc.ramDir
 			srv, err := Start(t.Context(), tc.opts)
 			require.NoError(t, err)
 			requireWorks(t, srv.URI())
