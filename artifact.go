@@ -134,6 +134,8 @@ type ArtifactWithLicense struct {
 // verification fields start empty whatever a held. The license and
 // datasets it references must exist.
 //
+// It joins the transaction ctx carries, if any (see [Store.InTransaction]).
+//
 // Errors: [CodeInvalid] (a field, or a missing license or dataset; nothing
 // written), [CodeConflict] (name and version exist already),
 // [CodeInternal].
@@ -208,6 +210,8 @@ func (s *Store) ListArtifactsWithLicenses(ctx context.Context, f Filter) (*Page[
 // The merged artifact is validated before anything is written. Content
 // fields (path, size, sha256) of a published artifact cannot change.
 //
+// It joins the transaction ctx carries, if any (see [Store.InTransaction]).
+//
 // Errors: [CodeInvalid], [CodeNotFound], [CodeConflict] (published
 // content), [CodeInternal].
 func (s *Store) UpdateArtifact(ctx context.Context, id bson.ObjectID, u ArtifactUpdate) (*ModelArtifact, error) {
@@ -251,6 +255,8 @@ func (s *Store) UpdateArtifact(ctx context.Context, id bson.ObjectID, u Artifact
 
 // DeleteArtifact deletes the artifact with id unless a published inventory
 // version references it.
+//
+// It joins the transaction ctx carries, if any (see [Store.InTransaction]).
 //
 // Errors: [CodeNotFound], [CodeConflict] (published), [CodeInternal].
 func (s *Store) DeleteArtifact(ctx context.Context, id bson.ObjectID) error {

@@ -83,6 +83,8 @@ func each[T any](ctx context.Context, col *mongo.Collection, entity string, fn f
 // now. Items are updated in place like CreateLicense's.
 //
 // Errors per item: [CodeInvalid], [CodeConflict] (the SPDX id exists).
+//
+// It joins the transaction ctx carries, if any (see [Store.InTransaction]).
 func (s *Store) InsertLicenses(ctx context.Context, ls []*License) ([]error, error) {
 	return bulkInsert(ctx, s, s.cols.licenses, EntityLicense, "spdx_id", ls, func(l *License, now time.Time) (string, error) {
 		l.SchemaVersion, l.UpdatedAt = SchemaVersion, now
@@ -97,6 +99,8 @@ func (s *Store) InsertLicenses(ctx context.Context, ls []*License) ([]error, err
 //
 // Errors per item: [CodeInvalid] (also a missing license), [CodeConflict]
 // (name and version exist).
+//
+// It joins the transaction ctx carries, if any (see [Store.InTransaction]).
 func (s *Store) InsertDatasets(ctx context.Context, ds []*Dataset) ([]error, error) {
 	return bulkInsert(ctx, s, s.cols.datasets, EntityDataset, "name,version", ds, func(d *Dataset, now time.Time) (string, error) {
 		d.SchemaVersion, d.UpdatedAt, d.Published, d.PublishedIn = SchemaVersion, now, false, nil
@@ -111,6 +115,8 @@ func (s *Store) InsertDatasets(ctx context.Context, ds []*Dataset) ([]error, err
 //
 // Errors per item: [CodeInvalid] (also a missing license or dataset),
 // [CodeConflict] (name and version exist).
+//
+// It joins the transaction ctx carries, if any (see [Store.InTransaction]).
 func (s *Store) InsertArtifacts(ctx context.Context, as []*ModelArtifact) ([]error, error) {
 	return bulkInsert(ctx, s, s.cols.artifacts, EntityArtifact, "name,version", as, func(a *ModelArtifact, now time.Time) (string, error) {
 		a.SchemaVersion, a.UpdatedAt, a.Published, a.PublishedIn = SchemaVersion, now, false, nil
@@ -126,6 +132,8 @@ func (s *Store) InsertArtifacts(ctx context.Context, as []*ModelArtifact) ([]err
 // does not change.
 //
 // Errors per item: [CodeInvalid], [CodeNotFound].
+//
+// It joins the transaction ctx carries, if any (see [Store.InTransaction]).
 func (s *Store) ReplaceLicenses(ctx context.Context, ls []*License) ([]error, error) {
 	return bulkReplace(ctx, s, s.cols.licenses, EntityLicense, ls, func(l *License) (bson.ObjectID, bson.D, bson.D, error) {
 		var c change
@@ -144,6 +152,8 @@ func (s *Store) ReplaceLicenses(ctx context.Context, ls []*License) ([]error, er
 //
 // Errors per item: [CodeInvalid], [CodeNotFound], [CodeConflict] wrapping
 // [ErrPublishedContent].
+//
+// It joins the transaction ctx carries, if any (see [Store.InTransaction]).
 func (s *Store) ReplaceDatasets(ctx context.Context, ds []*Dataset) ([]error, error) {
 	return bulkReplace(ctx, s, s.cols.datasets, EntityDataset, ds, func(d *Dataset) (bson.ObjectID, bson.D, bson.D, error) {
 		var c change
@@ -157,6 +167,8 @@ func (s *Store) ReplaceDatasets(ctx context.Context, ds []*Dataset) ([]error, er
 //
 // Errors per item: [CodeInvalid], [CodeNotFound], [CodeConflict] wrapping
 // [ErrPublishedContent].
+//
+// It joins the transaction ctx carries, if any (see [Store.InTransaction]).
 func (s *Store) ReplaceArtifacts(ctx context.Context, as []*ModelArtifact) ([]error, error) {
 	return bulkReplace(ctx, s, s.cols.artifacts, EntityArtifact, as, func(a *ModelArtifact) (bson.ObjectID, bson.D, bson.D, error) {
 		var c change

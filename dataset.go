@@ -54,6 +54,8 @@ type DatasetUpdate struct {
 // CreateDataset validates d and inserts it. On success d's ID,
 // SchemaVersion and timestamps are set. Its license must exist.
 //
+// It joins the transaction ctx carries, if any (see [Store.InTransaction]).
+//
 // Errors: [CodeInvalid] (nothing written), [CodeConflict] (name and
 // version exist already), [CodeInternal].
 func (s *Store) CreateDataset(ctx context.Context, d *Dataset) error {
@@ -102,6 +104,8 @@ func (s *Store) ListDatasets(ctx context.Context, f Filter) (*Page[*Dataset], er
 // Content fields (path, size, sha256) of a published dataset cannot
 // change.
 //
+// It joins the transaction ctx carries, if any (see [Store.InTransaction]).
+//
 // Errors: [CodeInvalid], [CodeNotFound], [CodeConflict] (published
 // content), [CodeInternal].
 func (s *Store) UpdateDataset(ctx context.Context, id bson.ObjectID, u DatasetUpdate) (*Dataset, error) {
@@ -134,6 +138,8 @@ func (s *Store) UpdateDataset(ctx context.Context, id bson.ObjectID, u DatasetUp
 
 // DeleteDataset deletes the dataset with id unless a published inventory
 // version references it.
+//
+// It joins the transaction ctx carries, if any (see [Store.InTransaction]).
 //
 // Errors: [CodeNotFound], [CodeConflict] (published), [CodeInternal].
 func (s *Store) DeleteDataset(ctx context.Context, id bson.ObjectID) error {

@@ -57,6 +57,34 @@
 // [Store.ListVersions] and [Store.DiffVersionsByTag] read what was
 // published.
 //
+// # Units of work
+//
+// Every Store method that reads or writes data takes the session the ctx
+// carries, as the driver does: called inside a transaction (the callback
+// of [Store.InTransaction], or of the caller's own
+// Session.WithTransaction), creates, updates, deletes, Enqueue and Publish
+// all run in it, and become visible together when it commits. Publish
+// then opens no session of its own. A service that publishes and writes
+// an audit record of its own does:
+//
+//	err := store.InTransaction(ctx, func(ctx context.Context) error {
+//		res, err := store.Publish(ctx, req)
+//		if err != nil {
+//			return err
+//		}
+//		_, err = audit.InsertOne(ctx, auditRecord(res))
+//		return err
+//	})
+//
+// The rules that follow: the callback may run more than once (the driver
+// retries a transaction after a transient error), so it must be
+// idempotent and do nothing outside the database; every operation in it
+// must get its ctx. A deployment without transactions (a standalone
+// server) cannot make several writes one unit: there InTransaction, and
+// Publish inside a caller's transaction, fail with [ErrNoTransactions]
+// and write nothing. EnsureIndexes and migrations do not belong in a
+// transaction.
+//
 // # Jobs
 //
 // [Store.Enqueue] adds a job; a unique key keeps one pending or running

@@ -60,6 +60,8 @@ type EnqueueResult struct {
 // is returned instead (EnqueueResult.Duplicate); this holds under
 // concurrent enqueues, on every deployment.
 //
+// It joins the transaction ctx carries, if any (see [Store.InTransaction]).
+//
 // Errors: [CodeInvalid] (nothing written), [CodeInternal].
 func (s *Store) Enqueue(ctx context.Context, t JobType, params any, opts *EnqueueOpts) (*EnqueueResult, error) {
 	res, err := s.EnqueueMany(ctx, []EnqueueParams{{Type: t, Params: params, Opts: opts}})
@@ -74,6 +76,8 @@ func (s *Store) Enqueue(ctx context.Context, t JobType, params any, opts *Enqueu
 // taken. The results are in the order of jobs. Several jobs of one call
 // may share a unique key: the first is enqueued, the others return it.
 // Every job is validated before anything is written.
+//
+// It joins the transaction ctx carries, if any (see [Store.InTransaction]).
 //
 // Errors: [CodeInvalid] naming the index of the first invalid job
 // (nothing written), [CodeConflict] when unique keys keep being taken and

@@ -109,6 +109,8 @@ func (s *Store) ReleaseJob(ctx context.Context, job *Job) error {
 // worker will claim it, and its unique key is free again. A running or
 // finished job cannot be cancelled.
 //
+// It joins the transaction ctx carries, if any (see [Store.InTransaction]).
+//
 // Errors: [CodeNotFound], [CodeConflict] (not pending), [CodeInternal].
 func (s *Store) CancelJob(ctx context.Context, id bson.ObjectID) (*Job, error) {
 	now := s.Now()

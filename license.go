@@ -43,6 +43,8 @@ type LicenseUpdate struct {
 // CreateLicense validates l and inserts it. On success l's ID,
 // SchemaVersion and timestamps are set.
 //
+// It joins the transaction ctx carries, if any (see [Store.InTransaction]).
+//
 // Errors: [CodeInvalid] (nothing written), [CodeConflict] (the SPDX id
 // exists already), [CodeInternal].
 func (s *Store) CreateLicense(ctx context.Context, l *License) error {
@@ -126,6 +128,8 @@ func (s *Store) licensesByID(ctx context.Context, ids []bson.ObjectID) (map[bson
 
 // UpdateLicense applies u to the license with id and returns the result.
 //
+// It joins the transaction ctx carries, if any (see [Store.InTransaction]).
+//
 // Errors: [CodeInvalid], [CodeNotFound], [CodeInternal].
 func (s *Store) UpdateLicense(ctx context.Context, id bson.ObjectID, u LicenseUpdate) (*License, error) {
 	l, err := s.GetLicense(ctx, id)
@@ -161,6 +165,8 @@ func (s *Store) UpdateLicense(ctx context.Context, id bson.ObjectID, u LicenseUp
 
 // DeleteLicense deletes the license with id unless an artifact or a
 // dataset references it.
+//
+// It joins the transaction ctx carries, if any (see [Store.InTransaction]).
 //
 // Errors: [CodeNotFound], [CodeConflict] (referenced), [CodeInternal].
 func (s *Store) DeleteLicense(ctx context.Context, id bson.ObjectID) error {

@@ -9,7 +9,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
-	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 )
 
 // PublishPath says how a Publish ran.
@@ -84,6 +83,13 @@ type PublishResult struct {
 // version with Created false. The number of server commands does not grow
 // with the number of artifacts.
 //
+// Called with a ctx that carries a session in a transaction (the callback
+// of [Store.InTransaction] or of the caller's own Session.WithTransaction),
+// Publish joins that transaction: it opens no session of its own, and the
+// version becomes visible when the caller commits, or never. On a
+// deployment without transactions that is an error wrapping
+// [ErrNoTransactions], and nothing is written.
+//
 // Errors: [CodeInvalid] (a bad request, missing artifacts or datasets — all
 // named —, an artifact or dataset without sha256 or license, a license
 // that forbids commercial use when that is required; nothing written),
@@ -92,6 +98,16 @@ type PublishResult struct {
 func (s *Store) Publish(ctx context.Context, req PublishRequest) (*PublishResult, error) {
 	if err := req.validate(); err != nil {
 		return nil, err
+	}
+	if inTransaction(ctx) {
+		if !s.caps.Transactions {
+			return nil, errNoTransactions(s.caps, "Publish cannot join the caller's transaction")
+		}
+		res, err := s.publishIn(ctx, req)
+		if err != nil {
+			return nil, wrapErr(EntityVersion, "publish", err)
+		}
+		return res, nil
 	}
 	if s.caps.Transactions {
 		return s.publishTxn(ctx, req)
@@ -308,31 +324,12 @@ func (s *Store) mark(ctx context.Context, col *mongo.Collection, entity string, 
 }
 
 func (s *Store) publishTxn(ctx context.Context, req PublishRequest) (*PublishResult, error) {
-	sess, err := s.db.Client().StartSession()
-	if err != nil {
-		return nil, wrapErr(EntityVersion, "start session", err)
-	}
-	defer sess.EndSession(context.WithoutCancel(ctx))
-	txnOpts := options.Transaction().SetWriteConcern(writeconcern.Majority())
-	res, err := sess.WithTransaction(ctx, func(ctx context.Context) (any, error) {
-		v, err := s.buildVersion(ctx, req, VersionPublished)
-		if err != nil {
-			return nil, err
-		}
-		if err := s.step(ctx, stepInsertPending); err != nil {
-			return nil, err
-		}
-		if _, err := s.cols.versions.InsertOne(ctx, v); err != nil {
-			return nil, err
-		}
-		if err := s.mark(ctx, s.cols.artifacts, EntityArtifact, v.ID, v.ArtifactIDs); err != nil {
-			return nil, err
-		}
-		if err := s.mark(ctx, s.cols.datasets, EntityDataset, v.ID, v.DatasetIDs); err != nil {
-			return nil, err
-		}
-		return v, nil
-	}, txnOpts)
+	var res *PublishResult
+	err := s.InTransaction(ctx, func(ctx context.Context) error {
+		var err error
+		res, err = s.publishIn(ctx, req)
+		return err
+	})
 	if err != nil {
 		if mongo.IsDuplicateKeyError(err) {
 			v, gerr := s.versionByTag(ctx, req.VersionTag, VersionPublished)
@@ -343,7 +340,38 @@ func (s *Store) publishTxn(ctx context.Context, req PublishRequest) (*PublishRes
 		}
 		return nil, wrapErr(EntityVersion, "publish", err)
 	}
-	return &PublishResult{Version: res.(*InventoryVersion), Created: true, Path: PublishTransaction}, nil
+	return res, nil
+}
+
+// publishIn publishes inside the transaction ctx carries: a version of
+// the same tag that is there already is compared instead of written again
+// (the caller's transaction would not survive the duplicate key).
+// WithTransaction may run it again, so it writes nothing outside ctx.
+func (s *Store) publishIn(ctx context.Context, req PublishRequest) (*PublishResult, error) {
+	existing, err := s.versionByTag(ctx, req.VersionTag, VersionPublished)
+	switch {
+	case err == nil:
+		return existingResult(existing, req, PublishTransaction)
+	case !errors.Is(err, ErrNotFound):
+		return nil, err
+	}
+	v, err := s.buildVersion(ctx, req, VersionPublished)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.step(ctx, stepInsertPending); err != nil {
+		return nil, err
+	}
+	if _, err := s.cols.versions.InsertOne(ctx, v); err != nil {
+		return nil, err
+	}
+	if err := s.mark(ctx, s.cols.artifacts, EntityArtifact, v.ID, v.ArtifactIDs); err != nil {
+		return nil, err
+	}
+	if err := s.mark(ctx, s.cols.datasets, EntityDataset, v.ID, v.DatasetIDs); err != nil {
+		return nil, err
+	}
+	return &PublishResult{Version: v, Created: true, Path: PublishTransaction}, nil
 }
 
 func (s *Store) step(ctx context.Context, name string) error {
