@@ -111,8 +111,12 @@ func (b *backend) find(db, coll string, filter bsoncore.Document, sort bsoncore.
 	}
 }
 
-// idsFilter returns {_id: {$in: ids}}.
+// idsFilter returns {_id: {$in: ids}}, or {_id: id} for one id, which
+// FerretDB looks up without scanning the collection.
 func idsFilter(ids []bsoncore.Value) bsoncore.Document {
+	if len(ids) == 1 {
+		return bsoncore.NewDocumentBuilder().AppendValue("_id", ids[0]).Build()
+	}
 	aidx, arr := bsoncore.AppendArrayStart(nil)
 	for i, id := range ids {
 		arr = bsoncore.AppendValueElement(arr, fmt.Sprint(i), id)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
@@ -324,6 +325,18 @@ func (w *writer) update() (bsoncore.Document, error) {
 // the one it found, and runs the statement alone.
 func (w *writer) runStatement(key string, stmt bsoncore.Document, limit int64) ([]bsoncore.Document, bsoncore.Document, error) {
 	q, _ := stmt.Lookup("q").DocumentOK()
+	if id, ok := idEquality(q); ok {
+		// At most the document with that _id can change: read it by
+		// _id alone, which FerretDB looks up without a scan. It may not
+		// match the rest of q; then the statement leaves it as it was,
+		// and restoring it would change nothing.
+		pre, err := w.be.find(w.res.db, w.res.coll, idsFilter([]bsoncore.Value{id}), bsoncore.Value{}, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		rep, err := w.be.run(w.single(key, stmt))
+		return pre, rep, err
+	}
 	pre, err := w.be.find(w.res.db, w.res.coll, q, bsoncore.Value{}, limit)
 	if err != nil {
 		return nil, nil, err
@@ -334,6 +347,21 @@ func (w *writer) runStatement(key string, stmt bsoncore.Document, limit int64) (
 	}
 	rep, err := w.be.run(w.single(key, stmt))
 	return pre, rep, err
+}
+
+// idEquality returns the value q requires _id to equal, if it does: a
+// top-level _id that is not an operator document such as {$in: …}.
+func idEquality(q bsoncore.Document) (bsoncore.Value, bool) {
+	v, err := q.LookupErr("_id")
+	if err != nil {
+		return v, false
+	}
+	if d, ok := v.DocumentOK(); ok {
+		if first, err := d.IndexErr(0); err == nil && strings.HasPrefix(first.Key(), "$") {
+			return v, false
+		}
+	}
+	return v, true
 }
 
 // firstWriteError returns the first writeErrors entry of rep, or nil.
