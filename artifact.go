@@ -145,6 +145,9 @@ func (s *Store) CreateArtifact(ctx context.Context, a *ModelArtifact) error {
 	if err := doc.Validate(); err != nil {
 		return err
 	}
+	if err := s.requireUnique(ctx, EntityArtifact, CollectionArtifacts); err != nil {
+		return err
+	}
 	if err := s.checkRefs(ctx, EntityArtifact, doc.LicenseID, doc.DatasetIDs); err != nil {
 		return err
 	}

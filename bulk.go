@@ -207,6 +207,9 @@ func itemErr(i int, err error) error {
 // inserts the items that passed with one unordered insert.
 func bulkInsert[T bulkEntity](ctx context.Context, s *Store, col *mongo.Collection, entity, keyFields string, items []T,
 	prepare func(T, time.Time) (string, error), refs func(T) (bson.ObjectID, []bson.ObjectID)) ([]error, error) {
+	if err := s.requireUnique(ctx, entity, col.Name()); err != nil {
+		return nil, err
+	}
 	now := s.Now()
 	errs := make([]error, len(items))
 	keys := make([]string, len(items))

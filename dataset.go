@@ -64,6 +64,9 @@ func (s *Store) CreateDataset(ctx context.Context, d *Dataset) error {
 	if err := doc.Validate(); err != nil {
 		return err
 	}
+	if err := s.requireUnique(ctx, EntityDataset, CollectionDatasets); err != nil {
+		return err
+	}
 	if err := s.checkRefs(ctx, EntityDataset, doc.LicenseID, nil); err != nil {
 		return err
 	}

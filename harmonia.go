@@ -67,6 +67,15 @@ type Options struct {
 	// JobLogTail is how many of a job's last log lines its log_tail keeps.
 	// Defaults to JobLogTailDefault.
 	JobLogTail int
+	// EnsureIndexes makes Open call [Store.EnsureIndexes], creating the
+	// collections' indexes and validators where they are missing.
+	// Otherwise Open only looks (one listIndexes per collection) and the
+	// writes that rely on a missing unique index (creating licenses,
+	// artifacts and datasets, enqueueing, publishing) fail with
+	// [CodeInvalid] and the cause [ErrIndexesMissing], naming the fix.
+	// Defaults to false: production deployments create indexes with the
+	// migrate package, which records them.
+	EnsureIndexes bool
 	// Rand is the source of the retry jitter; tests set it for repeatable
 	// waits. The Store serializes its use. Defaults to math/rand/v2's
 	// top-level source.
@@ -104,6 +113,8 @@ type Store struct {
 	opts  Options
 	hooks testHooks
 	cols  collections
+	// indexes records the unique indexes Open found missing.
+	indexes indexState
 	// randMu serializes the use of opts.Rand.
 	randMu sync.Mutex
 	// enqueued wakes this Store's idle workers when jobs are enqueued.
@@ -120,8 +131,13 @@ type testHooks struct {
 }
 
 // Open returns a Store over db. It pings the server and detects its
-// capabilities. It does not create indexes: call [Store.EnsureIndexes] (or
-// run the migrate package's built-in migrations) once per deployment.
+// capabilities. Then it checks, with one listIndexes per collection, that
+// the unique indexes that refuse duplicate natural keys exist. With
+// Options.EnsureIndexes it creates whatever is missing ([Store.EnsureIndexes]);
+// without, it does not create them, and the writes that rely on a missing
+// one are refused with [ErrIndexesMissing] until the indexes exist (call
+// [Store.EnsureIndexes] or run the migrate package's built-in migrations
+// once per deployment; a refused write looks again before refusing).
 //
 // Errors: [CodeInternal] when the server cannot be reached, [CodeInvalid]
 // when Options.RequireTransactions is set and the deployment has none.
@@ -162,6 +178,13 @@ func Open(ctx context.Context, db *mongo.Database, opts *Options) (*Store, error
 		versions:  db.Collection(CollectionVersions),
 		jobs:      db.Collection(CollectionJobs),
 		events:    db.Collection(CollectionEvents),
+	}
+	if o.EnsureIndexes {
+		if err := s.EnsureIndexes(ctx); err != nil {
+			return nil, err
+		}
+	} else if err := s.checkIndexes(ctx); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

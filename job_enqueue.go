@@ -94,6 +94,9 @@ func (s *Store) EnqueueMany(ctx context.Context, jobs []EnqueueParams) ([]Enqueu
 		}
 		docs[i] = jobDoc{Job: *j, UniqueLock: activeLock(j)}
 	}
+	if err := s.requireUnique(ctx, EntityJob, CollectionJobs); err != nil {
+		return nil, err
+	}
 	results := make([]EnqueueResult, len(jobs))
 	todo := make([]int, len(jobs))
 	for i := range todo {

@@ -52,6 +52,9 @@ func (s *Store) CreateLicense(ctx context.Context, l *License) error {
 	if err := doc.Validate(); err != nil {
 		return err
 	}
+	if err := s.requireUnique(ctx, EntityLicense, CollectionLicenses); err != nil {
+		return err
+	}
 	if err := insertOne(ctx, s.cols.licenses, EntityLicense, "spdx_id", doc.SPDXID, &doc); err != nil {
 		return err
 	}

@@ -93,6 +93,9 @@ func (s *Store) Publish(ctx context.Context, req PublishRequest) (*PublishResult
 	if err := req.validate(); err != nil {
 		return nil, err
 	}
+	if err := s.requireUnique(ctx, EntityVersion, CollectionVersions); err != nil {
+		return nil, err
+	}
 	if s.caps.Transactions {
 		return s.publishTxn(ctx, req)
 	}
