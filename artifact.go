@@ -138,6 +138,9 @@ type ArtifactWithLicense struct {
 // written), [CodeConflict] (name and version exist already),
 // [CodeInternal].
 func (s *Store) CreateArtifact(ctx context.Context, a *ModelArtifact) error {
+	if a == nil {
+		return nilArgument(EntityArtifact)
+	}
 	doc := *a
 	now := s.Now()
 	doc.ID, doc.SchemaVersion, doc.CreatedAt, doc.UpdatedAt = bson.NewObjectID(), SchemaVersion, now, now

@@ -80,12 +80,13 @@ func each[T any](ctx context.Context, col *mongo.Collection, entity string, fn f
 // with one unordered insert. An item's ID is kept when set (so that a
 // caller may reference it before the insert), else a new one is set; its
 // CreatedAt is kept when set (a tool replaying history sets it), else
-// now. Items are updated in place like CreateLicense's.
+// now. Items are updated in place like CreateLicense's (the SPDX id is
+// normalised).
 //
 // Errors per item: [CodeInvalid], [CodeConflict] (the SPDX id exists).
 func (s *Store) InsertLicenses(ctx context.Context, ls []*License) ([]error, error) {
 	return bulkInsert(ctx, s, s.cols.licenses, EntityLicense, "spdx_id", ls, func(l *License, now time.Time) (string, error) {
-		l.SchemaVersion, l.UpdatedAt = SchemaVersion, now
+		l.SPDXID, l.SchemaVersion, l.UpdatedAt = NormalizeSPDXID(l.SPDXID), SchemaVersion, now
 		l.CreatedAt = stamp(l.CreatedAt, now)
 		return l.SPDXID, l.Validate()
 	}, nil)

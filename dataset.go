@@ -57,6 +57,9 @@ type DatasetUpdate struct {
 // Errors: [CodeInvalid] (nothing written), [CodeConflict] (name and
 // version exist already), [CodeInternal].
 func (s *Store) CreateDataset(ctx context.Context, d *Dataset) error {
+	if d == nil {
+		return nilArgument(EntityDataset)
+	}
 	doc := *d
 	now := s.Now()
 	doc.ID, doc.SchemaVersion, doc.CreatedAt, doc.UpdatedAt = bson.NewObjectID(), SchemaVersion, now, now

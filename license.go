@@ -40,13 +40,18 @@ type LicenseUpdate struct {
 	Notes         *string
 }
 
-// CreateLicense validates l and inserts it. On success l's ID,
+// CreateLicense validates l and inserts it, with its SPDX id in the
+// canonical spelling ([NormalizeSPDXID]). On success l's ID, SPDXID,
 // SchemaVersion and timestamps are set.
 //
 // Errors: [CodeInvalid] (nothing written), [CodeConflict] (the SPDX id
 // exists already), [CodeInternal].
 func (s *Store) CreateLicense(ctx context.Context, l *License) error {
+	if l == nil {
+		return nilArgument(EntityLicense)
+	}
 	doc := *l
+	doc.SPDXID = NormalizeSPDXID(doc.SPDXID)
 	now := s.Now()
 	doc.ID, doc.SchemaVersion, doc.CreatedAt, doc.UpdatedAt = bson.NewObjectID(), SchemaVersion, now, now
 	if err := doc.Validate(); err != nil {
@@ -69,10 +74,13 @@ func (s *Store) GetLicense(ctx context.Context, id bson.ObjectID) (*License, err
 	return findOne[License](ctx, s.cols.licenses, EntityLicense, bson.D{{Key: "_id", Value: id}}, "id "+id.Hex())
 }
 
-// GetLicenseBySPDXID returns the license with the SPDX id or expression.
+// GetLicenseBySPDXID returns the license with the SPDX id or expression,
+// in any spelling: spdxID is normalised first ([NormalizeSPDXID]), so
+// "mit" finds "MIT".
 //
 // Errors: [CodeNotFound], [CodeInternal].
 func (s *Store) GetLicenseBySPDXID(ctx context.Context, spdxID string) (*License, error) {
+	spdxID = NormalizeSPDXID(spdxID)
 	return findOne[License](ctx, s.cols.licenses, EntityLicense, bson.D{{Key: "spdx_id", Value: spdxID}}, "spdx_id "+spdxID)
 }
 
