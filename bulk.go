@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 
@@ -215,6 +216,10 @@ func bulkInsert[T bulkEntity](ctx context.Context, s *Store, col *mongo.Collecti
 	errs := make([]error, len(items))
 	keys := make([]string, len(items))
 	for i, it := range items {
+		if reflect.ValueOf(it).IsNil() {
+			errs[i] = itemErr(i, nilArgument(entity))
+			continue
+		}
 		if id := idOf(it); id.IsZero() {
 			*id = bson.NewObjectID()
 		}
@@ -268,6 +273,10 @@ func bulkReplace[T bulkEntity](ctx context.Context, s *Store, col *mongo.Collect
 	var idx []int
 	guards := make([]bson.D, len(items))
 	for i, it := range items {
+		if reflect.ValueOf(it).IsNil() {
+			errs[i] = itemErr(i, nilArgument(entity))
+			continue
+		}
 		id, guard, u, err := update(it)
 		if err == nil && id.IsZero() {
 			err = invalidf(entity, "id", "is required: the id of the stored %s to replace", entity)

@@ -157,7 +157,7 @@ func Open(ctx context.Context, db *mongo.Database, opts *Options) (*Store, error
 	}
 	o.RecoverAfter = cmp.Or(o.RecoverAfter, RecoverAfterDefault)
 	if o.RecoverAfter < 0 {
-		return nil, invalidf("store", "RecoverAfter", "must not be negative")
+		return nil, invalidf("store", "recover_after", "must not be negative")
 	}
 	if err := o.applyJobDefaults(); err != nil {
 		return nil, err
@@ -167,7 +167,7 @@ func Open(ctx context.Context, db *mongo.Database, opts *Options) (*Store, error
 		return nil, err
 	}
 	if o.RequireTransactions && !caps.Transactions {
-		return nil, invalidf("store", "RequireTransactions",
+		return nil, invalidf("store", "require_transactions",
 			"the deployment (%s %s) has no multi-document transactions: use a replica set or mongos", caps.Topology, caps.ServerVersion)
 	}
 	s := &Store{db: db, now: o.Now, log: o.Logger, caps: caps, opts: o}
@@ -194,7 +194,7 @@ func (o *Options) applyJobDefaults() error {
 	for _, f := range []struct {
 		name string
 		v    int64
-	}{{"JobBackoffBase", int64(o.JobBackoffBase)}, {"JobBackoffMax", int64(o.JobBackoffMax)}, {"JobLogTail", int64(o.JobLogTail)}} {
+	}{{"job_backoff_base", int64(o.JobBackoffBase)}, {"job_backoff_max", int64(o.JobBackoffMax)}, {"job_log_tail", int64(o.JobLogTail)}} {
 		if f.v < 0 {
 			return invalidf("store", f.name, "must not be negative (0 takes the default)")
 		}
@@ -209,7 +209,7 @@ func (o *Options) applyJobDefaults() error {
 		o.JobLogTail = JobLogTailDefault
 	}
 	if o.JobBackoffMax < o.JobBackoffBase {
-		return invalidf("store", "JobBackoffMax", "must be at least JobBackoffBase (%s)", o.JobBackoffBase)
+		return invalidf("store", "job_backoff_max", "must be at least JobBackoffBase (%s)", o.JobBackoffBase)
 	}
 	return nil
 }

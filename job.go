@@ -102,7 +102,7 @@ func (j *Job) DecodeParams(v any) error {
 	}
 	if err := bson.Unmarshal(j.Params, v); err != nil {
 		return &Error{Code: CodeInvalid, Entity: EntityJob, Field: "params",
-			Reason: fmt.Sprintf("params of job %s do not decode into %T: %v", j.ID.Hex(), v, err), Err: err}
+			Reason: fmt.Sprintf("params of job %s do not decode into %T", j.ID.Hex(), v), Err: err}
 	}
 	return nil
 }

@@ -163,7 +163,7 @@ func newJob(p EnqueueParams, now time.Time) (*Job, error) {
 	}
 	raw, err := encodeDoc(p.Params)
 	if err != nil {
-		return nil, invalidf(EntityJob, "params", "must encode as a BSON document (a struct, map, bson.D or bson.Raw): %v", err)
+		return nil, invalidCause(EntityJob, "params", err, "must encode as a BSON document (a struct, map, bson.D or bson.Raw)")
 	}
 	runAfter := now
 	if !o.RunAfter.IsZero() {

@@ -444,9 +444,9 @@ func TestOpenChecksJobOptions(t *testing.T) {
 	t.Parallel()
 	db := harmoniatest.Database(t)
 	for field, o := range map[string]harmonia.Options{
-		"JobBackoffBase": {JobBackoffBase: -time.Second},
-		"JobLogTail":     {JobLogTail: -1},
-		"JobBackoffMax":  {JobBackoffBase: time.Hour, JobBackoffMax: time.Minute},
+		"job_backoff_base": {JobBackoffBase: -time.Second},
+		"job_log_tail":     {JobLogTail: -1},
+		"job_backoff_max":  {JobBackoffBase: time.Hour, JobBackoffMax: time.Minute},
 	} {
 		_, err := harmonia.Open(t.Context(), db, &o)
 		requireInvalid(t, err, "store", field)

@@ -871,5 +871,5 @@ func internal(op string, err error) error {
 	if errors.As(err, &he) {
 		return err
 	}
-	return &harmonia.Error{Code: harmonia.CodeInternal, Entity: EntityMigration, Reason: op + ": " + err.Error(), Err: err}
+	return &harmonia.Error{Code: harmonia.CodeInternal, Entity: EntityMigration, Reason: op + " failed", Err: err}
 }
