@@ -326,7 +326,7 @@ func TestConcurrentRunnersApplyEachMigrationOnce(t *testing.T) {
 		}
 		require.EqualValues(t, 12, reports[i].Current)
 	}
-	require.Equal(t, map[int64]int{1: 1, 2: 1, 3: 1, 10: 1, 11: 1, 12: 1}, applied)
+	require.Equal(t, map[int64]int{1: 1, 2: 1, 3: 1, 4: 1, 10: 1, 11: 1, 12: 1}, applied)
 	require.Equal(t, map[int64]int{10: 1, 11: 1, 12: 1}, runs(t, db))
 	var first *migrate.Status
 	for i := range runners {
@@ -448,7 +448,7 @@ func TestBuiltinTagsTransform(t *testing.T) {
 	r := newRunner(t, db, migrate.Builtin(), nil)
 	rep, err := r.Up(ctx, nil)
 	require.NoError(t, err)
-	require.Equal(t, []int64{1, 2, 3}, versions(rep.Applied))
+	require.Equal(t, []int64{1, 2, 3, 4}, versions(rep.Applied))
 	require.Equal(t, map[string]int64{
 		"model_artifacts_scanned": 8, "model_artifacts_changed": 8, "datasets_scanned": 3, "datasets_changed": 3,
 	}, rep.Applied[1].Counts)
@@ -594,7 +594,7 @@ func TestInterruptedMigrationIsFinishedByTheNextRun(t *testing.T) {
 
 			rep, err := next.Up(t.Context(), nil)
 			require.NoError(t, err)
-			require.Equal(t, []int64{2, 3}, versions(rep.Applied))
+			require.Equal(t, []int64{2, 3, 4}, versions(rep.Applied))
 			require.True(t, rep.Applied[0].Resumed)
 			require.Equal(t, map[string]int64{
 				"model_artifacts_scanned": 15, "model_artifacts_changed": 15, "datasets_scanned": 5, "datasets_changed": 5,
