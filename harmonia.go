@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -145,6 +147,9 @@ func Open(ctx context.Context, db *mongo.Database, opts *Options) (*Store, error
 	if db == nil {
 		return nil, invalidf("store", "db", "a *mongo.Database is required")
 	}
+	if problem := DatabaseNameProblem(db.Name()); problem != "" {
+		return nil, invalidf("store", "db", "database name %q %s", db.Name(), problem)
+	}
 	var o Options
 	if opts != nil {
 		o = *opts
@@ -187,6 +192,23 @@ func Open(ctx context.Context, db *mongo.Database, opts *Options) (*Store, error
 		return nil, err
 	}
 	return s, nil
+}
+
+// DatabaseNameProblem returns why MongoDB would refuse name as a database
+// name, or "" when it accepts it: a name is 1 to 63 bytes without / \ . "
+// $ * < > : | ? space or NUL. [Open] refuses such names at once rather
+// than at the first write.
+func DatabaseNameProblem(name string) string {
+	switch {
+	case name == "":
+		return "must not be empty"
+	case len(name) >= 64:
+		return fmt.Sprintf("must be shorter than 64 bytes (it has %d)", len(name))
+	}
+	if i := strings.IndexAny(name, "/\\. \"$*<>:|?\x00"); i >= 0 {
+		return fmt.Sprintf("must not contain %q", name[i])
+	}
+	return ""
 }
 
 // applyJobDefaults fills in and checks the job options of o.

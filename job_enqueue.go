@@ -97,6 +97,9 @@ func (s *Store) EnqueueMany(ctx context.Context, jobs []EnqueueParams) ([]Enqueu
 	if err := s.requireUnique(ctx, EntityJob, CollectionJobs); err != nil {
 		return nil, err
 	}
+	if err := s.checkJobArtifacts(ctx, jobs); err != nil {
+		return nil, err
+	}
 	results := make([]EnqueueResult, len(jobs))
 	todo := make([]int, len(jobs))
 	for i := range todo {
@@ -133,6 +136,23 @@ func (s *Store) EnqueueMany(ctx context.Context, jobs []EnqueueParams) ([]Enqueu
 	}
 	s.enqueued.wake()
 	return results, nil
+}
+
+// checkJobArtifacts refuses, with one command, jobs whose params are of a
+// built-in params type ([ValidateParams], [DownloadParams],
+// [InferenceParams]) naming an artifact that does not exist.
+func (s *Store) checkJobArtifacts(ctx context.Context, jobs []EnqueueParams) error {
+	var ids []bson.ObjectID
+	for _, p := range jobs {
+		if ap, ok := paramsValidator(p.Params).(artifactParams); ok {
+			ids = append(ids, ap.artifactID())
+		}
+	}
+	missing, err := missingIDs(ctx, s.cols.artifacts, EntityJob, uniqueIDs(ids))
+	if err != nil || len(missing) == 0 {
+		return err
+	}
+	return invalidf(EntityJob, "params.artifact_id", "no model_artifact with id %s: create the artifact before enqueueing its jobs", hexList(missing))
 }
 
 // jobDoc is a job as inserted: with its unique_lock, which harmonia keeps

@@ -55,7 +55,7 @@ func requireLeaseLost(t *testing.T, err error) {
 func TestEnqueueJobDefaults(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	artID := bson.NewObjectID()
+	artID := b.artifact(t, "resnet50", nil).ID
 	j := b.enqueue(t, harmonia.JobValidate, harmonia.ValidateParams{ArtifactID: artID}, nil)
 	require.Equal(t, harmonia.JobPending, j.Status)
 	require.Equal(t, harmonia.MaxAttemptsDefault, j.MaxAttempts)

@@ -93,8 +93,9 @@ type LicenseFilter struct {
 	CommercialUse *bool
 	// After is the pagination cursor: only ids greater than it.
 	After bson.ObjectID
-	// Limit bounds the page size. Defaults to ListLimitDefault; at most
-	// ListLimitMax.
+	// Limit bounds the page size: 0 to ListLimitMax, where 0 takes the
+	// default. Defaults to ListLimitDefault; outside the range, the list
+	// call fails with [CodeInvalid].
 	Limit int
 }
 
