@@ -188,7 +188,8 @@ func (r *ImportReport) Rejected() int {
 	return r.Licenses.Rejected + r.Datasets.Rejected + r.Artifacts.Rejected + r.Versions.Rejected
 }
 
-// Import reads a combined inventory file (DESIGN.md section 6) from r and
+// Import reads a combined inventory file (see the package documentation
+// for its format) from r and
 // brings the database in line with it: its licenses, datasets and
 // artifacts are inserted or updated by natural key (SPDX id,
 // name@version), and its versions are published with
