@@ -105,9 +105,11 @@ type Filter struct {
 	NamePrefix string
 	// Name keeps entries with exactly this name.
 	Name string
-	// TagsAny keeps entries with at least one of these tags.
+	// TagsAny keeps entries with at least one of these tags. Tags are
+	// stored lowercase, and so the filter matches in any letter case.
 	TagsAny []string
-	// TagsAll keeps entries with every one of these tags.
+	// TagsAll keeps entries with every one of these tags (in any letter
+	// case).
 	TagsAll []string
 	// LicenseID keeps entries under this license.
 	LicenseID *bson.ObjectID
@@ -117,8 +119,9 @@ type Filter struct {
 	CreatedFrom, CreatedBefore *time.Time
 	// After is the pagination cursor: only ids greater than it.
 	After bson.ObjectID
-	// Limit bounds the page size. Defaults to ListLimitDefault; at most
-	// ListLimitMax.
+	// Limit bounds the page size: 0 to ListLimitMax, where 0 takes the
+	// default. Defaults to ListLimitDefault; outside the range, the list
+	// call fails with [CodeInvalid].
 	Limit int
 }
 
@@ -140,11 +143,17 @@ type ArtifactWithLicense struct {
 // written), [CodeConflict] (name and version exist already),
 // [CodeInternal].
 func (s *Store) CreateArtifact(ctx context.Context, a *ModelArtifact) error {
+	if a == nil {
+		return nilArgument(EntityArtifact)
+	}
 	doc := *a
 	now := s.Now()
 	doc.ID, doc.SchemaVersion, doc.CreatedAt, doc.UpdatedAt = bson.NewObjectID(), SchemaVersion, now, now
 	doc.Published, doc.PublishedIn, doc.VerifiedAt, doc.VerifyError = false, nil, nil, ""
 	if err := doc.Validate(); err != nil {
+		return err
+	}
+	if err := s.requireUnique(ctx, EntityArtifact, CollectionArtifacts); err != nil {
 		return err
 	}
 	if err := s.checkRefs(ctx, EntityArtifact, doc.LicenseID, doc.DatasetIDs); err != nil {

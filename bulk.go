@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 
@@ -80,14 +81,15 @@ func each[T any](ctx context.Context, col *mongo.Collection, entity string, fn f
 // with one unordered insert. An item's ID is kept when set (so that a
 // caller may reference it before the insert), else a new one is set; its
 // CreatedAt is kept when set (a tool replaying history sets it), else
-// now. Items are updated in place like CreateLicense's.
+// now. Items are updated in place like CreateLicense's (the SPDX id is
+// normalised).
 //
 // Errors per item: [CodeInvalid], [CodeConflict] (the SPDX id exists).
 //
 // It joins the transaction ctx carries, if any (see [Store.InTransaction]).
 func (s *Store) InsertLicenses(ctx context.Context, ls []*License) ([]error, error) {
 	return bulkInsert(ctx, s, s.cols.licenses, EntityLicense, "spdx_id", ls, func(l *License, now time.Time) (string, error) {
-		l.SchemaVersion, l.UpdatedAt = SchemaVersion, now
+		l.SPDXID, l.SchemaVersion, l.UpdatedAt = NormalizeSPDXID(l.SPDXID), SchemaVersion, now
 		l.CreatedAt = stamp(l.CreatedAt, now)
 		return l.SPDXID, l.Validate()
 	}, nil)
@@ -219,10 +221,17 @@ func itemErr(i int, err error) error {
 // inserts the items that passed with one unordered insert.
 func bulkInsert[T bulkEntity](ctx context.Context, s *Store, col *mongo.Collection, entity, keyFields string, items []T,
 	prepare func(T, time.Time) (string, error), refs func(T) (bson.ObjectID, []bson.ObjectID)) ([]error, error) {
+	if err := s.requireUnique(ctx, entity, col.Name()); err != nil {
+		return nil, err
+	}
 	now := s.Now()
 	errs := make([]error, len(items))
 	keys := make([]string, len(items))
 	for i, it := range items {
+		if reflect.ValueOf(it).IsNil() {
+			errs[i] = itemErr(i, nilArgument(entity))
+			continue
+		}
 		if id := idOf(it); id.IsZero() {
 			*id = bson.NewObjectID()
 		}
@@ -276,6 +285,10 @@ func bulkReplace[T bulkEntity](ctx context.Context, s *Store, col *mongo.Collect
 	var idx []int
 	guards := make([]bson.D, len(items))
 	for i, it := range items {
+		if reflect.ValueOf(it).IsNil() {
+			errs[i] = itemErr(i, nilArgument(entity))
+			continue
+		}
 		id, guard, u, err := update(it)
 		if err == nil && id.IsZero() {
 			err = invalidf(entity, "id", "is required: the id of the stored %s to replace", entity)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -62,7 +63,10 @@ func byIDs[T any](ctx context.Context, col *mongo.Collection, entity string, ids
 // listPage reads one page in id order: limit+1 documents in one command,
 // the extra one only telling whether another page follows.
 func listPage[T any](ctx context.Context, col *mongo.Collection, entity string, filter bson.D, limit int, idOf func(*T) bson.ObjectID) (*Page[*T], error) {
-	limit = pageLimit(limit)
+	limit, err := pageLimit(entity, limit)
+	if err != nil {
+		return nil, err
+	}
 	o := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit + 1)).SetBatchSize(int32(limit + 1))
 	items, err := findAll[*T](ctx, col, entity, filter, limit+1, o)
 	if err != nil {
@@ -76,14 +80,17 @@ func listPage[T any](ctx context.Context, col *mongo.Collection, entity string, 
 	return p, nil
 }
 
-func pageLimit(n int) int {
+// pageLimit returns the page size of a list call's Limit n: the default
+// for 0, n itself up to ListLimitMax, and a [CodeInvalid] error outside
+// that range (rather than a silently different page size).
+func pageLimit(entity string, n int) (int, error) {
 	switch {
-	case n <= 0:
-		return ListLimitDefault
-	case n > ListLimitMax:
-		return ListLimitMax
+	case n == 0:
+		return ListLimitDefault, nil
+	case n < 0 || n > ListLimitMax:
+		return 0, invalidf(entity, "limit", "%d is outside 0 to %d (0 takes the default, %d)", n, ListLimitMax, ListLimitDefault)
 	}
-	return n
+	return n, nil
 }
 
 // filterDoc turns a Filter into a query document: a $and of one
@@ -101,10 +108,10 @@ func filterDoc(f Filter) bson.D {
 		add("name", bson.D{{Key: "$regex", Value: "^" + regexp.QuoteMeta(f.NamePrefix)}})
 	}
 	if len(f.TagsAny) > 0 {
-		add("tags", bson.D{{Key: "$in", Value: f.TagsAny}})
+		add("tags", bson.D{{Key: "$in", Value: lowerAll(f.TagsAny)}})
 	}
 	if len(f.TagsAll) > 0 {
-		add("tags", bson.D{{Key: "$all", Value: f.TagsAll}})
+		add("tags", bson.D{{Key: "$all", Value: lowerAll(f.TagsAll)}})
 	}
 	if f.LicenseID != nil {
 		add("license_id", *f.LicenseID)
@@ -122,6 +129,16 @@ func filterDoc(f Filter) bson.D {
 		return bson.D{}
 	}
 	return bson.D{{Key: "$and", Value: conds}}
+}
+
+// lowerAll returns tags lowercased: tags are stored lowercase, so a tag
+// filter matches whatever the letter case of the tags it names.
+func lowerAll(tags []string) []string {
+	out := make([]string, len(tags))
+	for i, t := range tags {
+		out[i] = strings.ToLower(t)
+	}
+	return out
 }
 
 // missingIDs returns the ids of ids that have no document in col, with one

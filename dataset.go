@@ -59,11 +59,17 @@ type DatasetUpdate struct {
 // Errors: [CodeInvalid] (nothing written), [CodeConflict] (name and
 // version exist already), [CodeInternal].
 func (s *Store) CreateDataset(ctx context.Context, d *Dataset) error {
+	if d == nil {
+		return nilArgument(EntityDataset)
+	}
 	doc := *d
 	now := s.Now()
 	doc.ID, doc.SchemaVersion, doc.CreatedAt, doc.UpdatedAt = bson.NewObjectID(), SchemaVersion, now, now
 	doc.Published, doc.PublishedIn = false, nil
 	if err := doc.Validate(); err != nil {
+		return err
+	}
+	if err := s.requireUnique(ctx, EntityDataset, CollectionDatasets); err != nil {
 		return err
 	}
 	if err := s.checkRefs(ctx, EntityDataset, doc.LicenseID, nil); err != nil {

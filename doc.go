@@ -122,10 +122,15 @@
 //	func TestMain(m *testing.M) { harmoniatest.Main(m) }
 //
 //	func TestPublishFlow(t *testing.T) {
-//		db := harmoniatest.Database(t) // dropped when the test ends
-//		store, err := harmonia.Open(t.Context(), db, nil)
+//		store := harmoniatest.Store(t, nil) // migrated; its database is dropped when the test ends
 //		…
 //	}
+//
+// harmoniatest.Database gives a bare database instead. A Store opened on
+// a database whose unique indexes were never created refuses the writes
+// that rely on them ([ErrIndexesMissing]) until [Store.EnsureIndexes] or
+// the migrate package's built-in migrations have run, or creates them
+// itself with Options.EnsureIndexes.
 //
 // Options.Now sets the Store's clock, so tests control leases, backoffs
 // and recovery without waiting.

@@ -1,6 +1,7 @@
 package harmonia
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -42,7 +43,10 @@ var (
 )
 
 // FieldError is one broken rule of an entity: the field's document path
-// (for example "hashes.sha256") and why it was refused.
+// (for example "hashes.sha256") and why it was refused. Fields are always
+// named as stored (the bson names); options that are not stored
+// ([Options], [WorkerOptions]) are named by their Go name in snake_case
+// ("lease_duration" for WorkerOptions.LeaseDuration).
 type FieldError struct {
 	Field  string
 	Reason string
@@ -67,7 +71,19 @@ type Error struct {
 	Err error
 }
 
-// Error formats the error as "entity: field: reason (code)".
+// Error formats the error as
+//
+//	harmonia: entity: field: reason (code)
+//
+// for example `harmonia: model_artifact: hashes.sha256: must be 64
+// lowercase hex characters (invalid)`. The entity or the field is left out
+// when the error has none. A validation error with several broken rules
+// lists every one, separated by "; ", each as "field: reason":
+//
+//	harmonia: model_artifact: name: is required; version: is required (invalid)
+//
+// The text of the cause (Err: a driver or context error) is not part of
+// it; read it with [errors.Unwrap] or log it separately.
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("harmonia: ")
@@ -75,21 +91,27 @@ func (e *Error) Error() string {
 		b.WriteString(e.Entity)
 		b.WriteString(": ")
 	}
-	if e.Field != "" {
-		b.WriteString(e.Field)
-		b.WriteString(": ")
+	switch {
+	case len(e.Fields) > 1:
+		for i, f := range e.Fields {
+			if i > 0 {
+				b.WriteString("; ")
+			}
+			if f.Field != "" {
+				b.WriteString(f.Field)
+				b.WriteString(": ")
+			}
+			b.WriteString(f.Reason)
+		}
+	default:
+		if e.Field != "" {
+			b.WriteString(e.Field)
+			b.WriteString(": ")
+		}
+		b.WriteString(cmp.Or(e.Reason, string(e.Code)))
 	}
-	if e.Reason != "" {
-		b.WriteString(e.Reason)
-	} else {
-		b.WriteString(string(e.Code))
-	}
-	if n := len(e.Fields); n > 1 {
-		fmt.Fprintf(&b, " (and %d more)", n-1)
-	}
-	if e.Err != nil && e.Reason != e.Err.Error() {
-		b.WriteString(": ")
-		b.WriteString(e.Err.Error())
+	if e.Code != "" {
+		fmt.Fprintf(&b, " (%s)", e.Code)
 	}
 	return b.String()
 }
@@ -123,6 +145,13 @@ func invalidf(entity, field, format string, args ...any) *Error {
 		Fields: []FieldError{{Field: field, Reason: reason}}}
 }
 
+// invalidCause is invalidf with a cause, which Error() leaves out.
+func invalidCause(entity, field string, cause error, format string, args ...any) *Error {
+	e := invalidf(entity, field, format, args...)
+	e.Err = cause
+	return e
+}
+
 func notFoundf(entity, format string, args ...any) *Error {
 	return &Error{Code: CodeNotFound, Entity: entity, Reason: fmt.Sprintf(format, args...)}
 }
@@ -148,8 +177,10 @@ func wrapErr(entity, op string, err error) error {
 		return &Error{Code: CodeConflict, Entity: entity, Reason: op + ": duplicate key", Err: err}
 	case errors.Is(err, mongo.ErrNoDocuments):
 		return &Error{Code: CodeNotFound, Entity: entity, Reason: op + ": not found", Err: err}
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return &Error{Code: CodeInternal, Entity: entity, Reason: op + ": " + err.Error(), Err: err}
+	case errors.Is(err, context.Canceled):
+		return &Error{Code: CodeInternal, Entity: entity, Reason: op + ": context canceled", Err: err}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &Error{Code: CodeInternal, Entity: entity, Reason: op + ": context deadline exceeded", Err: err}
 	}
 	return &Error{Code: CodeInternal, Entity: entity, Reason: op + " failed", Err: err}
 }

@@ -61,13 +61,18 @@ func ExampleWorker() {
 	runCtx, stop := context.WithCancel(ctx)
 	stopped := make(chan error, 1)
 	go func() { stopped <- w.Run(runCtx) }()
-	job := waitFinished(ctx, store, res.Job.ID)
+	jobs, err := store.WaitJobs(ctx, []bson.ObjectID{res.Job.ID}, &harmonia.WaitOpts{PollInterval: 10 * time.Millisecond})
 	stop() // a graceful shutdown: Run returns once its handlers have
-	if err := <-stopped; err != nil {
+	if err := errors.Join(err, <-stopped); err != nil {
+		log.Fatal(err)
+	}
+	job := jobs[0]
+	var result harmonia.VerifyResult
+	if err := job.DecodeResult(&result); err != nil {
 		log.Fatal(err)
 	}
 
-	fmt.Println(job.Status, "at attempt", job.Attempt)
+	fmt.Println(job.Status, "at attempt", job.Attempt, "checked", result.Path, result.SizeBytes, "bytes")
 	events, err := store.JobLog(ctx, job.ID)
 	if err != nil {
 		log.Fatal(err)
@@ -81,24 +86,10 @@ func ExampleWorker() {
 	}
 	fmt.Println("verified:", got.VerifiedAt != nil)
 	// Output:
-	// success at attempt 1
+	// success at attempt 1 checked tiny.onnx 13 bytes
 	// info validating tiny@1.0.0: tiny.onnx, 13 bytes
 	// info size and sha256 match
 	// verified: true
-}
-
-// waitFinished polls the job until it has succeeded or failed.
-func waitFinished(ctx context.Context, store *harmonia.Store, id bson.ObjectID) *harmonia.Job {
-	for {
-		j, err := store.GetJob(ctx, id)
-		if err != nil {
-			log.Fatal(err)
-		}
-		if j.Status == harmonia.JobSuccess || j.Status == harmonia.JobFailed {
-			return j
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // Run jobs with a loop of one's own: claim, write as the lease holder,

@@ -329,7 +329,7 @@ func TestInferenceHandlerJob(t *testing.T) {
 	input := bson.D{{Key: "image", Value: "img-1"}}
 	okJob := b.enqueueFor(t, harmonia.JobInference, bson.D{{Key: "artifact_id", Value: ok.ID}, {Key: "input", Value: input}})
 	badJob := b.enqueueFor(t, harmonia.JobInference, harmonia.InferenceParams{ArtifactID: bad.ID})
-	goneJob := b.enqueueFor(t, harmonia.JobInference, harmonia.InferenceParams{ArtifactID: bson.NewObjectID()})
+	goneJob := b.enqueueFor(t, harmonia.JobInference, bson.D{{Key: "artifact_id", Value: bson.NewObjectID()}})
 	hs := map[harmonia.JobType]harmonia.Handler{harmonia.JobInference: h}
 	w, stop := startWorker(t, b, harmonia.WorkerOptions{Handlers: hs, Concurrency: 1, PollInterval: 20 * time.Millisecond})
 	waitFor(t, "three attempts", func() bool { s := w.Stats(); return s.Succeeded+s.Failed == 3 })

@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -67,6 +69,15 @@ type Options struct {
 	// JobLogTail is how many of a job's last log lines its log_tail keeps.
 	// Defaults to JobLogTailDefault.
 	JobLogTail int
+	// EnsureIndexes makes Open call [Store.EnsureIndexes], creating the
+	// collections' indexes and validators where they are missing.
+	// Otherwise Open only looks (one listIndexes per collection) and the
+	// writes that rely on a missing unique index (creating licenses,
+	// artifacts and datasets, enqueueing, publishing) fail with
+	// [CodeInvalid] and the cause [ErrIndexesMissing], naming the fix.
+	// Defaults to false: production deployments create indexes with the
+	// migrate package, which records them.
+	EnsureIndexes bool
 	// Rand is the source of the retry jitter; tests set it for repeatable
 	// waits. The Store serializes its use. Defaults to math/rand/v2's
 	// top-level source.
@@ -104,6 +115,8 @@ type Store struct {
 	opts  Options
 	hooks testHooks
 	cols  collections
+	// indexes records the unique indexes Open found missing.
+	indexes indexState
 	// randMu serializes the use of opts.Rand.
 	randMu sync.Mutex
 	// enqueued wakes this Store's idle workers when jobs are enqueued.
@@ -120,14 +133,22 @@ type testHooks struct {
 }
 
 // Open returns a Store over db. It pings the server and detects its
-// capabilities. It does not create indexes: call [Store.EnsureIndexes] (or
-// run the migrate package's built-in migrations) once per deployment.
+// capabilities. Then it checks, with one listIndexes per collection, that
+// the unique indexes that refuse duplicate natural keys exist. With
+// Options.EnsureIndexes it creates whatever is missing ([Store.EnsureIndexes]);
+// without, it does not create them, and the writes that rely on a missing
+// one are refused with [ErrIndexesMissing] until the indexes exist (call
+// [Store.EnsureIndexes] or run the migrate package's built-in migrations
+// once per deployment; a refused write looks again before refusing).
 //
 // Errors: [CodeInternal] when the server cannot be reached, [CodeInvalid]
 // when Options.RequireTransactions is set and the deployment has none.
 func Open(ctx context.Context, db *mongo.Database, opts *Options) (*Store, error) {
 	if db == nil {
 		return nil, invalidf("store", "db", "a *mongo.Database is required")
+	}
+	if problem := DatabaseNameProblem(db.Name()); problem != "" {
+		return nil, invalidf("store", "db", "database name %q %s", db.Name(), problem)
 	}
 	var o Options
 	if opts != nil {
@@ -141,7 +162,7 @@ func Open(ctx context.Context, db *mongo.Database, opts *Options) (*Store, error
 	}
 	o.RecoverAfter = cmp.Or(o.RecoverAfter, RecoverAfterDefault)
 	if o.RecoverAfter < 0 {
-		return nil, invalidf("store", "RecoverAfter", "must not be negative")
+		return nil, invalidf("store", "recover_after", "must not be negative")
 	}
 	if err := o.applyJobDefaults(); err != nil {
 		return nil, err
@@ -151,7 +172,7 @@ func Open(ctx context.Context, db *mongo.Database, opts *Options) (*Store, error
 		return nil, err
 	}
 	if o.RequireTransactions && !caps.Transactions {
-		return nil, invalidf("store", "RequireTransactions",
+		return nil, invalidf("store", "require_transactions",
 			"the deployment (%s %s) has no multi-document transactions: use a replica set or mongos", caps.Topology, caps.ServerVersion)
 	}
 	s := &Store{db: db, now: o.Now, log: o.Logger, caps: caps, opts: o}
@@ -163,7 +184,31 @@ func Open(ctx context.Context, db *mongo.Database, opts *Options) (*Store, error
 		jobs:      db.Collection(CollectionJobs),
 		events:    db.Collection(CollectionEvents),
 	}
+	if o.EnsureIndexes {
+		if err := s.EnsureIndexes(ctx); err != nil {
+			return nil, err
+		}
+	} else if err := s.checkIndexes(ctx); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// DatabaseNameProblem returns why MongoDB would refuse name as a database
+// name, or "" when it accepts it: a name is 1 to 63 bytes without / \ . "
+// $ * < > : | ? space or NUL. [Open] refuses such names at once rather
+// than at the first write.
+func DatabaseNameProblem(name string) string {
+	switch {
+	case name == "":
+		return "must not be empty"
+	case len(name) >= 64:
+		return fmt.Sprintf("must be shorter than 64 bytes (it has %d)", len(name))
+	}
+	if i := strings.IndexAny(name, "/\\. \"$*<>:|?\x00"); i >= 0 {
+		return fmt.Sprintf("must not contain %q", name[i])
+	}
+	return ""
 }
 
 // applyJobDefaults fills in and checks the job options of o.
@@ -171,7 +216,7 @@ func (o *Options) applyJobDefaults() error {
 	for _, f := range []struct {
 		name string
 		v    int64
-	}{{"JobBackoffBase", int64(o.JobBackoffBase)}, {"JobBackoffMax", int64(o.JobBackoffMax)}, {"JobLogTail", int64(o.JobLogTail)}} {
+	}{{"job_backoff_base", int64(o.JobBackoffBase)}, {"job_backoff_max", int64(o.JobBackoffMax)}, {"job_log_tail", int64(o.JobLogTail)}} {
 		if f.v < 0 {
 			return invalidf("store", f.name, "must not be negative (0 takes the default)")
 		}
@@ -186,7 +231,7 @@ func (o *Options) applyJobDefaults() error {
 		o.JobLogTail = JobLogTailDefault
 	}
 	if o.JobBackoffMax < o.JobBackoffBase {
-		return invalidf("store", "JobBackoffMax", "must be at least JobBackoffBase (%s)", o.JobBackoffBase)
+		return invalidf("store", "job_backoff_max", "must be at least JobBackoffBase (%s)", o.JobBackoffBase)
 	}
 	return nil
 }

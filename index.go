@@ -2,9 +2,12 @@ package harmonia
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -82,6 +85,9 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 			return wrapErr("index", "create index "+ix.Name+" on "+ix.Collection, err)
 		}
 	}
+	s.indexes.mu.Lock()
+	s.indexes.missing = nil
+	s.indexes.mu.Unlock()
 	if !s.caps.Validators {
 		s.log.InfoContext(ctx, "harmonia: server has no $jsonSchema validators; skipping them", "server", s.caps.ServerVersion)
 		return nil
@@ -200,4 +206,110 @@ func fieldSchema(t reflect.Type, rules []string) bson.D {
 		}
 	}
 	return d
+}
+
+// ErrIndexesMissing is the cause of the error a write gets when a unique
+// index it relies on to refuse duplicates does not exist: the deployment
+// was never set up with [Store.EnsureIndexes] or the migrate package's
+// built-in migrations. Test for it with
+//
+//	errors.Is(err, harmonia.ErrIndexesMissing)
+var ErrIndexesMissing = errors.New("unique indexes missing")
+
+// indexState records, per collection, the unique indexes that Open found
+// missing. A write that relies on one looks again (one listIndexes) before
+// it refuses, so that indexes created since Open, by another process or a
+// migration, are found.
+type indexState struct {
+	mu      sync.Mutex
+	missing map[string][]string
+}
+
+// uniqueIndexes returns the names of the unique indexes of each entity
+// collection (the migrations collection belongs to package migrate).
+func uniqueIndexes() map[string][]string {
+	out := map[string][]string{}
+	for _, ix := range Indexes() {
+		if ix.Unique && ix.Collection != CollectionMigrations {
+			out[ix.Collection] = append(out[ix.Collection], ix.Name)
+		}
+	}
+	return out
+}
+
+// indexNames lists the index names of col with one listIndexes; a
+// collection that does not exist has none.
+func indexNames(ctx context.Context, col *mongo.Collection) (map[string]bool, error) {
+	specs, err := col.Indexes().ListSpecifications(ctx)
+	var ce mongo.CommandError
+	if errors.As(err, &ce) && ce.Code == 26 { // NamespaceNotFound
+		return map[string]bool{}, nil
+	}
+	if err != nil {
+		return nil, wrapErr("store", "list indexes of "+col.Name(), err)
+	}
+	names := make(map[string]bool, len(specs))
+	for _, spec := range specs {
+		names[spec.Name] = true
+	}
+	return names, nil
+}
+
+// missingUnique returns the unique indexes of collection that col lacks.
+func missingUnique(ctx context.Context, col *mongo.Collection) ([]string, error) {
+	names, err := indexNames(ctx, col)
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, n := range uniqueIndexes()[col.Name()] {
+		if !names[n] {
+			missing = append(missing, n)
+		}
+	}
+	return missing, nil
+}
+
+// checkIndexes finds the missing unique indexes with one listIndexes per
+// collection.
+func (s *Store) checkIndexes(ctx context.Context) error {
+	missing := map[string][]string{}
+	for col := range uniqueIndexes() {
+		m, err := missingUnique(ctx, s.db.Collection(col))
+		if err != nil {
+			return err
+		}
+		if len(m) > 0 {
+			missing[col] = m
+		}
+	}
+	s.indexes.mu.Lock()
+	s.indexes.missing = missing
+	s.indexes.mu.Unlock()
+	return nil
+}
+
+// requireUnique returns nil when the unique indexes of collection exist,
+// and otherwise an error with code [CodeInvalid] and cause
+// [ErrIndexesMissing] that names the fix. It sends a command only when
+// Open found an index missing.
+func (s *Store) requireUnique(ctx context.Context, entity, collection string) error {
+	s.indexes.mu.Lock()
+	defer s.indexes.mu.Unlock()
+	if len(s.indexes.missing[collection]) == 0 {
+		return nil
+	}
+	m, err := missingUnique(ctx, s.db.Collection(collection))
+	if err != nil {
+		return err
+	}
+	if len(m) == 0 {
+		delete(s.indexes.missing, collection)
+		return nil
+	}
+	s.indexes.missing[collection] = m
+	return &Error{Code: CodeInvalid, Entity: entity, Field: "indexes", Err: ErrIndexesMissing,
+		Reason: fmt.Sprintf("unique index %s of collection %s is missing, so duplicates would not be refused: "+
+			"call Store.EnsureIndexes once, run the migrate package's built-in migrations, or open the Store with Options.EnsureIndexes",
+			strings.Join(m, ", "), collection)}
 }

@@ -117,8 +117,9 @@ type VersionFilter struct {
 	// After is the pagination cursor: the versions published after it in
 	// the list's order (older ones).
 	After bson.ObjectID
-	// Limit bounds the page size. Defaults to ListLimitDefault; at most
-	// ListLimitMax.
+	// Limit bounds the page size: 0 to ListLimitMax, where 0 takes the
+	// default. Defaults to ListLimitDefault; outside the range, the list
+	// call fails with [CodeInvalid].
 	Limit int
 }
 
@@ -128,7 +129,11 @@ type VersionFilter struct {
 // Errors: [CodeNotFound] (f.After names no published version),
 // [CodeInternal].
 func (s *Store) ListVersions(ctx context.Context, f VersionFilter) (*Page[*InventoryVersion], error) {
-	after, limit := f.After, f.Limit
+	after := f.After
+	limit, err := pageLimit(EntityVersion, f.Limit)
+	if err != nil {
+		return nil, err
+	}
 	filter := bson.D{{Key: "state", Value: VersionPublished}}
 	if !after.IsZero() {
 		cur, err := findOne[InventoryVersion](ctx, s.cols.versions, EntityVersion, bson.D{{Key: "_id", Value: after}, {Key: "state", Value: VersionPublished}}, "id "+after.Hex())
@@ -140,7 +145,6 @@ func (s *Store) ListVersions(ctx context.Context, f VersionFilter) (*Page[*Inven
 			bson.D{{Key: "published_at", Value: cur.PublishedAt}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: cur.ID}}}},
 		}})
 	}
-	limit = pageLimit(limit)
 	items, err := findAll[*InventoryVersion](ctx, s.cols.versions, EntityVersion, filter, limit+1,
 		options.Find().SetSort(bson.D{{Key: "published_at", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit+1)))
 	if err != nil {

@@ -102,7 +102,25 @@ func (j *Job) DecodeParams(v any) error {
 	}
 	if err := bson.Unmarshal(j.Params, v); err != nil {
 		return &Error{Code: CodeInvalid, Entity: EntityJob, Field: "params",
-			Reason: fmt.Sprintf("params of job %s do not decode into %T: %v", j.ID.Hex(), v, err), Err: err}
+			Reason: fmt.Sprintf("params of job %s do not decode into %T", j.ID.Hex(), v), Err: err}
+	}
+	return nil
+}
+
+// DecodeResult decodes the result document of a finished job (what its
+// handler returned) into v, a pointer to a struct with bson tags (for the
+// built-in validate and download handlers: [VerifyResult]). A
+// job without a result leaves v as it is. It is the twin of
+// [Job.DecodeParams].
+//
+// Errors: [CodeInvalid] when the result does not fit v.
+func (j *Job) DecodeResult(v any) error {
+	if len(j.Result) == 0 {
+		return nil
+	}
+	if err := bson.Unmarshal(j.Result, v); err != nil {
+		return &Error{Code: CodeInvalid, Entity: EntityJob, Field: "result",
+			Reason: fmt.Sprintf("result of job %s does not decode into %T", j.ID.Hex(), v), Err: err}
 	}
 	return nil
 }

@@ -98,6 +98,12 @@ func (s *Store) EnqueueMany(ctx context.Context, jobs []EnqueueParams) ([]Enqueu
 		}
 		docs[i] = jobDoc{Job: *j, UniqueLock: activeLock(j)}
 	}
+	if err := s.requireUnique(ctx, EntityJob, CollectionJobs); err != nil {
+		return nil, err
+	}
+	if err := s.checkJobArtifacts(ctx, jobs); err != nil {
+		return nil, err
+	}
 	results := make([]EnqueueResult, len(jobs))
 	todo := make([]int, len(jobs))
 	for i := range todo {
@@ -136,6 +142,23 @@ func (s *Store) EnqueueMany(ctx context.Context, jobs []EnqueueParams) ([]Enqueu
 	return results, nil
 }
 
+// checkJobArtifacts refuses, with one command, jobs whose params are of a
+// built-in params type ([ValidateParams], [DownloadParams],
+// [InferenceParams]) naming an artifact that does not exist.
+func (s *Store) checkJobArtifacts(ctx context.Context, jobs []EnqueueParams) error {
+	var ids []bson.ObjectID
+	for _, p := range jobs {
+		if ap, ok := paramsValidator(p.Params).(artifactParams); ok {
+			ids = append(ids, ap.artifactID())
+		}
+	}
+	missing, err := missingIDs(ctx, s.cols.artifacts, EntityJob, uniqueIDs(ids))
+	if err != nil || len(missing) == 0 {
+		return err
+	}
+	return invalidf(EntityJob, "params.artifact_id", "no model_artifact with id %s: create the artifact before enqueueing its jobs", hexList(missing))
+}
+
 // jobDoc is a job as inserted: with its unique_lock, which harmonia keeps
 // to itself. While the job is pending or running and has a unique key,
 // the lock is "key:" and the key; otherwise it is "job:" and the job's id,
@@ -164,7 +187,7 @@ func newJob(p EnqueueParams, now time.Time) (*Job, error) {
 	}
 	raw, err := encodeDoc(p.Params)
 	if err != nil {
-		return nil, invalidf(EntityJob, "params", "must encode as a BSON document (a struct, map, bson.D or bson.Raw): %v", err)
+		return nil, invalidCause(EntityJob, "params", err, "must encode as a BSON document (a struct, map, bson.D or bson.Raw)")
 	}
 	runAfter := now
 	if !o.RunAfter.IsZero() {

@@ -20,9 +20,12 @@ import (
 // Errors: [CodeInvalid] (result is not a document; nothing written),
 // [CodeConflict] wrapping [ErrLeaseLost], [CodeInternal].
 func (s *Store) CompleteJob(ctx context.Context, job *Job, result any) error {
+	if job == nil {
+		return nilArgument(EntityJob)
+	}
 	raw, err := encodeDoc(result)
 	if err != nil {
-		return invalidf(EntityJob, "result", "must encode as a BSON document (a struct, map, bson.D or bson.Raw): %v", err)
+		return invalidCause(EntityJob, "result", err, "must encode as a BSON document (a struct, map, bson.D or bson.Raw)")
 	}
 	now := s.Now()
 	set := bson.D{
@@ -52,6 +55,9 @@ func (s *Store) CompleteJob(ctx context.Context, job *Job, result any) error {
 //
 // Errors: [CodeConflict] wrapping [ErrLeaseLost], [CodeInternal].
 func (s *Store) FailJob(ctx context.Context, job *Job, cause error) error {
+	if job == nil {
+		return nilArgument(EntityJob)
+	}
 	msg := "failed"
 	if cause != nil {
 		msg = textcut.Cut(cause.Error(), MaxErrorBytes)
@@ -90,6 +96,9 @@ func (s *Store) FailJob(ctx context.Context, job *Job, cause error) error {
 //
 // Errors: [CodeConflict] wrapping [ErrLeaseLost], [CodeInternal].
 func (s *Store) ReleaseJob(ctx context.Context, job *Job) error {
+	if job == nil {
+		return nilArgument(EntityJob)
+	}
 	now := s.Now()
 	update := bson.D{
 		{Key: "$set", Value: bson.D{{Key: "status", Value: JobPending}, {Key: "updated_at", Value: now}}},

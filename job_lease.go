@@ -159,6 +159,9 @@ func leaseLost(job *Job, op string) error {
 //
 // Errors: [CodeConflict] wrapping [ErrLeaseLost], [CodeInternal].
 func (s *Store) Heartbeat(ctx context.Context, job *Job, lease time.Duration) error {
+	if job == nil {
+		return nilArgument(EntityJob)
+	}
 	now := s.Now()
 	expires := now.Add(lease).Truncate(time.Millisecond)
 	update := bson.D{{Key: "$set", Value: bson.D{{Key: "lease_expires_at", Value: expires}, {Key: "updated_at", Value: now}}}}

@@ -46,6 +46,9 @@ type Event struct {
 // Errors: [CodeInvalid] (unknown level), [CodeConflict] wrapping
 // [ErrLeaseLost] (nothing written), [CodeInternal].
 func (s *Store) AppendLog(ctx context.Context, job *Job, level LogLevel, message string) error {
+	if job == nil {
+		return nilArgument(EntityJob)
+	}
 	switch level {
 	case LevelDebug, LevelInfo, LevelWarn, LevelError:
 	default:

@@ -55,7 +55,7 @@ func requireLeaseLost(t *testing.T, err error) {
 func TestEnqueueJobDefaults(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	artID := bson.NewObjectID()
+	artID := b.artifact(t, "resnet50", nil).ID
 	j := b.enqueue(t, harmonia.JobValidate, harmonia.ValidateParams{ArtifactID: artID}, nil)
 	require.Equal(t, harmonia.JobPending, j.Status)
 	require.Equal(t, harmonia.MaxAttemptsDefault, j.MaxAttempts)
@@ -444,9 +444,9 @@ func TestOpenChecksJobOptions(t *testing.T) {
 	t.Parallel()
 	db := harmoniatest.Database(t)
 	for field, o := range map[string]harmonia.Options{
-		"JobBackoffBase": {JobBackoffBase: -time.Second},
-		"JobLogTail":     {JobLogTail: -1},
-		"JobBackoffMax":  {JobBackoffBase: time.Hour, JobBackoffMax: time.Minute},
+		"job_backoff_base": {JobBackoffBase: -time.Second},
+		"job_log_tail":     {JobLogTail: -1},
+		"job_backoff_max":  {JobBackoffBase: time.Hour, JobBackoffMax: time.Minute},
 	} {
 		_, err := harmonia.Open(t.Context(), db, &o)
 		requireInvalid(t, err, "store", field)

@@ -40,7 +40,8 @@ type LicenseUpdate struct {
 	Notes         *string
 }
 
-// CreateLicense validates l and inserts it. On success l's ID,
+// CreateLicense validates l and inserts it, with its SPDX id in the
+// canonical spelling ([NormalizeSPDXID]). On success l's ID, SPDXID,
 // SchemaVersion and timestamps are set.
 //
 // It joins the transaction ctx carries, if any (see [Store.InTransaction]).
@@ -48,10 +49,17 @@ type LicenseUpdate struct {
 // Errors: [CodeInvalid] (nothing written), [CodeConflict] (the SPDX id
 // exists already), [CodeInternal].
 func (s *Store) CreateLicense(ctx context.Context, l *License) error {
+	if l == nil {
+		return nilArgument(EntityLicense)
+	}
 	doc := *l
+	doc.SPDXID = NormalizeSPDXID(doc.SPDXID)
 	now := s.Now()
 	doc.ID, doc.SchemaVersion, doc.CreatedAt, doc.UpdatedAt = bson.NewObjectID(), SchemaVersion, now, now
 	if err := doc.Validate(); err != nil {
+		return err
+	}
+	if err := s.requireUnique(ctx, EntityLicense, CollectionLicenses); err != nil {
 		return err
 	}
 	if err := insertOne(ctx, s.cols.licenses, EntityLicense, "spdx_id", doc.SPDXID, &doc); err != nil {
@@ -68,10 +76,13 @@ func (s *Store) GetLicense(ctx context.Context, id bson.ObjectID) (*License, err
 	return findOne[License](ctx, s.cols.licenses, EntityLicense, bson.D{{Key: "_id", Value: id}}, "id "+id.Hex())
 }
 
-// GetLicenseBySPDXID returns the license with the SPDX id or expression.
+// GetLicenseBySPDXID returns the license with the SPDX id or expression,
+// in any spelling: spdxID is normalised first ([NormalizeSPDXID]), so
+// "mit" finds "MIT".
 //
 // Errors: [CodeNotFound], [CodeInternal].
 func (s *Store) GetLicenseBySPDXID(ctx context.Context, spdxID string) (*License, error) {
+	spdxID = NormalizeSPDXID(spdxID)
 	return findOne[License](ctx, s.cols.licenses, EntityLicense, bson.D{{Key: "spdx_id", Value: spdxID}}, "spdx_id "+spdxID)
 }
 
@@ -84,8 +95,9 @@ type LicenseFilter struct {
 	CommercialUse *bool
 	// After is the pagination cursor: only ids greater than it.
 	After bson.ObjectID
-	// Limit bounds the page size. Defaults to ListLimitDefault; at most
-	// ListLimitMax.
+	// Limit bounds the page size: 0 to ListLimitMax, where 0 takes the
+	// default. Defaults to ListLimitDefault; outside the range, the list
+	// call fails with [CodeInvalid].
 	Limit int
 }
 

@@ -99,6 +99,9 @@ func (s *Store) Publish(ctx context.Context, req PublishRequest) (*PublishResult
 	if err := req.validate(); err != nil {
 		return nil, err
 	}
+	if err := s.requireUnique(ctx, EntityVersion, CollectionVersions); err != nil {
+		return nil, err
+	}
 	if inTransaction(ctx) {
 		if !s.caps.Transactions {
 			return nil, errNoTransactions(s.caps, "Publish cannot join the caller's transaction")

@@ -62,7 +62,7 @@ func validateEntity(entity string, v any) error {
 	}
 	var verrs validator.ValidationErrors
 	if !errors.As(err, &verrs) {
-		return &Error{Code: CodeInvalid, Entity: entity, Reason: err.Error(), Err: err}
+		return &Error{Code: CodeInvalid, Entity: entity, Reason: "cannot be validated", Err: err}
 	}
 	fields := make([]FieldError, 0, len(verrs))
 	for _, fe := range verrs {
@@ -76,7 +76,10 @@ func validateEntity(entity string, v any) error {
 }
 
 func reasonFor(fe validator.FieldError) string {
-	s, _ := fe.Value().(string)
+	var s string
+	if v := reflect.ValueOf(fe.Value()); v.Kind() == reflect.String {
+		s = v.String() // named string types too (JobType, …)
+	}
 	switch fe.Tag() {
 	case "required":
 		return "is required"

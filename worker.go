@@ -185,14 +185,14 @@ func NewWorker(store *Store, opts *WorkerOptions) (*Worker, error) {
 		cfg = *opts
 	}
 	if len(cfg.Handlers) == 0 {
-		return nil, invalidf(EntityWorker, "Handlers", "register at least one handler, for example Handlers: map[harmonia.JobType]harmonia.Handler{harmonia.JobValidate: h}")
+		return nil, invalidf(EntityWorker, "handlers", "register at least one handler, for example Handlers: map[harmonia.JobType]harmonia.Handler{harmonia.JobValidate: h}")
 	}
 	for t, h := range cfg.Handlers {
 		if !validJobType(string(t)) {
-			return nil, invalidf(EntityWorker, "Handlers", "job type %q must be lowercase letters, digits, _ . - and start with a letter", t)
+			return nil, invalidf(EntityWorker, "handlers", "job type %q must be lowercase letters, digits, _ . - and start with a letter", t)
 		}
 		if h == nil {
-			return nil, invalidf(EntityWorker, "Handlers", "the handler of job type %q is nil", t)
+			return nil, invalidf(EntityWorker, "handlers", "the handler of job type %q is nil", t)
 		}
 	}
 	cfg.Handlers = maps.Clone(cfg.Handlers)
@@ -203,18 +203,18 @@ func NewWorker(store *Store, opts *WorkerOptions) (*Worker, error) {
 	}
 	for _, t := range cfg.Types {
 		if cfg.Handlers[t] == nil {
-			return nil, invalidf(EntityWorker, "Types", "job type %q has no handler: add one to Handlers or leave it out of Types", t)
+			return nil, invalidf(EntityWorker, "types", "job type %q has no handler: add one to Handlers or leave it out of Types", t)
 		}
 	}
 	switch {
 	case cfg.Concurrency < 0 || cfg.Concurrency > 10000:
-		return nil, invalidf(EntityWorker, "Concurrency", "must be between 1 and 10000 (0 takes the default, %d)", WorkerConcurrencyDefault)
+		return nil, invalidf(EntityWorker, "concurrency", "must be between 1 and 10000 (0 takes the default, %d)", WorkerConcurrencyDefault)
 	case cfg.LeaseDuration < 0 || (cfg.LeaseDuration > 0 && cfg.LeaseDuration < 10*time.Millisecond):
-		return nil, invalidf(EntityWorker, "LeaseDuration", "must be at least 10ms (0 takes the default, %s)", LeaseDurationDefault)
+		return nil, invalidf(EntityWorker, "lease_duration", "must be at least 10ms (0 takes the default, %s)", LeaseDurationDefault)
 	case cfg.HeartbeatInterval < 0, cfg.PollInterval < 0, cfg.ShutdownTimeout < 0:
-		return nil, invalidf(EntityWorker, "HeartbeatInterval", "HeartbeatInterval, PollInterval and ShutdownTimeout must not be negative (0 takes the default)")
+		return nil, invalidf(EntityWorker, "heartbeat_interval", "HeartbeatInterval, PollInterval and ShutdownTimeout must not be negative (0 takes the default)")
 	case controlProblem(cfg.ID) != "" || len(cfg.ID) > 200:
-		return nil, invalidf(EntityWorker, "ID", "must be at most 200 characters without control characters")
+		return nil, invalidf(EntityWorker, "id", "must be at most 200 characters without control characters")
 	}
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, WorkerConcurrencyDefault)
 	cfg.LeaseDuration = cmp.Or(cfg.LeaseDuration, LeaseDurationDefault)
@@ -222,7 +222,7 @@ func NewWorker(store *Store, opts *WorkerOptions) (*Worker, error) {
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, PollIntervalDefault)
 	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, ShutdownTimeoutDefault)
 	if cfg.HeartbeatInterval >= cfg.LeaseDuration {
-		return nil, invalidf(EntityWorker, "HeartbeatInterval", "must be shorter than LeaseDuration (%s), or the lease expires between heartbeats; a third of it is usual", cfg.LeaseDuration)
+		return nil, invalidf(EntityWorker, "heartbeat_interval", "must be shorter than LeaseDuration (%s), or the lease expires between heartbeats; a third of it is usual", cfg.LeaseDuration)
 	}
 	if cfg.ID == "" {
 		host, err := os.Hostname()

@@ -126,22 +126,22 @@ func TestNewWorkerValidatesConfig(t *testing.T) {
 		field string
 		cfg   harmonia.WorkerOptions
 	}{
-		{"Handlers", harmonia.WorkerOptions{}},
-		{"Handlers", harmonia.WorkerOptions{Handlers: map[harmonia.JobType]harmonia.Handler{noop: nil}}},
-		{"Handlers", harmonia.WorkerOptions{Handlers: map[harmonia.JobType]harmonia.Handler{"Bad": ok[noop]}}},
-		{"Types", harmonia.WorkerOptions{Handlers: ok, Types: []harmonia.JobType{harmonia.JobValidate}}},
-		{"Concurrency", harmonia.WorkerOptions{Handlers: ok, Concurrency: -1}},
-		{"LeaseDuration", harmonia.WorkerOptions{Handlers: ok, LeaseDuration: time.Millisecond}},
-		{"HeartbeatInterval", harmonia.WorkerOptions{Handlers: ok, HeartbeatInterval: time.Minute}},
-		{"HeartbeatInterval", harmonia.WorkerOptions{Handlers: ok, PollInterval: -time.Second}},
-		{"ID", harmonia.WorkerOptions{Handlers: ok, ID: "a\nb"}},
+		{"handlers", harmonia.WorkerOptions{}},
+		{"handlers", harmonia.WorkerOptions{Handlers: map[harmonia.JobType]harmonia.Handler{noop: nil}}},
+		{"handlers", harmonia.WorkerOptions{Handlers: map[harmonia.JobType]harmonia.Handler{"Bad": ok[noop]}}},
+		{"types", harmonia.WorkerOptions{Handlers: ok, Types: []harmonia.JobType{harmonia.JobValidate}}},
+		{"concurrency", harmonia.WorkerOptions{Handlers: ok, Concurrency: -1}},
+		{"lease_duration", harmonia.WorkerOptions{Handlers: ok, LeaseDuration: time.Millisecond}},
+		{"heartbeat_interval", harmonia.WorkerOptions{Handlers: ok, HeartbeatInterval: time.Minute}},
+		{"heartbeat_interval", harmonia.WorkerOptions{Handlers: ok, PollInterval: -time.Second}},
+		{"id", harmonia.WorkerOptions{Handlers: ok, ID: "a\nb"}},
 	} {
 		_, err := harmonia.NewWorker(b.store, &c.cfg)
 		he := requireInvalid(t, err, harmonia.EntityWorker, c.field)
 		t.Logf("%s: %s", c.field, he.Reason)
 	}
 	_, err := harmonia.NewWorker(b.store, nil)
-	requireInvalid(t, err, harmonia.EntityWorker, "Handlers")
+	requireInvalid(t, err, harmonia.EntityWorker, "handlers")
 	_, err = harmonia.NewWorker(nil, &harmonia.WorkerOptions{Handlers: ok})
 	requireInvalid(t, err, harmonia.EntityWorker, "store")
 

@@ -4,7 +4,7 @@
 //	func TestMain(m *testing.M) { harmoniatest.Main(m) }
 //
 //	func TestSomething(t *testing.T) {
-//		db := harmoniatest.Database(t) // fresh, dropped when the test ends
+//		store := harmoniatest.Store(t, nil) // migrated, on a fresh database dropped when the test ends
 //		...
 //	}
 //
@@ -54,7 +54,10 @@
 //
 // [Database] returns a database of its own to each call, named after the
 // test and dropped when the test ends, so tests may run in parallel and
-// several test binaries may share one deployment.
+// several test binaries may share one deployment. [Store] returns a
+// harmonia Store on such a database after the migrate package's built-in
+// migrations, as a deployment has it: unique keys are enforced from the
+// first write.
 //
 // # Counting commands
 //

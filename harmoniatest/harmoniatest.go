@@ -17,7 +17,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/embedded"
+	"github.com/harmonia-ml/harmonia/migrate"
 )
 
 // Environment variables that choose the lane; see the package documentation.
@@ -335,4 +337,28 @@ func Main(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// Store returns a Store on a new database (see [Database]) that the
+// migrate package's built-in migrations have set up: its indexes and
+// validators exist, as in a deployment, so duplicates are refused. opts
+// are the Store's options; nil takes every default. It fails t when the
+// migrations or Open fail.
+func Store(t testing.TB, opts *harmonia.Options) *harmonia.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	db := Database(t)
+	r, err := migrate.New(db, migrate.Builtin(), nil)
+	if err != nil {
+		t.Fatalf("harmoniatest: migrations: %v", err)
+	}
+	if _, err := r.Up(ctx, nil); err != nil {
+		t.Fatalf("harmoniatest: run the built-in migrations: %v", err)
+	}
+	s, err := harmonia.Open(ctx, db, opts)
+	if err != nil {
+		t.Fatalf("harmoniatest: open the store: %v", err)
+	}
+	return s
 }

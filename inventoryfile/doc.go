@@ -1,14 +1,54 @@
 // Package inventoryfile reads (and will write) the combined inventory
-// file, harmonia's exchange format (DESIGN.md section 6): one JSON
+// file, harmonia's exchange format (see "The file format" below): one JSON
 // document of licenses, datasets, artifacts and versions that reference
 // each other by natural key. It writes only through [harmonia.Store]
 // operations, so every rule of the Store (validation, references, unique
 // keys, schema_version stamping, the protection of published content)
 // applies to what it imports.
 //
+// # The file format
+//
+// One JSON object (a sample: examples/inventory/combined_inventory.json)
+// with format_version ([FormatVersion], 1) and four sections, each a list
+// of entries:
+//
+//	{
+//	  "format_version": 1,
+//	  "licenses": [
+//	    {"spdx_id": "Apache-2.0", "text_path": "licenses/Apache-2.0.txt",
+//	     "commercial_use": true, "notes": ""}
+//	  ],
+//	  "datasets": [
+//	    {"name": "coco-subset", "version": "2024.1", "path": "s3://bucket/coco-subset.tar",
+//	     "size_bytes": 1048576, "hashes": {"sha256": "<64 hex>"},
+//	     "license": "CC-BY-4.0", "tags": ["vision"]}
+//	  ],
+//	  "artifacts": [
+//	    {"name": "resnet50", "version": "1.2.0", "path": "models/resnet50.onnx",
+//	     "size_bytes": 102400, "hashes": {"sha256": "<64 hex>"},
+//	     "license": "Apache-2.0", "tags": ["vision", "onnx"],
+//	     "datasets": ["coco-subset@2024.1"],
+//	     "created_by": "ml-platform", "created_at": "2026-10-01T12:00:00Z"}
+//	  ],
+//	  "versions": [
+//	    {"version_tag": "2026.11.0", "artifacts": ["resnet50@1.2.0"],
+//	     "datasets": ["coco-subset@2024.1"], "published_by": "ml-platform",
+//	     "published_at": "2026-11-01T00:00:00Z"}
+//	  ]
+//	}
+//
+// The fields of an entry are those of [License], [Dataset], [Artifact] and
+// [Version], named as the entities' document fields, with the same rules.
+// References use natural keys: a license by its spdx_id (in any spelling
+// that [harmonia.NormalizeSPDXID] maps to the stored one), an artifact or
+// a dataset by "name@version"; an entry may reference what the database
+// holds or what an earlier entry of the file defines. Times are RFC 3339.
+// Relative paths are taken relative to ImportOptions.BaseDir. Unknown
+// fields are rejected.
+//
 // # Importing
 //
-// [Import] reads the combined inventory file (DESIGN.md section 6):
+// [Import] reads a combined inventory file:
 //
 //	f, err := os.Open("inventory/combined_inventory.json")
 //	report, err := inventoryfile.Import(ctx, store, f, &inventoryfile.ImportOptions{

@@ -188,7 +188,8 @@ func (r *ImportReport) Rejected() int {
 	return r.Licenses.Rejected + r.Datasets.Rejected + r.Artifacts.Rejected + r.Versions.Rejected
 }
 
-// Import reads a combined inventory file (DESIGN.md section 6) from r and
+// Import reads a combined inventory file (see the package documentation
+// for its format) from r and
 // brings the database in line with it: its licenses, datasets and
 // artifacts are inserted or updated by natural key (SPDX id,
 // name@version), and its versions are published with
@@ -1043,11 +1044,13 @@ func (im *importer) resolve(k *kind, field string, refs []string, p *problems) (
 	return ids, recs
 }
 
-// license resolves an entry's license; the zero id for none.
+// license resolves an entry's license, by its SPDX id in the canonical
+// spelling; the zero id for none.
 func (im *importer) license(spdx string, p *problems) (bson.ObjectID, keyRec) {
 	if spdx == "" {
 		return bson.ObjectID{}, keyRec{}
 	}
+	spdx = harmonia.NormalizeSPDXID(spdx)
 	rec, ok := im.licenses.idx.get(hashKey(spdx))
 	switch {
 	case ok && rec.flags&inDB != 0:
@@ -1071,7 +1074,7 @@ func (im *importer) entry(ctx context.Context, section string, index int, raw js
 		if !decodeEntry(raw, &f, &p) {
 			return im.rejectEntry(&im.licenses, index, f.SPDXID, p)
 		}
-		l := &harmonia.License{SPDXID: f.SPDXID, TextPath: im.localPath(f.TextPath), CommercialUse: f.CommercialUse, Notes: f.Notes}
+		l := &harmonia.License{SPDXID: harmonia.NormalizeSPDXID(f.SPDXID), TextPath: im.localPath(f.TextPath), CommercialUse: f.CommercialUse, Notes: f.Notes}
 		p.addValidation(l.Validate())
 		rec := keyRec{fp: licenseFP(l)}
 		if l.CommercialUse {

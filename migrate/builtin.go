@@ -18,6 +18,7 @@ const (
 	VersionCreateIndexes int64 = 1
 	VersionTagsV2        int64 = 2
 	VersionCancelledJobs int64 = 3
+	VersionSPDXCanonical int64 = 4
 )
 
 // Batch sizes of the built-in transform.
@@ -62,6 +63,17 @@ type transform struct {
 //     "cancelled", which no attempt recorded) get that status and lose the
 //     error. Conditional updates, idempotent; it counts "jobs_changed".
 //     Outside a transaction. No Down: the new status is the truth.
+//  4. "license SPDX ids in canonical spelling": licenses whose spdx_id
+//     differs only in spelling ("mit", " MIT", "MIT"; see
+//     [harmonia.NormalizeSPDXID]) are merged into one with the canonical
+//     spelling. The one already spelled canonically is kept, else the
+//     oldest (smallest _id), with its own commercial_use, text_path and
+//     notes; the artifacts and datasets that referenced the others get its
+//     id, then the others are deleted and the kept one renamed. Each step
+//     is idempotent, so an interrupted run is finished by the next. It
+//     counts "licenses_merged", "licenses_renamed" and
+//     "references_changed". Outside a transaction. No Down: the variants
+//     were one license.
 //
 // The list is a new slice each call; append your own migrations to it.
 func Builtin() []Migration {
@@ -73,6 +85,7 @@ func builtin(tr transform) []Migration {
 		{Version: VersionCreateIndexes, Name: "create collections and indexes", NoTransaction: true, Up: createIndexes},
 		{Version: VersionTagsV2, Name: "tags lowercase and unique (schema_version 1 → 2)", NoTransaction: true, Up: tr.tagsV2},
 		{Version: VersionCancelledJobs, Name: "cancelled jobs get the cancelled status", NoTransaction: true, Up: cancelledJobs},
+		{Version: VersionSPDXCanonical, Name: "license SPDX ids in canonical spelling", NoTransaction: true, Up: spdxCanonical},
 	}
 }
 
@@ -188,6 +201,77 @@ func cancelledJobs(ctx context.Context, db *mongo.Database) error {
 		return err
 	}
 	Count(ctx, "jobs_changed", int64(len(ids)))
+	return nil
+}
+
+// spdxCanonical merges the licenses whose SPDX ids differ only in
+// spelling and gives every license the canonical spelling.
+func spdxCanonical(ctx context.Context, db *mongo.Database) error {
+	licenses := db.Collection(harmonia.CollectionLicenses)
+	cur, err := licenses.Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "spdx_id", Value: 1}}).
+		SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(TransformBatchSize))
+	if err != nil {
+		return internal("read licenses", err)
+	}
+	type lic struct {
+		ID     bson.ObjectID `bson:"_id"`
+		SPDXID string        `bson:"spdx_id"`
+	}
+	var all []lic
+	if err := cur.All(ctx, &all); err != nil {
+		return internal("read licenses", err)
+	}
+	groups := map[string][]lic{}
+	var order []string
+	for _, l := range all {
+		c := harmonia.NormalizeSPDXID(l.SPDXID)
+		if _, ok := groups[c]; !ok {
+			order = append(order, c)
+		}
+		groups[c] = append(groups[c], l)
+	}
+	var merged, renamed, refs int64
+	for _, canonical := range order {
+		g := groups[canonical]
+		keep := g[0]
+		for _, l := range g {
+			if l.SPDXID == canonical {
+				keep = l
+				break
+			}
+		}
+		var others []bson.ObjectID
+		for _, l := range g {
+			if l.ID != keep.ID {
+				others = append(others, l.ID)
+			}
+		}
+		if len(others) > 0 {
+			for _, col := range []string{harmonia.CollectionArtifacts, harmonia.CollectionDatasets} {
+				res, err := db.Collection(col).UpdateMany(ctx, bson.D{{Key: "license_id", Value: bson.D{{Key: "$in", Value: others}}}},
+					bson.D{{Key: "$set", Value: bson.D{{Key: "license_id", Value: keep.ID}}}})
+				if err != nil {
+					return internal("repoint the license references of "+col, err)
+				}
+				refs += res.ModifiedCount
+			}
+			res, err := licenses.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: others}}}})
+			if err != nil {
+				return internal("delete merged licenses", err)
+			}
+			merged += res.DeletedCount
+		}
+		if keep.SPDXID != canonical {
+			if _, err := licenses.UpdateOne(ctx, bson.D{{Key: "_id", Value: keep.ID}},
+				bson.D{{Key: "$set", Value: bson.D{{Key: "spdx_id", Value: canonical}}}}); err != nil {
+				return internal("rename license "+keep.ID.Hex(), err)
+			}
+			renamed++
+		}
+	}
+	Count(ctx, "licenses_merged", merged)
+	Count(ctx, "licenses_renamed", renamed)
+	Count(ctx, "references_changed", refs)
 	return nil
 }
 

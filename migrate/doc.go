@@ -23,10 +23,12 @@
 // lists every migration with its state, times, duration, error and counts,
 // and UpOpts.DryRun reports what Up would run without running it.
 //
-// [Builtin] returns harmonia's own migrations: 1 creates the collections'
-// indexes, 2 moves model artifacts and datasets from schema_version 1 to 2
-// (tags lowercase and unique), 3 gives jobs cancelled before the
-// cancelled status existed that status.
+// [Builtin] returns harmonia's own migrations: 1 is
+// [harmonia.Store.EnsureIndexes] (the collections' indexes and validators),
+// 2 moves model artifacts and datasets from schema_version 1 to 2 (tags
+// lowercase and unique), 3 gives jobs cancelled before the cancelled
+// status existed that status, 4 merges licenses whose SPDX ids differ
+// only in spelling into the canonical one.
 //
 // # Records
 //

@@ -871,5 +871,12 @@ func internal(op string, err error) error {
 	if errors.As(err, &he) {
 		return err
 	}
-	return &harmonia.Error{Code: harmonia.CodeInternal, Entity: EntityMigration, Reason: op + ": " + err.Error(), Err: err}
+	reason := op + " failed"
+	switch {
+	case errors.Is(err, context.Canceled):
+		reason = op + ": context canceled"
+	case errors.Is(err, context.DeadlineExceeded):
+		reason = op + ": context deadline exceeded"
+	}
+	return &harmonia.Error{Code: harmonia.CodeInternal, Entity: EntityMigration, Reason: reason, Err: err}
 }

@@ -326,7 +326,7 @@ func TestConcurrentRunnersApplyEachMigrationOnce(t *testing.T) {
 		}
 		require.EqualValues(t, 12, reports[i].Current)
 	}
-	require.Equal(t, map[int64]int{1: 1, 2: 1, 3: 1, 10: 1, 11: 1, 12: 1}, applied)
+	require.Equal(t, map[int64]int{1: 1, 2: 1, 3: 1, 4: 1, 10: 1, 11: 1, 12: 1}, applied)
 	require.Equal(t, map[int64]int{10: 1, 11: 1, 12: 1}, runs(t, db))
 	var first *migrate.Status
 	for i := range runners {
@@ -448,7 +448,7 @@ func TestBuiltinTagsTransform(t *testing.T) {
 	r := newRunner(t, db, migrate.Builtin(), nil)
 	rep, err := r.Up(ctx, nil)
 	require.NoError(t, err)
-	require.Equal(t, []int64{1, 2, 3}, versions(rep.Applied))
+	require.Equal(t, []int64{1, 2, 3, 4}, versions(rep.Applied))
 	require.Equal(t, map[string]int64{
 		"model_artifacts_scanned": 8, "model_artifacts_changed": 8, "datasets_scanned": 3, "datasets_changed": 3,
 	}, rep.Applied[1].Counts)
@@ -594,7 +594,7 @@ func TestInterruptedMigrationIsFinishedByTheNextRun(t *testing.T) {
 
 			rep, err := next.Up(t.Context(), nil)
 			require.NoError(t, err)
-			require.Equal(t, []int64{2, 3}, versions(rep.Applied))
+			require.Equal(t, []int64{2, 3, 4}, versions(rep.Applied))
 			require.True(t, rep.Applied[0].Resumed)
 			require.Equal(t, map[string]int64{
 				"model_artifacts_scanned": 15, "model_artifacts_changed": 15, "datasets_scanned": 5, "datasets_changed": 5,
@@ -629,4 +629,49 @@ func TestFailingMigrationInATransactionWritesNothing(t *testing.T) {
 	requireCode(t, err, harmonia.CodeInternal, "second step failed")
 	require.True(t, rep.Failed.Transaction)
 	require.Empty(t, runs(t, db), "the transaction rolled the first step back")
+}
+
+func TestBuiltinNormalizeSPDXIDsMergesCaseVariants(t *testing.T) {
+	t.Parallel()
+	db := harmoniatest.Database(t)
+	ctx := t.Context()
+	licenses := db.Collection(harmonia.CollectionLicenses)
+	ids := map[string]bson.ObjectID{}
+	var docs []any
+	for _, spdx := range []string{"mit", "MIT", " MIT", "apache-2.0", "BSD-3-Clause"} {
+		ids[spdx] = bson.NewObjectID()
+		docs = append(docs, bson.D{{Key: "_id", Value: ids[spdx]}, {Key: "spdx_id", Value: spdx}})
+	}
+	_, err := licenses.InsertMany(ctx, docs)
+	require.NoError(t, err)
+	_, err = db.Collection(harmonia.CollectionArtifacts).InsertMany(ctx, []any{
+		bson.D{{Key: "name", Value: "a"}, {Key: "license_id", Value: ids["mit"]}},
+		bson.D{{Key: "name", Value: "b"}, {Key: "license_id", Value: ids[" MIT"]}},
+	})
+	require.NoError(t, err)
+	_, err = db.Collection(harmonia.CollectionDatasets).InsertOne(ctx, bson.D{{Key: "name", Value: "d"}, {Key: "license_id", Value: ids["mit"]}})
+	require.NoError(t, err)
+
+	rep, err := newRunner(t, db, migrate.Builtin(), nil).Up(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, migrate.VersionSPDXCanonical, rep.Applied[3].Version)
+	require.Equal(t, map[string]int64{"licenses_merged": 2, "licenses_renamed": 1, "references_changed": 3}, rep.Applied[3].Counts)
+
+	cur, err := licenses.Find(ctx, bson.D{})
+	require.NoError(t, err)
+	var got []struct {
+		ID     bson.ObjectID `bson:"_id"`
+		SPDXID string        `bson:"spdx_id"`
+	}
+	require.NoError(t, cur.All(ctx, &got))
+	byID := map[bson.ObjectID]string{}
+	for _, l := range got {
+		byID[l.ID] = l.SPDXID
+	}
+	require.Equal(t, map[bson.ObjectID]string{ids["MIT"]: "MIT", ids["apache-2.0"]: "Apache-2.0", ids["BSD-3-Clause"]: "BSD-3-Clause"}, byID)
+	for _, col := range []string{harmonia.CollectionArtifacts, harmonia.CollectionDatasets} {
+		n, err := db.Collection(col).CountDocuments(ctx, bson.D{{Key: "license_id", Value: bson.D{{Key: "$ne", Value: ids["MIT"]}}}})
+		require.NoError(t, err)
+		require.Zero(t, n, "every %s points at the kept MIT", col)
+	}
 }

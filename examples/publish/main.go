@@ -35,32 +35,23 @@ func run(ctx context.Context, uri, tag string) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, conn.Close()) }()
-	store, err := harmonia.Open(ctx, conn.DB, nil)
+	store, err := harmonia.Open(ctx, conn.DB, &harmonia.Options{EnsureIndexes: true})
 	if err != nil {
 		return err
 	}
-	if err := store.EnsureIndexes(ctx); err != nil {
-		return err
-	}
 
+	// Get-or-create: a rerun against a kept database finds what it
+	// registered; other bytes under an existing name@version would be a
+	// conflict naming hashes.sha256.
 	lic := &harmonia.License{SPDXID: "Apache-2.0", CommercialUse: true}
-	if err := store.CreateLicense(ctx, lic); err != nil && !errors.Is(err, harmonia.ErrConflict) {
+	if _, err := store.GetOrCreateLicense(ctx, lic); err != nil {
 		return err
-	}
-	if lic.ID.IsZero() { // it existed already: a rerun against a kept database
-		if lic, err = store.GetLicenseBySPDXID(ctx, "Apache-2.0"); err != nil {
-			return err
-		}
 	}
 	var ids []bson.ObjectID
 	for _, name := range []string{"resnet50", "bert-base"} {
 		a := &harmonia.ModelArtifact{Name: name, Version: "1.0.0", Path: "models/" + name + ".onnx", SizeBytes: 1024,
 			Hashes: harmonia.Hashes{SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}, LicenseID: lic.ID}
-		err := store.CreateArtifact(ctx, a)
-		if errors.Is(err, harmonia.ErrConflict) {
-			a, err = store.GetArtifactByKey(ctx, name, "1.0.0")
-		}
-		if err != nil {
+		if _, err := store.GetOrCreateArtifact(ctx, a); err != nil {
 			return err
 		}
 		ids = append(ids, a.ID)

@@ -176,35 +176,22 @@ func validateAll(ctx context.Context, store *harmonia.Store, root string, ids []
 	stopped := make(chan error, 1)
 	go func() { stopped <- w.Run(runCtx) }()
 
-	jobs := map[bson.ObjectID]*harmonia.Job{}
-	reported := -1
-	for len(jobs) < len(enq) {
-		for i, r := range enq {
-			if jobs[ids[i]] != nil {
-				continue
-			}
-			j, err := store.GetJob(ctx, r.Job.ID)
-			if err != nil {
-				stop()
-				return nil, errors.Join(err, <-stopped)
-			}
-			if j.Status == harmonia.JobSuccess || j.Status == harmonia.JobFailed {
-				jobs[ids[i]] = j
-			}
-		}
-		if len(jobs) != reported {
-			reported = len(jobs)
-			step("worker %s: %d of %d jobs finished", w.ID(), len(jobs), len(enq))
-		}
-		select {
-		case <-ctx.Done():
-			stop()
-			return nil, errors.Join(ctx.Err(), <-stopped)
-		case <-time.After(100 * time.Millisecond):
-		}
+	jobIDs := make([]bson.ObjectID, len(enq))
+	for i, r := range enq {
+		jobIDs[i] = r.Job.ID
 	}
+	finished, err := store.WaitJobs(ctx, jobIDs, &harmonia.WaitOpts{Progress: func(n, total int) {
+		step("worker %s: %d of %d jobs finished", w.ID(), n, total)
+	}})
 	stop()
-	return jobs, <-stopped
+	if err := errors.Join(err, <-stopped); err != nil {
+		return nil, err
+	}
+	jobs := make(map[bson.ObjectID]*harmonia.Job, len(finished))
+	for i, j := range finished {
+		jobs[ids[i]] = j
+	}
+	return jobs, nil
 }
 
 // summary prints the outcome and checks it is the expected one.
@@ -235,6 +222,13 @@ func summary(ctx context.Context, store *harmonia.Store, pub *harmonia.PublishRe
 		job := "-"
 		if j := jobs[a.ID]; j != nil {
 			job = fmt.Sprintf("%s (attempt %d)", j.Status, j.Attempt)
+			var checked harmonia.VerifyResult
+			if err := j.DecodeResult(&checked); err != nil {
+				return err
+			}
+			if checked.Path != "" {
+				job += fmt.Sprintf(", read %d bytes", checked.SizeBytes)
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Key(), lic, result, job)
 	}
