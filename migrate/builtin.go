@@ -18,6 +18,7 @@ const (
 	VersionCreateIndexes int64 = 1
 	VersionTagsV2        int64 = 2
 	VersionCancelledJobs int64 = 3
+	VersionDigests       int64 = 4
 )
 
 // Batch sizes of the built-in transform.
@@ -62,6 +63,13 @@ type transform struct {
 //     "cancelled", which no attempt recorded) get that status and lose the
 //     error. Conditional updates, idempotent; it counts "jobs_changed".
 //     Outside a transaction. No Down: the new status is the truth.
+//  4. "inventory versions get their content digest": every inventory
+//     version without a digest gets [harmonia.ManifestDigest] of its
+//     stored manifest (the manifest is the immutable record of what was
+//     published, so the digest is the one Publish would have stored).
+//     Conditional updates (digest still missing), idempotent; it counts
+//     "versions_changed". Outside a transaction. No Down: a digest takes
+//     nothing away.
 //
 // The list is a new slice each call; append your own migrations to it.
 func Builtin() []Migration {
@@ -73,6 +81,7 @@ func builtin(tr transform) []Migration {
 		{Version: VersionCreateIndexes, Name: "create collections and indexes", NoTransaction: true, Up: createIndexes},
 		{Version: VersionTagsV2, Name: "tags lowercase and unique (schema_version 1 → 2)", NoTransaction: true, Up: tr.tagsV2},
 		{Version: VersionCancelledJobs, Name: "cancelled jobs get the cancelled status", NoTransaction: true, Up: cancelledJobs},
+		{Version: VersionDigests, Name: "inventory versions get their content digest", NoTransaction: true, Up: versionDigests},
 	}
 }
 
@@ -188,6 +197,42 @@ func cancelledJobs(ctx context.Context, db *mongo.Database) error {
 		return err
 	}
 	Count(ctx, "jobs_changed", int64(len(ids)))
+	return nil
+}
+
+// versionDigests stores the content digest of every inventory version
+// published before digests existed.
+func versionDigests(ctx context.Context, db *mongo.Database) error {
+	col := db.Collection(harmonia.CollectionVersions)
+	noDigest := bson.D{{Key: "digest", Value: bson.D{{Key: "$exists", Value: false}}}}
+	cur, err := col.Find(ctx, noDigest, options.Find().SetProjection(bson.D{{Key: "manifest", Value: 1}}).SetBatchSize(TransformBatchSize))
+	if err != nil {
+		return internal("read inventory versions", err)
+	}
+	defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
+	var models []mongo.WriteModel
+	for cur.Next(ctx) {
+		var v struct {
+			ID       bson.ObjectID     `bson:"_id"`
+			Manifest harmonia.Manifest `bson:"manifest"`
+		}
+		if err := cur.Decode(&v); err != nil {
+			return internal("decode an inventory version", err)
+		}
+		digest, err := harmonia.ManifestDigest(v.Manifest)
+		if err != nil {
+			return err
+		}
+		models = append(models, mongo.NewUpdateOneModel().SetFilter(append(bson.D{{Key: "_id", Value: v.ID}}, noDigest...)).
+			SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "digest", Value: digest}}}}))
+	}
+	if err := cur.Err(); err != nil {
+		return internal("read inventory versions", err)
+	}
+	if err := bulkWrite(ctx, col, models); err != nil {
+		return err
+	}
+	Count(ctx, "versions_changed", int64(len(models)))
 	return nil
 }
 

@@ -58,11 +58,13 @@ func ExampleRunner_Up() {
 	// would apply 1 create collections and indexes
 	// would apply 2 tags lowercase and unique (schema_version 1 → 2)
 	// would apply 3 cancelled jobs get the cancelled status
+	// would apply 4 inventory versions get their content digest
 	// would apply 100 seed the default team
-	// applied 4 now at version 100
+	// applied 5 now at version 100
 	// 1 applied
 	// 2 applied
 	// 3 applied
+	// 4 applied
 	// 100 applied
 }
 
