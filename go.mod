@@ -7,6 +7,7 @@ require (
 	github.com/github/go-spdx/v2 v2.8.0
 	github.com/go-playground/validator/v10 v10.29.0 // not v10.30+: its per-field Valuer check costs 18 allocations per ModelArtifact.Validate instead of 8 (BenchmarkValidateArtifact)
 	github.com/gofrs/flock v0.13.2
+	github.com/gowebpki/jcs v1.0.2
 	github.com/stretchr/testify v1.12.1
 	github.com/tryvium-travels/memongo v0.7.0
 	go.mongodb.org/mongo-driver/v2 v2.10.0
@@ -30,7 +31,6 @@ require (
 	github.com/go-sql-driver/mysql v1.9.2 // indirect
 	github.com/golang/snappy v0.0.4 // indirect
 	github.com/google/uuid v1.6.0 // indirect
-	github.com/gowebpki/jcs v1.0.2 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.26.3 // indirect
 	github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect
 	github.com/jackc/pgerrcode v0.0.0-20240316143900-6e2875d9b438 // indirect
