@@ -85,6 +85,21 @@
 // and write nothing. EnsureIndexes and migrations do not belong in a
 // transaction.
 //
+// # Releases
+//
+// Every published version carries a content digest ([ManifestDigest]:
+// "sha256:<hex>" over the RFC 8785 canonical JSON of its manifest, without
+// ObjectIds), equal for equal contents in any database; an idempotent
+// Publish compares digests, and [Store.VerifyVersion] recomputes the
+// digest from the stored artifacts to report drift. Aliases
+// ("production", "canary") point at published versions: [Store.SetAlias]
+// moves one, as a compare-and-set when [SetAliasOpts] names the expected
+// target, and records the move (who, when, why) in the same unit, one
+// transaction or a crash-safe staged move that [Store.RecoverAliases]
+// settles. [Store.ResolveAlias], [Store.ListAliases],
+// [Store.DeleteAlias] and [Store.AliasHistory] read and change them, and
+// [Store.WatchAlias] follows one by polling, on every deployment.
+//
 // # Jobs
 //
 // [Store.Enqueue] adds a job; a unique key keeps one pending or running

@@ -13,3 +13,12 @@ func SetPublishStepHook(s *Store, hook func(ctx context.Context, step string) er
 
 // PublishSteps are the staged publish's steps in order.
 var PublishSteps = []string{stepInsertPending, stepMarkArtifacts, stepMarkDatasets, stepFlip}
+
+// SetAliasStepHook installs a hook that runs before each step of an alias
+// move: "alias_pending", "alias_record", "alias_apply" (inside the
+// transaction on deployments with transactions). An error it returns
+// fails that step; a hook that calls runtime.Goexit stops the move as a
+// crashed process would. For harmonia's own tests.
+func SetAliasStepHook(s *Store, hook func(ctx context.Context, step string) error) {
+	s.hooks.aliasStep = hook
+}

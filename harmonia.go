@@ -54,7 +54,9 @@ type Options struct {
 	// Defaults to false.
 	RequireTransactions bool
 	// RecoverAfter is how long a staged publish may stay pending before
-	// RecoverPublishes (and every later Publish) settles it as crashed.
+	// RecoverPublishes (and every later Publish) settles it as crashed,
+	// and how long a staged alias move may stay pending before
+	// RecoverAliases (and the alias's next move) rolls it back.
 	// Defaults to RecoverAfterDefault.
 	RecoverAfter time.Duration
 	// JobBackoffBase is how long a job waits after its first failed
@@ -125,11 +127,13 @@ type Store struct {
 
 type collections struct {
 	artifacts, licenses, datasets, versions, jobs, events *mongo.Collection
+	aliases, aliasHistory                                 *mongo.Collection
 }
 
 // testHooks lets harmonia's own tests inject failures between steps.
 type testHooks struct {
 	publishStep func(ctx context.Context, step string) error
+	aliasStep   func(ctx context.Context, step string) error
 }
 
 // Open returns a Store over db. It pings the server and detects its
@@ -183,6 +187,9 @@ func Open(ctx context.Context, db *mongo.Database, opts *Options) (*Store, error
 		versions:  db.Collection(CollectionVersions),
 		jobs:      db.Collection(CollectionJobs),
 		events:    db.Collection(CollectionEvents),
+
+		aliases:      db.Collection(CollectionAliases),
+		aliasHistory: db.Collection(CollectionAliasHistory),
 	}
 	if o.EnsureIndexes {
 		if err := s.EnsureIndexes(ctx); err != nil {

@@ -43,6 +43,9 @@ func Indexes() []IndexSpec {
 		// One pending or running job per unique key; see jobDoc.
 		{CollectionJobs, "uniq_unique_lock", bson.D{{Key: "unique_lock", Value: 1}}, true},
 		{CollectionEvents, "job_at", bson.D{{Key: "job_id", Value: 1}, {Key: "at", Value: 1}}, false},
+		{CollectionAliases, "uniq_name", bson.D{{Key: "name", Value: 1}}, true},
+		// One record per move: concurrent moves cannot both take a seq.
+		{CollectionAliasHistory, "uniq_alias_seq", bson.D{{Key: "alias", Value: 1}, {Key: "seq", Value: 1}}, true},
 		{CollectionMigrations, "uniq_version", bson.D{{Key: "version", Value: 1}}, true},
 	}
 }
@@ -111,6 +114,9 @@ func Validators() map[string]bson.D {
 		CollectionDatasets:  JSONSchema(reflect.TypeFor[Dataset]()),
 		CollectionVersions:  JSONSchema(reflect.TypeFor[InventoryVersion]()),
 		CollectionJobs:      JSONSchema(reflect.TypeFor[Job]()),
+
+		CollectionAliases:      JSONSchema(reflect.TypeFor[aliasDoc]()),
+		CollectionAliasHistory: JSONSchema(reflect.TypeFor[AliasMove]()),
 	}
 }
 

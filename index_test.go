@@ -25,7 +25,7 @@ func TestJSONSchemaFollowsTags(t *testing.T) {
 	require.Equal(t, 64, tags["maxItems"])
 	require.Equal(t, true, tags["uniqueItems"])
 	require.Equal(t, bson.D{{Key: "bsonType", Value: "date"}}, props["created_at"])
-	require.Len(t, Validators(), 5)
+	require.Len(t, Validators(), 7)
 }
 
 func toMap(d bson.D) map[string]any {

@@ -35,7 +35,12 @@ type InventoryVersion struct {
 	ArtifactIDs []bson.ObjectID `bson:"artifact_ids" json:"artifact_ids" validate:"max=100000,unique"`
 	DatasetIDs  []bson.ObjectID `bson:"datasets" json:"datasets" validate:"max=100000,unique"`
 	// Manifest is the embedded snapshot of what the version contains.
-	Manifest    Manifest  `bson:"manifest" json:"manifest" validate:"-"`
+	Manifest Manifest `bson:"manifest" json:"manifest" validate:"-"`
+	// Digest identifies the contents across deployments: "sha256:<hex>"
+	// of the manifest's canonical encoding (see [ManifestDigest]). Empty
+	// only on versions published before digests existed, until the
+	// migrate package's digest migration runs.
+	Digest      string    `bson:"digest,omitempty" json:"digest,omitempty" validate:"-"`
 	PublishedBy string    `bson:"published_by" json:"published_by" validate:"required,max=200,nocontrol"`
 	PublishedAt time.Time `bson:"published_at" json:"published_at" validate:"-"`
 	Notes       string    `bson:"notes,omitempty" json:"notes,omitempty" validate:"max=10000"`

@@ -79,8 +79,9 @@ type PublishResult struct {
 // RecoverPublishes, or any later Publish, settles once it is older than
 // Options.RecoverAfter.
 //
-// Publishing a tag again with the same contents returns the existing
-// version with Created false. The number of server commands does not grow
+// Every version carries the digest of its contents ([ManifestDigest]).
+// Publishing a tag again with the same contents (the same digest) returns
+// the existing version with Created false. The number of server commands does not grow
 // with the number of artifacts.
 //
 // Called with a ctx that carries a session in a transaction (the callback
@@ -170,12 +171,17 @@ func (s *Store) buildVersion(ctx context.Context, req PublishRequest, state Vers
 	if !req.PublishedAt.IsZero() {
 		publishedAt = req.PublishedAt.UTC().Truncate(time.Millisecond)
 	}
+	manifest := Manifest{Artifacts: items[:len(arts)], Datasets: items[len(arts):]}
+	digest, err := ManifestDigest(manifest)
+	if err != nil {
+		return nil, err
+	}
 	v := &InventoryVersion{
 		ID: bson.NewObjectID(), SchemaVersion: SchemaVersion, VersionTag: req.VersionTag, State: state,
 		// Never nil: a nil slice is stored as null, which the collection's
 		// validator (bsonType array) refuses.
 		ArtifactIDs: orEmpty(req.ArtifactIDs), DatasetIDs: orEmpty(req.DatasetIDs),
-		Manifest:    Manifest{Artifacts: items[:len(arts)], Datasets: items[len(arts):]},
+		Manifest: manifest, Digest: digest,
 		PublishedBy: req.PublishedBy, PublishedAt: publishedAt, Notes: req.Notes, CreatedAt: now, UpdatedAt: now,
 	}
 	return v, nil
@@ -265,9 +271,13 @@ func PublishProblem(hasSHA256 bool, license *License, requireCommercialUse bool)
 	return "", ""
 }
 
-// sameContents reports whether v holds exactly the request's artifacts and
-// datasets.
-func sameContents(v *InventoryVersion, req PublishRequest) bool {
+// sameContents reports whether v has the contents of the request, whose
+// manifest digest is digest: by digest, or, for a version published
+// before digests, by its artifact and dataset ids.
+func sameContents(v *InventoryVersion, digest string, req PublishRequest) bool {
+	if v.Digest != "" {
+		return v.Digest == digest
+	}
 	return v.HasContents(req.ArtifactIDs, req.DatasetIDs)
 }
 
@@ -293,10 +303,10 @@ func sameIDSet(a, b []bson.ObjectID) bool {
 	return true
 }
 
-// existingResult answers a publish whose tag exists: the same contents are
-// an idempotent success, others a conflict.
-func existingResult(v *InventoryVersion, req PublishRequest, path PublishPath) (*PublishResult, error) {
-	if !sameContents(v, req) {
+// existingResult answers a publish whose tag exists: the same contents
+// (digest) are an idempotent success, others a conflict.
+func existingResult(v *InventoryVersion, digest string, req PublishRequest, path PublishPath) (*PublishResult, error) {
+	if !sameContents(v, digest, req) {
 		return nil, conflictf(EntityVersion, "version_tag", "version %q exists with other contents", req.VersionTag)
 	}
 	return &PublishResult{Version: v, Created: false, Path: path}, nil
@@ -339,7 +349,11 @@ func (s *Store) publishTxn(ctx context.Context, req PublishRequest) (*PublishRes
 			if gerr != nil {
 				return nil, gerr
 			}
-			return existingResult(v, req, PublishTransaction)
+			want, berr := s.buildVersion(ctx, req, VersionPublished)
+			if berr != nil {
+				return nil, berr
+			}
+			return existingResult(v, want.Digest, req, PublishTransaction)
 		}
 		return nil, wrapErr(EntityVersion, "publish", err)
 	}
@@ -351,15 +365,15 @@ func (s *Store) publishTxn(ctx context.Context, req PublishRequest) (*PublishRes
 // (the caller's transaction would not survive the duplicate key).
 // WithTransaction may run it again, so it writes nothing outside ctx.
 func (s *Store) publishIn(ctx context.Context, req PublishRequest) (*PublishResult, error) {
+	v, err := s.buildVersion(ctx, req, VersionPublished)
+	if err != nil {
+		return nil, err
+	}
 	existing, err := s.versionByTag(ctx, req.VersionTag, VersionPublished)
 	switch {
 	case err == nil:
-		return existingResult(existing, req, PublishTransaction)
+		return existingResult(existing, v.Digest, req, PublishTransaction)
 	case !errors.Is(err, ErrNotFound):
-		return nil, err
-	}
-	v, err := s.buildVersion(ctx, req, VersionPublished)
-	if err != nil {
 		return nil, err
 	}
 	if err := s.step(ctx, stepInsertPending); err != nil {
@@ -395,7 +409,7 @@ func (s *Store) publishStaged(ctx context.Context, req PublishRequest) (*Publish
 		}
 		_, err = s.cols.versions.InsertOne(ctx, v)
 		if mongo.IsDuplicateKeyError(err) {
-			res, retry, err := s.awaitExisting(ctx, req)
+			res, retry, err := s.awaitExisting(ctx, req, v.Digest)
 			if retry {
 				continue
 			}
@@ -490,7 +504,7 @@ func (s *Store) unmarkAndDelete(ctx context.Context, versionID bson.ObjectID, ar
 // answers at once; a pending one (another publish in progress) is waited
 // for until it settles. retry is true when the pending version vanished
 // (it was rolled back) and the publish should try again.
-func (s *Store) awaitExisting(ctx context.Context, req PublishRequest) (res *PublishResult, retry bool, err error) {
+func (s *Store) awaitExisting(ctx context.Context, req PublishRequest, digest string) (res *PublishResult, retry bool, err error) {
 	for {
 		v, err := findOne[InventoryVersion](ctx, s.cols.versions, EntityVersion, bson.D{{Key: "version_tag", Value: req.VersionTag}}, "tag "+req.VersionTag)
 		if errors.Is(err, ErrNotFound) {
@@ -500,10 +514,10 @@ func (s *Store) awaitExisting(ctx context.Context, req PublishRequest) (res *Pub
 			return nil, false, err
 		}
 		if v.State == VersionPublished {
-			res, err := existingResult(v, req, PublishStaged)
+			res, err := existingResult(v, digest, req, PublishStaged)
 			return res, false, err
 		}
-		if !sameContents(v, req) {
+		if !sameContents(v, digest, req) {
 			return nil, false, conflictf(EntityVersion, "version_tag", "version %q is being published with other contents", req.VersionTag)
 		}
 		if s.Now().Sub(v.CreatedAt) > s.opts.RecoverAfter {

@@ -135,6 +135,12 @@ func TestEveryDocumentPassesValidators(t *testing.T) {
 	require.NoError(t, err)
 	_, err = b.store.CancelJob(b.ctx, job.Job.ID)
 	require.NoError(t, err)
+	_, err = b.store.SetAlias(b.ctx, "production", "v1", &harmonia.SetAliasOpts{By: "x", Reason: "r"})
+	require.NoError(t, err)
+	_, err = b.store.SetAlias(b.ctx, "production", "v2", &harmonia.SetAliasOpts{By: "x", ExpectVersion: "v1"})
+	require.NoError(t, err)
+	_, err = b.store.DeleteAlias(b.ctx, "production", &harmonia.SetAliasOpts{By: "x"})
+	require.NoError(t, err)
 
 	for col, schema := range harmonia.Validators() {
 		scratch := "check_" + col

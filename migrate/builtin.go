@@ -19,6 +19,7 @@ const (
 	VersionTagsV2        int64 = 2
 	VersionCancelledJobs int64 = 3
 	VersionSPDXCanonical int64 = 4
+	VersionDigests       int64 = 5
 )
 
 // Batch sizes of the built-in transform.
@@ -74,6 +75,13 @@ type transform struct {
 //     counts "licenses_merged", "licenses_renamed" and
 //     "references_changed". Outside a transaction. No Down: the variants
 //     were one license.
+//  5. "inventory versions get their content digest": every inventory
+//     version without a digest gets [harmonia.ManifestDigest] of its
+//     stored manifest (the manifest is the immutable record of what was
+//     published, so the digest is the one Publish would have stored).
+//     Conditional updates (digest still missing), idempotent; it counts
+//     "versions_changed". Outside a transaction. No Down: a digest takes
+//     nothing away.
 //
 // The list is a new slice each call; append your own migrations to it.
 func Builtin() []Migration {
@@ -86,6 +94,7 @@ func builtin(tr transform) []Migration {
 		{Version: VersionTagsV2, Name: "tags lowercase and unique (schema_version 1 → 2)", NoTransaction: true, Up: tr.tagsV2},
 		{Version: VersionCancelledJobs, Name: "cancelled jobs get the cancelled status", NoTransaction: true, Up: cancelledJobs},
 		{Version: VersionSPDXCanonical, Name: "license SPDX ids in canonical spelling", NoTransaction: true, Up: spdxCanonical},
+		{Version: VersionDigests, Name: "inventory versions get their content digest", NoTransaction: true, Up: versionDigests},
 	}
 }
 
@@ -272,6 +281,42 @@ func spdxCanonical(ctx context.Context, db *mongo.Database) error {
 	Count(ctx, "licenses_merged", merged)
 	Count(ctx, "licenses_renamed", renamed)
 	Count(ctx, "references_changed", refs)
+	return nil
+}
+
+// versionDigests stores the content digest of every inventory version
+// published before digests existed.
+func versionDigests(ctx context.Context, db *mongo.Database) error {
+	col := db.Collection(harmonia.CollectionVersions)
+	noDigest := bson.D{{Key: "digest", Value: bson.D{{Key: "$exists", Value: false}}}}
+	cur, err := col.Find(ctx, noDigest, options.Find().SetProjection(bson.D{{Key: "manifest", Value: 1}}).SetBatchSize(TransformBatchSize))
+	if err != nil {
+		return internal("read inventory versions", err)
+	}
+	defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
+	var models []mongo.WriteModel
+	for cur.Next(ctx) {
+		var v struct {
+			ID       bson.ObjectID     `bson:"_id"`
+			Manifest harmonia.Manifest `bson:"manifest"`
+		}
+		if err := cur.Decode(&v); err != nil {
+			return internal("decode an inventory version", err)
+		}
+		digest, err := harmonia.ManifestDigest(v.Manifest)
+		if err != nil {
+			return err
+		}
+		models = append(models, mongo.NewUpdateOneModel().SetFilter(append(bson.D{{Key: "_id", Value: v.ID}}, noDigest...)).
+			SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "digest", Value: digest}}}}))
+	}
+	if err := cur.Err(); err != nil {
+		return internal("read inventory versions", err)
+	}
+	if err := bulkWrite(ctx, col, models); err != nil {
+		return err
+	}
+	Count(ctx, "versions_changed", int64(len(models)))
 	return nil
 }
 

@@ -28,7 +28,8 @@
 // 2 moves model artifacts and datasets from schema_version 1 to 2 (tags
 // lowercase and unique), 3 gives jobs cancelled before the cancelled
 // status existed that status, 4 merges licenses whose SPDX ids differ
-// only in spelling into the canonical one.
+// only in spelling into the canonical one, 5 gives inventory versions
+// published before content digests their digest.
 //
 // # Records
 //

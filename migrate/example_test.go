@@ -59,12 +59,14 @@ func ExampleRunner_Up() {
 	// would apply 2 tags lowercase and unique (schema_version 1 → 2)
 	// would apply 3 cancelled jobs get the cancelled status
 	// would apply 4 license SPDX ids in canonical spelling
+	// would apply 5 inventory versions get their content digest
 	// would apply 100 seed the default team
-	// applied 5 now at version 100
+	// applied 6 now at version 100
 	// 1 applied
 	// 2 applied
 	// 3 applied
 	// 4 applied
+	// 5 applied
 	// 100 applied
 }
 

@@ -448,7 +448,7 @@ func TestBuiltinTagsTransform(t *testing.T) {
 	r := newRunner(t, db, migrate.Builtin(), nil)
 	rep, err := r.Up(ctx, nil)
 	require.NoError(t, err)
-	require.Equal(t, []int64{1, 2, 3, 4}, versions(rep.Applied))
+	require.Equal(t, []int64{1, 2, 3, 4, 5}, versions(rep.Applied))
 	require.Equal(t, map[string]int64{
 		"model_artifacts_scanned": 8, "model_artifacts_changed": 8, "datasets_scanned": 3, "datasets_changed": 3,
 	}, rep.Applied[1].Counts)
@@ -674,4 +674,38 @@ func TestBuiltinNormalizeSPDXIDsMergesCaseVariants(t *testing.T) {
 		require.NoError(t, err)
 		require.Zero(t, n, "every %s points at the kept MIT", col)
 	}
+}
+
+// TestBuiltinVersionDigests: versions published before digests get the
+// digest of their stored manifest; versions that have one keep it.
+func TestBuiltinVersionDigests(t *testing.T) {
+	t.Parallel()
+	db := harmoniatest.Database(t)
+	ctx := t.Context()
+	versions := db.Collection(harmonia.CollectionVersions)
+	manifest := harmonia.Manifest{
+		Artifacts: []harmonia.ManifestItem{{ID: bson.NewObjectID(), Name: "resnet", Version: "1", SHA256: "ab", SizeBytes: 3, LicenseSPDXID: "MIT"}},
+		Datasets:  []harmonia.ManifestItem{},
+	}
+	old := bson.NewObjectID()
+	_, err := versions.InsertMany(ctx, []any{
+		bson.D{{Key: "_id", Value: old}, {Key: "version_tag", Value: "old"}, {Key: "manifest", Value: manifest}},
+		bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "version_tag", Value: "new"}, {Key: "manifest", Value: manifest}, {Key: "digest", Value: "sha256:kept"}},
+	})
+	require.NoError(t, err)
+	rep, err := newRunner(t, db, migrate.Builtin(), nil).Up(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, map[string]int64{"versions_changed": 1}, rep.Applied[4].Counts)
+	want, err := harmonia.ManifestDigest(manifest)
+	require.NoError(t, err)
+	var got []struct {
+		Tag    string `bson:"version_tag"`
+		Digest string `bson:"digest"`
+	}
+	cur, err := versions.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "version_tag", Value: 1}}))
+	require.NoError(t, err)
+	require.NoError(t, cur.All(ctx, &got))
+	require.Equal(t, "new", got[0].Tag)
+	require.Equal(t, "sha256:kept", got[0].Digest)
+	require.Equal(t, want, got[1].Digest)
 }

@@ -1,0 +1,133 @@
+package harmonia_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/harmonia-ml/harmonia"
+	"github.com/harmonia-ml/harmonia/harmoniatest"
+)
+
+// watched collects what a watch yields in a goroutine of its own until
+// it has seen the move with seq until, or ctx ends.
+type watched struct {
+	events []harmonia.AliasEvent
+	errs   int
+	// first is closed when the first event arrived; done when the watch
+	// ended.
+	first, done chan struct{}
+}
+
+func watch(ctx context.Context, s *harmonia.Store, name string, until int64) *watched {
+	w := &watched{first: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for ev, err := range s.WatchAlias(ctx, name, &harmonia.WatchOpts{Interval: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond}) {
+			if err != nil {
+				w.errs++
+				continue
+			}
+			w.events = append(w.events, ev)
+			if len(w.events) == 1 {
+				close(w.first)
+			}
+			if ev.Seq >= until {
+				return
+			}
+		}
+	}()
+	return w
+}
+
+// TestWatchAliasSeesEachMoveOnceThroughErrors: a watcher started after
+// the first move yields it as the initial event, then each of 50 more
+// moves once, in order, although its finds keep failing with a transient
+// error (HostUnreachable, from the failCommand fail point on the
+// watcher's own client) while the moves happen. Not parallel: the
+// embedded server has one fail point, which another test's would replace.
+func TestWatchAliasSeesEachMoveOnceThroughErrors(t *testing.T) {
+	watcher, failPoint, _ := failPointStore(t)
+	mover := setupOn(t, harmoniatest.Database(t).Client().Database(watcher.db.Name()))
+	mover.versions(t, "v0", "v1", "v2")
+	_, err := mover.store.SetAlias(mover.ctx, "production", "v0", by("init"))
+	require.NoError(t, err)
+
+	const moves = 50
+	// No deadline on ctx: with one, the driver retries a failed find
+	// until the deadline and the watch would never see an error.
+	ctx, cancel := context.WithCancel(watcher.ctx)
+	defer cancel()
+	timeout := time.AfterFunc(2*time.Minute, cancel)
+	defer timeout.Stop()
+	w := watch(ctx, watcher.store, "production", 1+moves)
+	<-w.first
+	for i := range moves {
+		if i%10 == 0 {
+			failPoint(bson.D{{Key: "times", Value: 3}}, bson.D{
+				{Key: "failCommands", Value: bson.A{"find"}}, {Key: "errorCode", Value: 6}})
+		}
+		_, err := mover.store.SetAlias(mover.ctx, "production", fmt.Sprintf("v%d", (i+1)%3), by(fmt.Sprint(i)))
+		require.NoError(t, err)
+		if i%7 == 0 {
+			time.Sleep(10 * time.Millisecond) // let the watcher poll between some of the moves
+		}
+	}
+	<-w.done
+	require.NoError(t, ctx.Err(), "the watcher did not see every move")
+	require.Len(t, w.events, 1+moves)
+	require.True(t, w.events[0].Initial)
+	require.Equal(t, "v0", w.events[0].To)
+	for i, ev := range w.events {
+		require.Equal(t, int64(i+1), ev.Seq, "event %d", i)
+		if i > 0 {
+			require.False(t, ev.Initial)
+			require.Equal(t, fmt.Sprint(i-1), ev.By)
+			require.Equal(t, fmt.Sprintf("v%d", i%3), ev.To)
+			require.Equal(t, w.events[i-1].To, ev.From)
+		}
+	}
+	t.Logf("%d polls failed", w.errs)
+	require.Positive(t, w.errs, "the fail point made some polls fail")
+}
+
+// TestWatchAliasStartsEmptyAndEndsWithContext: a watch of an alias that
+// does not exist yet yields its first move (not as initial), a deletion
+// as a move to nothing, and stops when ctx ends.
+func TestWatchAliasStartsEmptyAndEndsWithContext(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.versions(t, "v1")
+	ctx, cancel := context.WithCancel(b.ctx)
+	w := watch(ctx, b.store, "canary", 1<<62)
+	time.Sleep(30 * time.Millisecond) // the watch has polled an absent alias
+	_, err := b.store.SetAlias(b.ctx, "canary", "v1", by("a"))
+	require.NoError(t, err)
+	_, err = b.store.DeleteAlias(b.ctx, "canary", by("b"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err := b.store.AliasHistory(b.ctx, "canary", harmonia.AliasHistoryFilter{})
+		return err == nil
+	}, time.Second, 10*time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	select {
+	case <-w.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch did not stop when its context ended")
+	}
+	require.Zero(t, w.errs)
+	require.Len(t, w.events, 2)
+	require.False(t, w.events[0].Initial)
+	require.Equal(t, "v1", w.events[0].To)
+	require.Equal(t, "", w.events[1].To)
+	require.Equal(t, "b", w.events[1].By)
+
+	for _, err := range b.store.WatchAlias(b.ctx, "Not Valid", nil) {
+		require.ErrorIs(t, err, harmonia.ErrInvalid)
+	}
+}
