@@ -326,7 +326,7 @@ func TestConcurrentRunnersApplyEachMigrationOnce(t *testing.T) {
 		}
 		require.EqualValues(t, 12, reports[i].Current)
 	}
-	require.Equal(t, map[int64]int{1: 1, 2: 1, 3: 1, 4: 1, 10: 1, 11: 1, 12: 1}, applied)
+	require.Equal(t, map[int64]int{1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 10: 1, 11: 1, 12: 1}, applied)
 	require.Equal(t, map[int64]int{10: 1, 11: 1, 12: 1}, runs(t, db))
 	var first *migrate.Status
 	for i := range runners {
@@ -594,7 +594,7 @@ func TestInterruptedMigrationIsFinishedByTheNextRun(t *testing.T) {
 
 			rep, err := next.Up(t.Context(), nil)
 			require.NoError(t, err)
-			require.Equal(t, []int64{2, 3, 4}, versions(rep.Applied))
+			require.Equal(t, []int64{2, 3, 4, 5}, versions(rep.Applied))
 			require.True(t, rep.Applied[0].Resumed)
 			require.Equal(t, map[string]int64{
 				"model_artifacts_scanned": 15, "model_artifacts_changed": 15, "datasets_scanned": 5, "datasets_changed": 5,
