@@ -48,9 +48,10 @@ func watch(ctx context.Context, s *harmonia.Store, name string, until int64) *wa
 // the first move yields it as the initial event, then each of 50 more
 // moves once, in order, although its finds keep failing with a transient
 // error (HostUnreachable, from the failCommand fail point on the
-// watcher's own client) while the moves happen. Not parallel: the
-// embedded server has one fail point, which another test's would replace.
+// watcher's own client) while the moves happen. failPointStore makes it
+// the fail point's one owner while it runs.
 func TestWatchAliasSeesEachMoveOnceThroughErrors(t *testing.T) {
+	t.Parallel()
 	watcher, failPoint, _ := failPointStore(t)
 	mover := setupOn(t, harmoniatest.Database(t).Client().Database(watcher.db.Name()))
 	mover.versions(t, "v0", "v1", "v2")
