@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -49,11 +50,7 @@ func (s *Service) listArtifacts(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := harmonia.Filter{TagsAny: q["tag"], NamePrefix: q.Get("name_prefix")}
 	var err error
-	if f.Limit, err = intParam(q.Get("limit")); err != nil {
-		s.fail(w, err)
-		return
-	}
-	if f.After, err = idParam("after", q.Get("after"), true); err != nil {
+	if f.Limit, f.After, err = pageParams(q); err != nil {
 		s.fail(w, err)
 		return
 	}
@@ -65,16 +62,11 @@ func (s *Service) listArtifacts(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"artifacts": page.Items, "next": nextCursor(page.Next)})
 }
 
-// listVersions answers GET /versions, newest first.
+// listVersions answers GET /versions?limit=20&after=<id>, newest first.
 func (s *Service) listVersions(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
 	var f harmonia.VersionFilter
 	var err error
-	if f.Limit, err = intParam(q.Get("limit")); err != nil {
-		s.fail(w, err)
-		return
-	}
-	if f.After, err = idParam("after", q.Get("after"), true); err != nil {
+	if f.Limit, f.After, err = pageParams(r.URL.Query()); err != nil {
 		s.fail(w, err)
 		return
 	}
@@ -84,6 +76,16 @@ func (s *Service) listVersions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"versions": page.Items, "next": nextCursor(page.Next)})
+}
+
+// pageParams reads a list's limit and after (the cursor) parameters.
+func pageParams(q url.Values) (int, bson.ObjectID, error) {
+	limit, err := intParam(q.Get("limit"))
+	if err != nil {
+		return 0, bson.NilObjectID, err
+	}
+	after, err := idParam("after", q.Get("after"), true)
+	return limit, after, err
 }
 
 // showVersion answers GET /versions/{tag}: the version and its contents.
