@@ -1,7 +1,8 @@
 // Package inventory ships harmonia's sample inventory: the combined
 // inventory file (combined_inventory.json) with the license texts, dataset
 // and model files it references, whose sizes and sha256 digests match.
-// The quickstart copies it to a temporary directory and imports it.
+// The quickstart and the service copy it to a directory and import it
+// ([Load]).
 package inventory
 
 import "embed"

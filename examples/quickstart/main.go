@@ -25,8 +25,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/harmonia-ml/harmonia/inventoryfile"
-
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/harmonia-ml/harmonia"
@@ -84,20 +82,9 @@ func run(ctx context.Context) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, os.RemoveAll(dir)) }()
-	if err := os.CopyFS(dir, inventory.FS); err != nil {
-		return err
-	}
-	f, err := os.Open(filepath.Join(dir, inventory.FileName))
+	irep, err := inventory.Load(ctx, store, dir)
 	if err != nil {
 		return err
-	}
-	defer f.Close()
-	irep, err := inventoryfile.Import(ctx, store, f, nil)
-	if err != nil {
-		return err
-	}
-	if irep.Rejected() > 0 {
-		return fmt.Errorf("the sample inventory had %d rejected entries: %v", irep.Rejected(), irep.Rejections)
 	}
 	step("imported the sample inventory: %d licenses, %d datasets, %d artifacts, %d versions",
 		irep.Licenses.Inserted, irep.Datasets.Inserted, irep.Artifacts.Inserted, irep.Versions.Inserted)

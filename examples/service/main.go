@@ -32,7 +32,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -40,7 +39,6 @@ import (
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/examples/internal/exampledb"
 	"github.com/harmonia-ml/harmonia/examples/inventory"
-	"github.com/harmonia-ml/harmonia/inventoryfile"
 	"github.com/harmonia-ml/harmonia/migrate"
 )
 
@@ -132,23 +130,9 @@ func run(ctx context.Context, log *slog.Logger, addr, uri, root string, ready ch
 // sampleInventory copies the sample inventory's files under root and, on
 // a database of the example's own, imports its entries.
 func sampleInventory(ctx context.Context, store *harmonia.Store, root string, load bool) error {
-	if err := os.CopyFS(root, inventory.FS); err != nil {
-		return err
-	}
 	if !load {
-		return nil
+		return os.CopyFS(root, inventory.FS)
 	}
-	f, err := os.Open(filepath.Join(root, inventory.FileName))
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	rep, err := inventoryfile.Import(ctx, store, f, nil)
-	if err != nil {
-		return err
-	}
-	if rep.Rejected() > 0 {
-		return fmt.Errorf("the sample inventory had %d rejected entries: %v", rep.Rejected(), rep.Rejections)
-	}
-	return nil
+	_, err := inventory.Load(ctx, store, root)
+	return err
 }
