@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/harmonia-ml/harmonia/internal/devserver"
 )
 
 // EnvEmbedded chooses where the embedded lane's server runs: "process" (a
@@ -94,7 +96,7 @@ func startEmbeddedProcess(ctx context.Context, replSet string) (uri string, stop
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if rest, ok := strings.CutPrefix(sc.Text(), "harmonia-devdb: serving "); ok {
+			if rest, ok := strings.CutPrefix(sc.Text(), devserver.ServingPrefix); ok {
 				found <- strings.Fields(rest)[0]
 				break
 			}

@@ -26,7 +26,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/harmonia-ml/harmonia/embedded"
+	"github.com/harmonia-ml/harmonia/internal/devserver"
 )
 
 func main() {
@@ -37,24 +37,12 @@ func main() {
 }
 
 func run() error {
-	dir := flag.String("dir", "./harmonia-data", "data directory, created if missing; kept across restarts")
-	addr := flag.String("addr", "127.0.0.1:27017", "listen address")
+	dir := flag.String("dir", devserver.DirDefault, "data directory, created if missing; kept across restarts")
+	addr := flag.String("addr", devserver.AddrDefault, "listen address")
 	memory := flag.Bool("memory", false, "keep no data: ignore -dir and discard everything on exit")
 	withStdin := flag.Bool("exit-with-stdin", false, "stop when standard input closes")
 	replSet := flag.String("replset", "", "serve as the primary of a one-member replica set of this name, with transactions")
 	flag.Parse()
-
-	opts := embedded.Options{
-		Dir:        *dir,
-		Addr:       *addr,
-		ReplicaSet: *replSet,
-		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	}
-	where := "data in " + *dir
-	if *memory {
-		opts.Dir, opts.InMemory = "", true
-		where = "data in memory, discarded on exit"
-	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -64,16 +52,8 @@ func run() error {
 			stop()
 		}()
 	}
-
-	srv, err := embedded.Start(ctx, opts)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("harmonia-devdb: serving %s (%s)\n", srv.URI(), where)
-	fmt.Printf("connect with:  mongosh %s\n", srv.URI())
-	fmt.Println("press Ctrl-C to stop")
-
-	<-ctx.Done()
-	fmt.Println("harmonia-devdb: stopping")
-	return srv.Close()
+	return devserver.Serve(ctx, devserver.Options{
+		Dir: *dir, Addr: *addr, Memory: *memory, ReplicaSet: *replSet,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}, os.Stdout)
 }

@@ -1,0 +1,176 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/spf13/cobra"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/harmonia-ml/harmonia"
+)
+
+// verifyItemJSON is one artifact's check in verify --json.
+type verifyItemJSON struct {
+	Artifact  string `json:"artifact"`
+	Path      string `json:"path"`
+	JobID     string `json:"job_id"`
+	OK        bool   `json:"ok"`
+	Status    string `json:"status"`
+	SHA256    string `json:"sha256,omitempty"`
+	SizeBytes int64  `json:"size_bytes,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+// verifyJSON is verify --json.
+type verifyJSON struct {
+	VersionTag     string           `json:"version_tag"`
+	Root           string           `json:"root"`
+	OK             bool             `json:"ok"`
+	Digest         string           `json:"digest"`
+	CurrentDigest  string           `json:"current_digest"`
+	DigestOK       bool             `json:"digest_ok"`
+	Artifacts      []verifyItemJSON `json:"artifacts"`
+	FailedArtifact int              `json:"failed"`
+}
+
+func (a *app) verifyCommand() *cobra.Command {
+	var tag, root string
+	var concurrency int
+	cmd := &cobra.Command{
+		Use:   "verify [--version TAG] --root DIR",
+		Short: "Check a version's files against their recorded size and sha256",
+		Long: `verify checks every artifact of a published version (--version, default
+the latest): it enqueues one validate job per artifact, runs workers in
+this process until they finish, and prints each result. An artifact's file
+is its path under --root. It also recomputes the version's content digest
+from the artifacts as stored now. It exits with code 5 when any file is
+missing or does not match, or the digest drifted; each artifact's
+verified_at or verify_error records the outcome.`,
+		Example: `  harmonia verify --root examples/inventory
+  harmonia verify --version 2026.10.0 --root /srv/models --json`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			store, err := a.storeWithRoot(ctx, root)
+			if err != nil {
+				return err
+			}
+			h, err := harmonia.ValidateHandler(store, root)
+			if err != nil {
+				return err
+			}
+			if tag == "" {
+				v, err := store.LatestVersion(ctx)
+				if err != nil {
+					return err
+				}
+				tag = v.VersionTag
+			}
+			c, err := store.VersionContentsByTag(ctx, tag)
+			if err != nil {
+				return err
+			}
+			dig, err := store.VerifyVersion(ctx, tag)
+			if err != nil {
+				return err
+			}
+			jobs, err := runValidations(ctx, a, store, h, c.Artifacts, concurrency)
+			if err != nil {
+				return err
+			}
+			out := verifyJSON{VersionTag: tag, Root: root, Digest: dig.StoredDigest, CurrentDigest: dig.CurrentDigest, DigestOK: dig.OK(),
+				Artifacts: make([]verifyItemJSON, len(jobs))}
+			for i, j := range jobs {
+				art := c.Artifacts[i]
+				it := verifyItemJSON{Artifact: art.Key(), Path: art.Path, JobID: j.ID.Hex(), Status: string(j.Status), OK: j.Status == harmonia.JobSuccess, Error: j.Error}
+				var res harmonia.VerifyResult
+				if err := j.DecodeResult(&res); err == nil {
+					it.SHA256, it.SizeBytes = res.SHA256, res.SizeBytes
+				}
+				if !it.OK {
+					out.FailedArtifact++
+				}
+				out.Artifacts[i] = it
+			}
+			out.OK = out.FailedArtifact == 0 && out.DigestOK
+			if a.json {
+				if err := a.printJSON(out); err != nil {
+					return err
+				}
+			} else {
+				t := a.newTable("ARTIFACT", "PATH", "RESULT", "DETAIL")
+				for _, it := range out.Artifacts {
+					result, detail := "ok", it.SHA256
+					if !it.OK {
+						result, detail = "FAILED", it.Error
+					}
+					t.row(it.Artifact, it.Path, result, detail)
+				}
+				if err := t.flush(); err != nil {
+					return err
+				}
+				if out.DigestOK {
+					fmt.Fprintf(a.stdout, "digest %s matches the stored artifacts\n", out.Digest)
+				} else {
+					fmt.Fprintf(a.stdout, "digest DRIFT: recorded %s, stored artifacts give %s\n", out.Digest, out.CurrentDigest)
+				}
+			}
+			if !out.OK {
+				return &exitError{code: ExitCheckFailed, msg: fmt.Sprintf("harmonia: verify %s: %d of %d files failed, digest ok: %t",
+					tag, out.FailedArtifact, len(out.Artifacts), out.DigestOK)}
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&tag, "version", "", "version tag to verify (default: the latest published)")
+	fl.StringVar(&root, "root", "", "directory the artifacts' local paths are relative to (required)")
+	fl.IntVar(&concurrency, "concurrency", harmonia.WorkerConcurrencyDefault, "files checked at once")
+	return cmd
+}
+
+// runValidations enqueues one validate job per artifact (one attempt
+// each, ahead of other jobs), runs a worker in this process until every
+// one is final, and returns the jobs in the order of arts.
+func runValidations(ctx context.Context, a *app, store *harmonia.Store, h harmonia.Handler, arts []*harmonia.ModelArtifact, concurrency int) ([]*harmonia.Job, error) {
+	if len(arts) == 0 {
+		return nil, nil
+	}
+	params := make([]harmonia.EnqueueParams, len(arts))
+	for i, art := range arts {
+		params[i] = harmonia.EnqueueParams{Type: harmonia.JobValidate, Params: &harmonia.ValidateParams{ArtifactID: art.ID},
+			Opts: &harmonia.EnqueueOpts{MaxAttempts: 1, Priority: 100}}
+	}
+	res, err := store.EnqueueMany(ctx, params)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]bson.ObjectID, len(res))
+	for i, r := range res {
+		ids[i] = r.Job.ID
+	}
+	w, err := harmonia.NewWorker(store, &harmonia.WorkerOptions{
+		Handlers:    map[harmonia.JobType]harmonia.Handler{harmonia.JobValidate: h},
+		Concurrency: concurrency, PollInterval: shortWait,
+	})
+	if err != nil {
+		return nil, err
+	}
+	wctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = w.Run(wctx)
+	}()
+	bar := a.newProgress("verify", int64(len(ids)), false)
+	jobs, err := store.WaitJobs(ctx, ids, &harmonia.WaitOpts{Progress: func(finished, total int) {
+		bar.update(int64(finished), fmt.Sprintf("%d of %d files checked", finished, total))
+	}})
+	bar.finish()
+	stop()
+	wg.Wait()
+	return jobs, err
+}

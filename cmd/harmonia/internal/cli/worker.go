@@ -1,0 +1,116 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/harmonia-ml/harmonia"
+)
+
+// handlers returns the built-in handlers that need no code of the
+// caller's (validate and download), rooted at root.
+func handlers(store *harmonia.Store, root string) (map[harmonia.JobType]harmonia.Handler, error) {
+	validate, err := harmonia.ValidateHandler(store, root)
+	if err != nil {
+		return nil, err
+	}
+	download, err := harmonia.DownloadHandler(store, root, nil)
+	if err != nil {
+		return nil, err
+	}
+	return map[harmonia.JobType]harmonia.Handler{harmonia.JobValidate: validate, harmonia.JobDownload: download}, nil
+}
+
+func (a *app) workerCommand() *cobra.Command {
+	var root, id string
+	var types []string
+	var o harmonia.WorkerOptions
+	cmd := &cobra.Command{
+		Use:   "worker --root DIR",
+		Short: "Run jobs (validate, download) until interrupted",
+		Long: `worker claims and runs jobs from the queue until it receives SIGINT or
+SIGTERM, then shuts down gracefully: it stops claiming, lets the running
+handlers finish (up to --shutdown-timeout) and gives the others back to
+the queue. It runs the built-in job types that need no code: validate
+(check an artifact's local file under --root against its size and sha256)
+and download (fetch an artifact's file into --root, checking both).
+Inference jobs need a program of your own (harmonia.InferenceHandler).
+Many workers, on one machine or many, may share a queue.
+
+Note: with the embedded server (no --uri), the worker holds the data
+directory while it runs; run 'harmonia devdb' and point both the worker
+and other commands at it with --uri to use them side by side.`,
+		Example: `  harmonia worker --root /srv/models
+  harmonia worker --root /srv/models --types validate --concurrency 8`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			store, err := a.storeWithRoot(ctx, root)
+			if err != nil {
+				return err
+			}
+			hs, err := handlers(store, root)
+			if err != nil {
+				return err
+			}
+			opts := o
+			opts.ID, opts.Handlers = id, hs
+			for _, t := range types {
+				for _, t := range strings.Split(t, ",") {
+					opts.Types = append(opts.Types, harmonia.JobType(strings.TrimSpace(t)))
+				}
+			}
+			opts.Logger = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			w, err := harmonia.NewWorker(store, &opts)
+			if err != nil {
+				return err
+			}
+			eff := w.Options()
+			names := make([]string, len(eff.Types))
+			for i, t := range eff.Types {
+				names[i] = string(t)
+			}
+			slices.Sort(names)
+			fmt.Fprintf(a.stderr, "worker %s: running %s jobs under %s, %d at a time; stop with Ctrl-C\n",
+				w.ID(), strings.Join(names, ", "), root, eff.Concurrency)
+			if err := w.Run(ctx); err != nil {
+				return err
+			}
+			st := w.Stats()
+			if a.json {
+				return a.printJSON(map[string]any{"worker_id": w.ID(), "claimed": st.Claimed, "succeeded": st.Succeeded,
+					"failed": st.Failed, "released": st.Released, "lease_lost": st.LeaseLost, "panics": st.Panics})
+			}
+			fmt.Fprintf(a.stdout, "worker %s stopped: %d claimed, %d succeeded, %d failed, %d released\n",
+				w.ID(), st.Claimed, st.Succeeded, st.Failed, st.Released)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&root, "root", "", "directory the artifacts' local paths are relative to (required)")
+	fl.StringArrayVar(&types, "types", nil, "job types to run, comma-separated or repeated (default: validate,download)")
+	fl.StringVar(&id, "id", "", "worker id recorded in the jobs it claims (default: host, pid and a random suffix)")
+	fl.IntVar(&o.Concurrency, "concurrency", harmonia.WorkerConcurrencyDefault, "jobs run at once")
+	fl.DurationVar(&o.PollInterval, "poll", harmonia.PollIntervalDefault, "how often an idle worker looks for jobs")
+	fl.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", harmonia.ShutdownTimeoutDefault, "how long a stopping worker waits for running handlers")
+	fl.DurationVar(&o.LeaseDuration, "lease", harmonia.LeaseDurationDefault, "how long a claim holds a job without a heartbeat")
+	return cmd
+}
+
+// storeWithRoot checks the --root flag of a command that runs handlers
+// and returns the run's Store.
+func (a *app) storeWithRoot(ctx context.Context, root string) (*harmonia.Store, error) {
+	if root == "" {
+		return nil, invalidArg("root", "--root DIR is required: the directory the artifacts' paths are relative to")
+	}
+	return a.store(ctx)
+}
+
+// shortWait is the poll interval of the in-process workers of verify.
+const shortWait = 100 * time.Millisecond
