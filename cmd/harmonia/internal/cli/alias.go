@@ -27,9 +27,8 @@ alias actually points.`,
   harmonia alias history production
   harmonia alias watch production`,
 	}
-	cmd.AddCommand(a.aliasSetCommand(), a.aliasGetCommand(), a.aliasListCommand(), a.aliasHistoryCommand(),
+	return group(cmd, a.aliasSetCommand(), a.aliasGetCommand(), a.aliasListCommand(), a.aliasHistoryCommand(),
 		a.aliasDeleteCommand(), a.aliasWatchCommand())
-	return cmd
 }
 
 // aliasJSON is an alias in --json output.

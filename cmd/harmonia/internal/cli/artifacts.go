@@ -18,8 +18,7 @@ func (a *app) artifactsCommand() *cobra.Command {
 		Example: `  harmonia artifacts list --tag vision
   harmonia artifacts list --license Apache-2.0 --name-prefix res --json`,
 	}
-	cmd.AddCommand(a.artifactsListCommand())
-	return cmd
+	return group(cmd, a.artifactsListCommand())
 }
 
 // artifactJSON is one artifact of artifacts list --json.

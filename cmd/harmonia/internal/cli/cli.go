@@ -215,6 +215,15 @@ progress lines otherwise.
 	return root
 }
 
+// group makes cmd a command that only holds subcommands: without one it
+// prints its help, and an unknown one is an error (exit code 2).
+func group(cmd *cobra.Command, subs ...*cobra.Command) *cobra.Command {
+	cmd.Args = cobra.NoArgs
+	cmd.RunE = func(cmd *cobra.Command, args []string) error { return cmd.Help() }
+	cmd.AddCommand(subs...)
+	return cmd
+}
+
 // markStarts makes every command's RunE record that the command's own
 // code runs, after cobra has checked the arguments and flags.
 func (a *app) markStarts(cmd *cobra.Command) {

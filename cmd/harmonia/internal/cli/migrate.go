@@ -27,8 +27,7 @@ automatically.`,
   harmonia migrate down
   harmonia migrate resolve 4`,
 	}
-	cmd.AddCommand(a.migrateUpCommand(), a.migrateDownCommand(), a.migrateStatusCommand(), a.migrateResolveCommand())
-	return cmd
+	return group(cmd, a.migrateUpCommand(), a.migrateDownCommand(), a.migrateStatusCommand(), a.migrateResolveCommand())
 }
 
 // runner returns a migration runner on the run's database.

@@ -21,8 +21,7 @@ first), show one with its contents and content digest, or compare two.`,
   harmonia versions show 2026.11.0
   harmonia versions diff 2026.10.0 2026.11.0 --json`,
 	}
-	cmd.AddCommand(a.versionsListCommand(), a.versionsShowCommand(), a.versionsDiffCommand())
-	return cmd
+	return group(cmd, a.versionsListCommand(), a.versionsShowCommand(), a.versionsDiffCommand())
 }
 
 // versionSummaryJSON is one version of versions list --json.

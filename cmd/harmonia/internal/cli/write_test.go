@@ -1,0 +1,308 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/harmonia-ml/harmonia"
+	"github.com/harmonia-ml/harmonia/harmoniatest"
+)
+
+func TestExitCodes(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.sample()
+
+	// Invalid input: cobra's own refusals and the library's.
+	r := f.fails(ExitInvalid, "versions", "lisst")
+	require.Contains(t, r.stderr, "unknown command")
+	f.fails(ExitInvalid, "versions", "list", "--no-such-flag")
+	r = f.fails(ExitInvalid, "versions", "show")
+	require.Contains(t, r.stderr, "harmonia: command: arguments: harmonia versions show takes 1 argument(s) (TAG), got 0 (invalid)")
+	r = f.fails(ExitInvalid, "publish", "2026.12.0", "--artifact", "bert-base@1.0.0")
+	require.Contains(t, r.stderr, `required flag(s) "by" not set`)
+	r = f.fails(ExitInvalid, "publish", "2026.12.0", "--artifact", "bert-base", "--by", "me")
+	require.Contains(t, r.stderr, `harmonia: command: artifact: "bert-base" is not NAME@VERSION (invalid)`)
+	r = f.fails(ExitInvalid, "jobs", "show", "42")
+	require.Contains(t, r.stderr, "is not a job id")
+	r = f.fails(ExitInvalid, "alias", "set", "Not A Tag", "2026.11.0", "--by", "me")
+	require.Contains(t, r.stderr, "harmonia: alias: name:")
+	r = f.fails(ExitInvalid, "publish", "2026.12.0", "--artifact", "bert-base@1.0.0", "--dataset", "imagenet-mini@2023.2", "--by", "me", "--require-commercial-use")
+	require.Contains(t, r.stderr, "CC-BY-NC-4.0")
+	r = f.fails(ExitInvalid, "import", filepath.Join(t.TempDir(), "missing.json"))
+	require.Contains(t, r.stderr, "harmonia: command: file: cannot open")
+
+	// Not found.
+	r = f.fails(ExitNotFound, "versions", "show", "1999.1.0")
+	require.Contains(t, r.stderr, "harmonia: inventory_version: ")
+	f.fails(ExitNotFound, "versions", "diff", "2026.10.0", "1999.1.0")
+	r = f.fails(ExitNotFound, "publish", "2026.12.0", "--artifact", "nope@1.0.0", "--by", "me")
+	require.Contains(t, r.stderr, "model_artifact")
+	f.fails(ExitNotFound, "alias", "get", "production")
+	f.fails(ExitNotFound, "jobs", "show", bson.NewObjectID().Hex())
+	f.fails(ExitNotFound, "artifacts", "list", "--license", "GPL-3.0-only")
+	f.fails(ExitNotFound, "migrate", "resolve", "99")
+
+	// Conflict: other contents under a published tag; an alias moved by
+	// someone else.
+	r = f.fails(ExitConflict, "publish", "2026.11.0", "--artifact", "bert-base@1.0.0", "--by", "me")
+	require.Contains(t, r.stderr, "2026.11.0")
+	f.ok("alias", "set", "production", "2026.10.0", "--by", "alice")
+	r = f.fails(ExitConflict, "alias", "set", "production", "2026.11.0", "--by", "bob", "--expect", "2026.9.0")
+	require.Contains(t, r.stderr, "2026.10.0", "the conflict names where the alias points")
+
+	// Internal: the server cannot be reached.
+	r = f.fails(ExitInternal, "--uri", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300&connectTimeoutMS=300", "versions", "list")
+	require.Contains(t, r.stderr, "harmonia: ")
+
+	// Check failed is exercised by TestVerifyAndJobs.
+}
+
+func TestPublishAndAliases(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.sample()
+
+	r := f.ok("publish", "2026.12.0", "--artifact", "resnet50@1.3.0", "--artifact", "bert-base@1.0.0",
+		"--dataset", "coco-subset@2024.1", "--by", "release-bot", "--notes", "December")
+	v, err := f.store.GetVersionByTag(t.Context(), "2026.12.0")
+	require.NoError(t, err)
+	require.Contains(t, r.stdout, "2026.12.0 published (2 artifacts, 1 datasets")
+	require.Contains(t, r.stdout, "digest "+v.Digest)
+	var pub publishJSON
+	f.json(&pub, "publish", "2026.12.0", "--artifact", "resnet50@1.3.0", "--artifact", "bert-base@1.0.0",
+		"--dataset", "coco-subset@2024.1", "--by", "release-bot", "--notes", "December")
+	require.False(t, pub.Created, "the same contents again: nothing published")
+	require.Equal(t, v.Digest, pub.Digest)
+	require.Contains(t, f.ok("versions", "show", "2026.12.0").stdout, "digest     "+v.Digest)
+
+	// A watcher started before the moves sees each of them once, in order.
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var watchOut syncBuffer
+	watchDone := make(chan int, 1)
+	go func() {
+		args := append(append([]string{}, f.conn...), "alias", "watch", "production", "--json", "--interval", "50ms")
+		watchDone <- Execute(watchCtx, args, &watchOut, &watchOut, nil)
+	}()
+
+	f.ok("alias", "set", "production", "2026.11.0", "--by", "alice", "--expect-absent")
+	f.ok("alias", "set", "production", "2026.12.0", "--by", "bob", "--expect", "2026.11.0", "--reason", "December rollout")
+	f.ok("alias", "set", "canary", "2026.12.0", "--by", "bob")
+	f.ok("alias", "delete", "canary", "--by", "bob")
+
+	var got aliasJSON
+	f.json(&got, "alias", "get", "production")
+	require.Equal(t, "2026.12.0", got.VersionTag)
+	require.Equal(t, v.Digest, got.Digest)
+	require.Equal(t, "bob", got.UpdatedBy)
+
+	var list struct {
+		Aliases []aliasJSON `json:"aliases"`
+	}
+	f.json(&list, "alias", "list")
+	require.Len(t, list.Aliases, 1, "the deleted canary is not listed")
+
+	var hist struct {
+		Moves []moveJSON `json:"moves"`
+	}
+	f.json(&hist, "alias", "history", "production")
+	require.Len(t, hist.Moves, 2)
+	require.Equal(t, moveJSON{Alias: "production", Seq: 2, From: "2026.11.0", To: "2026.12.0", Digest: v.Digest, By: "bob",
+		At: hist.Moves[1].At, Reason: "December rollout"}, hist.Moves[1])
+	f.golden("alias_history", f.ok("alias", "history", "production").stdout)
+	f.golden("alias_list", f.ok("alias", "list").stdout)
+
+	require.Eventually(t, func() bool { return strings.Count(watchOut.String(), "\n") >= 2 }, time.Minute, 20*time.Millisecond)
+	stopWatch()
+	require.Equal(t, ExitOK, <-watchDone)
+	var seen []string
+	for _, line := range strings.Split(strings.TrimSpace(watchOut.String()), "\n") {
+		var m moveJSON
+		require.NoError(t, json.Unmarshal([]byte(line), &m), line)
+		seen = append(seen, m.From+">"+m.To)
+	}
+	require.Equal(t, []string{">2026.11.0", "2026.11.0>2026.12.0"}, seen)
+}
+
+func TestVerifyAndJobs(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.sample()
+
+	var ok verifyJSON
+	f.json(&ok, "verify", "--root", f.dir)
+	require.True(t, ok.OK)
+	require.Equal(t, "2026.11.0", ok.VersionTag, "the latest version by default")
+	require.Len(t, ok.Artifacts, 4)
+	for _, it := range ok.Artifacts {
+		require.True(t, it.OK, it.Artifact)
+		require.Len(t, it.SHA256, 64)
+	}
+
+	// A changed file fails the check with exit code 5 and names it.
+	require.NoError(t, os.WriteFile(filepath.Join(f.dir, "models", "bert-base-1.0.0.onnx"), []byte("tampered"), 0o644))
+	r := f.fails(ExitCheckFailed, "verify", "--root", f.dir, "--version", "2026.11.0")
+	require.Regexp(t, `bert-base@1\.0\.0\s+models/bert-base-1\.0\.0\.onnx\s+FAILED\s+\S+`, r.stdout)
+	require.Contains(t, r.stderr, "1 of 4 files failed")
+	var bad verifyJSON
+	r = f.fails(ExitCheckFailed, "verify", "--root", f.dir, "--json")
+	require.NoError(t, jsonUnmarshal(r.stdout, &bad))
+	require.Equal(t, 1, bad.FailedArtifact)
+	var failed verifyItemJSON
+	for _, it := range bad.Artifacts {
+		if !it.OK {
+			failed = it
+		}
+	}
+	require.Equal(t, "bert-base@1.0.0", failed.Artifact)
+	require.Equal(t, "failed", failed.Status)
+
+	// The failed check's job: show, retry, cancel.
+	var job jobJSON
+	f.json(&job, "jobs", "show", failed.JobID)
+	require.Equal(t, "validate", job.Type)
+	require.Equal(t, "failed", job.Status)
+	require.Len(t, job.Errors, 1)
+	require.NotEmpty(t, job.Log)
+	require.JSONEq(t, `{"artifact_id": {"$oid": "`+mustArtifact(t, f.store, "bert-base", "1.0.0").Hex()+`"}}`, string(job.Params))
+	require.Contains(t, f.ok("jobs", "show", failed.JobID).stdout, "status      failed")
+
+	var retried struct {
+		Retried string  `json:"retried"`
+		Job     jobJSON `json:"job"`
+	}
+	f.json(&retried, "jobs", "retry", failed.JobID)
+	require.Equal(t, failed.JobID, retried.Retried)
+	require.Equal(t, "pending", retried.Job.Status)
+	require.JSONEq(t, string(job.Params), string(retried.Job.Params))
+	r = f.fails(ExitConflict, "jobs", "retry", ok.Artifacts[0].JobID)
+	require.Contains(t, r.stderr, "only a failed or cancelled job can be retried")
+
+	require.Contains(t, f.ok("jobs", "cancel", retried.Job.ID).stdout, "cancelled")
+	f.fails(ExitConflict, "jobs", "cancel", retried.Job.ID)
+}
+
+func mustArtifact(t *testing.T, store *harmonia.Store, name, version string) bson.ObjectID {
+	t.Helper()
+	a, err := store.GetArtifactByKey(t.Context(), name, version)
+	require.NoError(t, err)
+	return a.ID
+}
+
+func TestWorkerRunsJobsUntilStopped(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.sample()
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	res, err := f.store.Enqueue(ctx, harmonia.JobValidate, &harmonia.ValidateParams{ArtifactID: mustArtifact(t, f.store, "yolo-tiny", "0.9.0")}, nil)
+	require.NoError(t, err)
+
+	workerCtx, stop := context.WithCancel(ctx)
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		args := append(append([]string{}, f.conn...), "worker", "--root", f.dir, "--types", "validate", "--id", "cli-test", "--poll", "50ms")
+		done <- Execute(workerCtx, args, &out, &errOut, nil)
+	}()
+	jobs, err := f.store.WaitJobs(ctx, []bson.ObjectID{res.Job.ID}, nil)
+	require.NoError(t, err)
+	require.Equal(t, harmonia.JobSuccess, jobs[0].Status)
+	require.Equal(t, "cli-test", jobs[0].WorkerID)
+	stop()
+	select {
+	case code := <-done:
+		require.Equal(t, ExitOK, code, errOut.String())
+	case <-ctx.Done():
+		t.Fatal("the worker did not stop when its context ended")
+	}
+	require.Contains(t, errOut.String(), "worker cli-test: running validate jobs under "+f.dir)
+	require.Contains(t, out.String(), "worker cli-test stopped: 1 claimed, 1 succeeded, 0 failed")
+
+	r := f.fails(ExitInvalid, "worker")
+	require.Contains(t, r.stderr, "--root DIR is required")
+	r = f.fails(ExitInvalid, "worker", "--root", f.dir, "--types", "inference")
+	require.Contains(t, r.stderr, `job type "inference" has no handler`)
+}
+
+func TestMigrateCommands(t *testing.T) {
+	t.Parallel()
+	db := harmoniatest.Database(t) // not migrated
+	f := &fixture{t: t, conn: []string{"--uri", harmoniatest.CurrentLane(t).URI, "--db", db.Name()}}
+
+	var st statusJSON
+	f.json(&st, "migrate", "status")
+	require.Equal(t, int64(0), st.Current)
+	require.Equal(t, len(st.Migrations), st.Pending)
+	require.NotEmpty(t, st.Migrations)
+	last := st.Migrations[len(st.Migrations)-1].Version
+
+	var plan reportJSON
+	f.json(&plan, "migrate", "up", "--to", "2", "--dry-run")
+	require.True(t, plan.DryRun)
+	require.Len(t, plan.Planned, 2)
+	require.Empty(t, plan.Applied)
+
+	r := f.ok("migrate", "up", "--to", "2")
+	require.Regexp(t, `(?m)^APPLIED\s+NAME\s+TRANSACTION\s+DURATION$`, r.stdout)
+	require.Contains(t, r.stdout, "current version 2")
+	var rep reportJSON
+	f.json(&rep, "migrate", "up")
+	require.Equal(t, last, rep.Current)
+	require.Len(t, rep.Applied, int(last)-2)
+
+	f.json(&st, "migrate", "status")
+	require.Equal(t, last, st.Current)
+	require.Equal(t, 0, st.Pending)
+	require.Nil(t, st.Lock)
+	require.Contains(t, f.ok("migrate", "up", "--dry-run").stdout, "nothing to apply")
+
+	r = f.fails(ExitInvalid, "migrate", "down")
+	require.Contains(t, r.stderr, "has no Down function")
+	f.fails(ExitInvalid, "migrate", "up", "--to", "77")
+	f.fails(ExitInvalid, "migrate", "resolve", "two")
+}
+
+func TestDevdbServesUntilStopped(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	devCtx, stop := context.WithCancel(ctx)
+	var out syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Execute(devCtx, []string{"devdb", "--memory", "--addr", "127.0.0.1:0"}, &out, &out, nil)
+	}()
+	var uri string
+	require.Eventually(t, func() bool {
+		for _, line := range strings.Split(out.String(), "\n") {
+			if rest, ok := strings.CutPrefix(line, "harmonia-devdb: serving "); ok {
+				uri = strings.Fields(rest)[0]
+				return true
+			}
+		}
+		return false
+	}, 2*time.Minute, 20*time.Millisecond)
+	require.Contains(t, uri, "replicaSet=rs0")
+
+	f := &fixture{t: t, conn: []string{"--uri", uri}}
+	f.ok("migrate", "up")
+	var list struct {
+		Versions []versionSummaryJSON `json:"versions"`
+	}
+	f.json(&list, "versions", "list")
+	require.Empty(t, list.Versions)
+	stop()
+	require.Equal(t, ExitOK, <-done, out.String())
+	require.Contains(t, out.String(), "harmonia-devdb: stopping")
+}
