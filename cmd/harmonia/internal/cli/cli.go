@@ -33,7 +33,7 @@ const (
 	// else, a data directory in use (harmonia.CodeConflict).
 	ExitConflict = 4
 	// ExitCheckFailed: a check ran and found a problem: verify found a
-	// file that does not match its artifact.
+	// file that does not match its artifact, or a digest that drifted.
 	ExitCheckFailed = 5
 )
 
@@ -50,7 +50,8 @@ const exitCodesHelp = `Exit codes:
   4  conflict: the command contradicts the stored state (a duplicate, a
      change to published content, an alias moved by someone else, a data
      directory in use by another process)
-  5  check failed: verify found a file that does not match its artifact`
+  5  check failed: verify found a file that does not match its artifact,
+     or a version whose content digest drifted`
 
 // app is one run of the command: its streams, its global flags and the
 // connection it opened, closed when the run ends.
