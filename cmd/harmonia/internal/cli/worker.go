@@ -61,10 +61,8 @@ and other commands at it with --uri to use them side by side.`,
 			}
 			opts := o
 			opts.ID, opts.Handlers = id, hs
-			for _, t := range types {
-				for _, t := range strings.Split(t, ",") {
-					opts.Types = append(opts.Types, harmonia.JobType(strings.TrimSpace(t)))
-				}
+			for _, t := range splitList(types) {
+				opts.Types = append(opts.Types, harmonia.JobType(t))
 			}
 			opts.Logger = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			w, err := harmonia.NewWorker(store, &opts)
@@ -101,6 +99,20 @@ and other commands at it with --uri to use them side by side.`,
 	fl.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", harmonia.ShutdownTimeoutDefault, "how long a stopping worker waits for running handlers")
 	fl.DurationVar(&o.LeaseDuration, "lease", harmonia.LeaseDurationDefault, "how long a claim holds a job without a heartbeat")
 	return cmd
+}
+
+// splitList flattens the values of a repeatable flag that also takes
+// comma-separated lists, dropping empty items.
+func splitList(values []string) []string {
+	var out []string
+	for _, v := range values {
+		for _, item := range strings.Split(v, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				out = append(out, item)
+			}
+		}
+	}
+	return out
 }
 
 // storeWithRoot checks the --root flag of a command that runs handlers
