@@ -47,7 +47,9 @@ this process until they finish, and prints each result. An artifact's file
 is its path under --root. It also recomputes the version's content digest
 from the artifacts as stored now. It exits with code 5 when any file is
 missing or does not match, or the digest drifted; each artifact's
-verified_at or verify_error records the outcome.`,
+verified_at or verify_error records the outcome. Its jobs go ahead of
+the queue (priority 100); while they run, its worker may also take other
+pending validate jobs of the queue, checked under the same --root.`,
 		Example: `  harmonia verify --root examples/inventory
   harmonia verify --version 2026.10.0 --root /srv/models --json`,
 		Args: exactArgs(),
