@@ -60,21 +60,15 @@ func (s *Store) EachArtifact(ctx context.Context, fn func(*ModelArtifact) error)
 }
 
 func each[T any](ctx context.Context, col *mongo.Collection, entity string, fn func(*T) error) error {
-	cur, err := col.Find(ctx, bson.D{}, options.Find().SetBatchSize(1000))
-	if err != nil {
-		return wrapErr(entity, "find", err)
-	}
-	defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
-	for cur.Next(ctx) {
-		v := new(T)
-		if err := cur.Decode(v); err != nil {
-			return wrapErr(entity, "decode", err)
+	for v, err := range scanFilter[T](ctx, col, entity, bson.D{}, nil, 1000) {
+		if err != nil {
+			return err
 		}
 		if err := fn(v); err != nil {
 			return err
 		}
 	}
-	return wrapErr(entity, "read", cur.Err())
+	return nil
 }
 
 // InsertLicenses inserts new licenses, as [Store.CreateLicense] does one,

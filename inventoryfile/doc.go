@@ -1,4 +1,4 @@
-// Package inventoryfile reads (and will write) the combined inventory
+// Package inventoryfile reads and writes the combined inventory
 // file, harmonia's exchange format (see "The file format" below): one JSON
 // document of licenses, datasets, artifacts and versions that reference
 // each other by natural key. It writes only through [harmonia.Store]
@@ -80,6 +80,23 @@
 // used: every document is compared with every key), so reading per
 // batch would grow with the square of the collection, while the whole
 // collection streams in about 0.5 s.
+//
+// # Exporting
+//
+// [Export] writes the inventory, or one version with what it needs, in
+// the same format, streaming and canonical: the same data gives the same
+// bytes (entries sorted by key, fixed field order and indentation, empty
+// optional fields left out), so that a file can be kept under version
+// control and reviewed as a diff, and importing an export into an empty
+// database and exporting again gives identical bytes:
+//
+//	f, err := os.Create("inventory.json")
+//	report, err := inventoryfile.Export(ctx, store, f, &inventoryfile.ExportOptions{
+//		Version: "2026.11.0", // or "" for everything
+//	})
+//
+// Digests survive the trip: a version imported from an export has the
+// digest it had where it was exported (the digest covers no ids).
 //
 // # Hostile input
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"os"
 	"strings"
 
 	"github.com/harmonia-ml/harmonia/internal/docdb"
@@ -70,4 +71,52 @@ func ExampleImport_dryRun() {
 	// Output:
 	// dry run: true, licenses {Inserted:1 Updated:0 Unchanged:0 Rejected:0}, artifacts {Inserted:1 Updated:0 Unchanged:0 Rejected:1}
 	//   rejected: artifacts[0] resnet50@1.2.0: size_bytes: must be a whole number, not number 1.5
+}
+
+// Export writes the inventory back out in canonical form: sorted by key,
+// indented, empty optional fields left out. The same data always gives
+// the same bytes.
+func ExampleExport() {
+	ctx := context.Background()
+	store, done := docdb.Store(ctx, nil)
+	defer done()
+	const inventory = `{"format_version": 1,
+	  "licenses": [{"spdx_id": "mit", "commercial_use": true}],
+	  "artifacts": [{"name": "resnet50", "version": "1.2.0", "path": "models/resnet50.onnx", "size_bytes": 102400,
+	    "hashes": {"sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}, "license": "MIT",
+	    "created_at": "2026-10-01T12:00:00Z"}]}`
+	if _, err := inventoryfile.Import(ctx, store, strings.NewReader(inventory), nil); err != nil {
+		log.Fatal(err)
+	}
+	rep, err := inventoryfile.Export(ctx, store, os.Stdout, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%d artifact, %d bytes\n", rep.Artifacts, rep.Bytes)
+	// Output:
+	// {
+	//   "format_version": 1,
+	//   "licenses": [
+	//     {
+	//       "spdx_id": "MIT",
+	//       "commercial_use": true
+	//     }
+	//   ],
+	//   "datasets": [],
+	//   "artifacts": [
+	//     {
+	//       "name": "resnet50",
+	//       "version": "1.2.0",
+	//       "path": "models/resnet50.onnx",
+	//       "size_bytes": 102400,
+	//       "hashes": {
+	//         "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	//       },
+	//       "license": "MIT",
+	//       "created_at": "2026-10-01T12:00:00Z"
+	//     }
+	//   ],
+	//   "versions": []
+	// }
+	// 1 artifact, 479 bytes
 }

@@ -318,9 +318,9 @@ func importErrf(field, format string, args ...any) *harmonia.Error {
 // License is a license entry of the file.
 type License struct {
 	SPDXID        string `json:"spdx_id"`
-	TextPath      string `json:"text_path"`
+	TextPath      string `json:"text_path,omitempty"`
 	CommercialUse bool   `json:"commercial_use"`
-	Notes         string `json:"notes"`
+	Notes         string `json:"notes,omitempty"`
 }
 
 // Hashes holds the digests of a dataset or artifact entry.
@@ -336,10 +336,10 @@ type Dataset struct {
 	Path      string   `json:"path"`
 	SizeBytes int64    `json:"size_bytes"`
 	Hashes    Hashes   `json:"hashes"`
-	License   string   `json:"license"`
-	Tags      []string `json:"tags"`
-	Notes     string   `json:"notes"`
-	CreatedBy string   `json:"created_by"`
+	License   string   `json:"license,omitempty"`
+	Tags      []string `json:"tags,omitempty"`
+	Notes     string   `json:"notes,omitempty"`
+	CreatedBy string   `json:"created_by,omitempty"`
 }
 
 // Artifact is an artifact entry of the file: a dataset's fields, the
@@ -351,12 +351,12 @@ type Artifact struct {
 	Path      string   `json:"path"`
 	SizeBytes int64    `json:"size_bytes"`
 	Hashes    Hashes   `json:"hashes"`
-	License   string   `json:"license"`
-	Tags      []string `json:"tags"`
-	Notes     string   `json:"notes"`
-	CreatedBy string   `json:"created_by"`
-	Datasets  []string `json:"datasets"`
-	CreatedAt string   `json:"created_at"`
+	License   string   `json:"license,omitempty"`
+	Tags      []string `json:"tags,omitempty"`
+	Notes     string   `json:"notes,omitempty"`
+	CreatedBy string   `json:"created_by,omitempty"`
+	Datasets  []string `json:"datasets,omitempty"`
+	CreatedAt string   `json:"created_at,omitempty"`
 }
 
 // Version is a version entry of the file: its artifacts and datasets as
@@ -364,10 +364,10 @@ type Artifact struct {
 type Version struct {
 	VersionTag  string   `json:"version_tag"`
 	Artifacts   []string `json:"artifacts"`
-	Datasets    []string `json:"datasets"`
+	Datasets    []string `json:"datasets,omitempty"`
 	PublishedBy string   `json:"published_by"`
 	PublishedAt string   `json:"published_at"`
-	Notes       string   `json:"notes"`
+	Notes       string   `json:"notes,omitempty"`
 }
 
 // keyHash is the first 16 bytes of the SHA-256 of a natural key.

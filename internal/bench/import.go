@@ -114,7 +114,7 @@ type HeapMeasurement struct {
 // PeakMiB returns Peak in MiB.
 func (h *HeapMeasurement) PeakMiB() float64 { return float64(h.Peak) / (1 << 20) }
 
-// heapSamplePeriod is how often MeasureDryRunHeap samples the heap.
+// heapSamplePeriod is how often MeasureHeap samples the heap.
 const heapSamplePeriod = time.Millisecond
 
 // MeasureDryRunHeap generates an inventory of about size bytes into dir
@@ -138,15 +138,28 @@ func MeasureDryRunHeap(ctx context.Context, store *harmonia.Store, dir string, s
 		return nil, fmt.Errorf("rewind the file: %w", err)
 	}
 	h := &HeapMeasurement{FileBytes: g.Bytes, Entries: g.Licenses + g.Datasets + g.Artifacts + g.Versions}
+	h.Baseline, h.Peak, h.Duration, err = MeasureHeap(func() error {
+		var err error
+		h.Report, err = inventoryfile.Import(ctx, store, f, &inventoryfile.ImportOptions{DryRun: true})
+		return err
+	})
+	return h, err
+}
+
+// MeasureHeap runs fn, sampling the process's heap in use every
+// millisecond, and returns the heap in use before it (after a
+// collection), the largest seen while it ran, and how long it took.
+func MeasureHeap(fn func() error) (baseline, peak uint64, took time.Duration, err error) {
 	runtime.GC()
-	h.Baseline = heapInuse()
+	baseline = heapInuse()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	var sampled uint64
 	wg.Go(func() {
 		t := time.NewTicker(heapSamplePeriod)
 		defer t.Stop()
 		for {
-			h.Peak = max(h.Peak, heapInuse())
+			sampled = max(sampled, heapInuse())
 			select {
 			case <-stop:
 				return
@@ -155,12 +168,11 @@ func MeasureDryRunHeap(ctx context.Context, store *harmonia.Store, dir string, s
 		}
 	})
 	start := time.Now()
-	h.Report, err = inventoryfile.Import(ctx, store, f, &inventoryfile.ImportOptions{DryRun: true})
-	h.Duration = time.Since(start)
+	err = fn()
+	took = time.Since(start)
 	close(stop)
 	wg.Wait()
-	h.Peak = max(h.Peak, heapInuse())
-	return h, err
+	return baseline, max(sampled, heapInuse()), took, err
 }
 
 // heapInuse reads the runtime's HeapInuse: heap spans in use, objects
