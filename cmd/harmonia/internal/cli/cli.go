@@ -202,6 +202,7 @@ progress lines otherwise.
 	root.AddCommand(
 		a.migrateCommand(),
 		a.importCommand(),
+		a.exportCommand(),
 
 		a.publishCommand(),
 		a.versionsCommand(),

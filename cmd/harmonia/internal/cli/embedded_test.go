@@ -24,11 +24,7 @@ func TestEmbeddedDataKeepsTheInventoryAcrossInvocations(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "harmonia-data")
 	f := dataFixture(t, data)
 	f.ok("import", sampleFile)
-	var list struct {
-		Versions []versionSummaryJSON `json:"versions"`
-	}
-	f.json(&list, "versions", "list")
-	require.Len(t, list.Versions, 2)
+	require.Len(t, f.versions(), 2)
 	require.Contains(t, f.ok("versions", "diff", "2026.10.0", "2026.11.0").stdout, "yolo-tiny")
 	var st statusJSON
 	f.json(&st, "migrate", "status")

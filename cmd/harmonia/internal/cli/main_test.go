@@ -149,3 +149,14 @@ func (f *fixture) golden(name, got string) {
 	require.NoError(t, err, "run go test -update to create it")
 	require.Equal(t, string(want), got, "golden file %s (go test -update rewrites it)", path)
 }
+
+// versions runs versions list --json and returns the versions, newest
+// first.
+func (f *fixture) versions() []versionSummaryJSON {
+	f.t.Helper()
+	var list struct {
+		Versions []versionSummaryJSON `json:"versions"`
+	}
+	f.json(&list, "versions", "list")
+	return list.Versions
+}

@@ -51,19 +51,16 @@ func TestReadCommandsJSON(t *testing.T) {
 	f := setup(t)
 	f.sample()
 
-	var list struct {
-		Versions []versionSummaryJSON `json:"versions"`
-	}
-	f.json(&list, "versions", "list")
-	require.Len(t, list.Versions, 2)
-	require.Equal(t, "2026.11.0", list.Versions[0].VersionTag)
-	require.Equal(t, "2026.10.0", list.Versions[1].VersionTag)
-	require.Equal(t, 4, list.Versions[0].Artifacts)
-	require.Regexp(t, `^sha256:[0-9a-f]{64}$`, list.Versions[0].Digest)
+	versions := f.versions()
+	require.Len(t, versions, 2)
+	require.Equal(t, "2026.11.0", versions[0].VersionTag)
+	require.Equal(t, "2026.10.0", versions[1].VersionTag)
+	require.Equal(t, 4, versions[0].Artifacts)
+	require.Regexp(t, `^sha256:[0-9a-f]{64}$`, versions[0].Digest)
 
 	var show versionJSON
 	f.json(&show, "versions", "show", "2026.11.0")
-	require.Equal(t, list.Versions[0].Digest, show.Digest, "versions show prints the version's digest")
+	require.Equal(t, versions[0].Digest, show.Digest, "versions show prints the version's digest")
 	v, err := f.store.GetVersionByTag(t.Context(), "2026.11.0")
 	require.NoError(t, err)
 	require.Equal(t, v.Digest, show.Digest)

@@ -297,11 +297,7 @@ func TestDevdbServesUntilStopped(t *testing.T) {
 
 	f := &fixture{t: t, conn: []string{"--uri", uri}}
 	f.ok("migrate", "up")
-	var list struct {
-		Versions []versionSummaryJSON `json:"versions"`
-	}
-	f.json(&list, "versions", "list")
-	require.Empty(t, list.Versions)
+	require.Empty(t, f.versions())
 	stop()
 	require.Equal(t, ExitOK, <-done, out.String())
 	require.Contains(t, out.String(), "harmonia-devdb: stopping")
