@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/harmonia-ml/harmonia/internal/bench"
 )
 
 func TestExportRoundTrip(t *testing.T) {
@@ -69,4 +71,34 @@ func TestAcceptanceRoundTripOnDataDirectories(t *testing.T) {
 	require.Len(t, versions, 2)
 	require.Equal(t, "2026.11.0", versions[0].VersionTag)
 	require.Equal(t, "2026.10.0", versions[1].VersionTag)
+}
+
+// A generated inventory of thousands of entries goes through several
+// batches and progress lines, and round-trips too.
+func TestExportRoundTripGenerated(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	gen, a, b := filepath.Join(dir, "gen.json"), filepath.Join(dir, "a.json"), filepath.Join(dir, "b.json")
+	file, err := os.Create(gen)
+	require.NoError(t, err)
+	g, err := bench.GenerateInventory(file, bench.GenerateOptions{Artifacts: 1100, Versions: 2})
+	require.NoError(t, err)
+	require.NoError(t, file.Close())
+
+	f := setup(t)
+	f.ok("import", gen)
+	var rep exportJSON
+	f.json(&rep, "export", "-o", a)
+	require.Equal(t, g.Artifacts, rep.Artifacts)
+	r := f.ok("export", "-o", a)
+	require.Contains(t, r.stderr, "export: artifacts: 1000 entries,", "a progress line after the first thousand")
+
+	h := setup(t)
+	h.ok("import", a)
+	h.ok("export", "-o", b)
+	aBytes, err := os.ReadFile(a)
+	require.NoError(t, err)
+	bBytes, err := os.ReadFile(b)
+	require.NoError(t, err)
+	require.True(t, string(aBytes) == string(bBytes), "the second export differs from the first")
 }
