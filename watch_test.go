@@ -3,11 +3,14 @@ package harmonia_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/harmoniatest"
@@ -17,7 +20,7 @@ import (
 // it has seen the move with seq until, or ctx ends.
 type watched struct {
 	events []harmonia.AliasEvent
-	errs   int
+	errs   atomic.Int64
 	// first is closed when the first event arrived; done when the watch
 	// ended.
 	first, done chan struct{}
@@ -29,7 +32,7 @@ func watch(ctx context.Context, s *harmonia.Store, name string, until int64) *wa
 		defer close(w.done)
 		for ev, err := range s.WatchAlias(ctx, name, &harmonia.WatchOpts{Interval: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond}) {
 			if err != nil {
-				w.errs++
+				w.errs.Add(1)
 				continue
 			}
 			w.events = append(w.events, ev)
@@ -80,6 +83,15 @@ func TestWatchAliasSeesEachMoveOnceThroughErrors(t *testing.T) {
 	}
 	<-w.done
 	require.NoError(t, ctx.Err(), "the watcher did not see every move")
+	requireMovesInOrder(t, w, moves)
+	t.Logf("%d polls failed", w.errs.Load())
+	require.Positive(t, w.errs.Load(), "the fail point made some polls fail")
+}
+
+// requireMovesInOrder checks that a watch saw the initial event then each
+// of moves moves once, in order, as the watch tests make them.
+func requireMovesInOrder(t *testing.T, w *watched, moves int) {
+	t.Helper()
 	require.Len(t, w.events, 1+moves)
 	require.True(t, w.events[0].Initial)
 	require.Equal(t, "v0", w.events[0].To)
@@ -92,8 +104,52 @@ func TestWatchAliasSeesEachMoveOnceThroughErrors(t *testing.T) {
 			require.Equal(t, w.events[i-1].To, ev.From)
 		}
 	}
-	t.Logf("%d polls failed", w.errs)
-	require.Positive(t, w.errs, "the fail point made some polls fail")
+}
+
+// TestWatchAliasThroughServerRestart: a watcher sees each of 50 moves
+// once, in order, although the server stops (the watcher's polls fail
+// meanwhile) and starts again on the same address and data after the
+// 25th. The server is the test's own, of the lane's topology.
+func TestWatchAliasThroughServerRestart(t *testing.T) {
+	t.Parallel()
+	srv := harmoniatest.RestartableServer(t)
+	connect := func(selection time.Duration) *mongo.Database {
+		c, err := mongo.Connect(options.Client().ApplyURI(srv.URI()).SetServerSelectionTimeout(selection))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Disconnect(context.Background()) })
+		return c.Database("watch_restart")
+	}
+	mover := setupOn(t, connect(time.Minute))
+	watcher := setupOn(t, connect(500*time.Millisecond)) // polls fail fast while the server is down
+	mover.versions(t, "v0", "v1", "v2")
+	_, err := mover.store.SetAlias(mover.ctx, "production", "v0", by("init"))
+	require.NoError(t, err)
+
+	const moves = 50
+	ctx, cancel := context.WithCancel(watcher.ctx)
+	defer cancel()
+	timeout := time.AfterFunc(3*time.Minute, cancel)
+	defer timeout.Stop()
+	w := watch(ctx, watcher.store, "production", 1+moves)
+	<-w.first
+	for i := range moves {
+		if i == moves/2 {
+			require.NoError(t, srv.Stop())
+			for w.errs.Load() == 0 && ctx.Err() == nil {
+				time.Sleep(10 * time.Millisecond) // until a poll has failed
+			}
+			require.NoError(t, srv.Start(ctx))
+		}
+		_, err := mover.store.SetAlias(mover.ctx, "production", fmt.Sprintf("v%d", (i+1)%3), by(fmt.Sprint(i)))
+		require.NoError(t, err)
+		if i%7 == 0 {
+			time.Sleep(10 * time.Millisecond) // let the watcher poll between some of the moves
+		}
+	}
+	<-w.done
+	require.NoError(t, ctx.Err(), "the watcher did not see every move")
+	requireMovesInOrder(t, w, moves)
+	t.Logf("%d polls failed while the server was down", w.errs.Load())
 }
 
 // TestWatchAliasStartsEmptyAndEndsWithContext: a watch of an alias that
@@ -116,7 +172,7 @@ func TestWatchAliasStartsEmptyAndEndsWithContext(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("the watch did not see the two moves")
 	}
-	require.Zero(t, w.errs)
+	require.Zero(t, w.errs.Load())
 	require.Len(t, w.events, 2)
 	require.False(t, w.events[0].Initial)
 	require.Equal(t, "v1", w.events[0].To)

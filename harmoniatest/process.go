@@ -43,6 +43,36 @@ func embeddedInProcess(getenv func(string) string) bool {
 // empty. The server exits when stop closes its standard input, and also
 // when this process dies.
 func startEmbeddedProcess(ctx context.Context, replSet string) (uri string, stop func() error, err error) {
+	bin, removeBin, err := buildDevDB(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	uri, stopServer, err := runDevDB(ctx, bin, devdbArgs(replSet, "", "127.0.0.1:0"))
+	if err != nil {
+		return "", nil, errors.Join(err, removeBin())
+	}
+	return uri, func() error { return errors.Join(stopServer(), removeBin()) }, nil
+}
+
+// devdbArgs returns harmonia-devdb's arguments: a replica set named
+// replSet unless that is empty, its data in dir (in memory when dir is
+// empty), listening on addr.
+func devdbArgs(replSet, dir, addr string) []string {
+	args := []string{"-addr", addr, "-exit-with-stdin"}
+	if dir == "" {
+		args = append(args, "-memory")
+	} else {
+		args = append(args, "-dir", dir)
+	}
+	if replSet != "" {
+		args = append(args, "-replset", replSet)
+	}
+	return args
+}
+
+// buildDevDB builds harmonia-devdb without the race detector into a new
+// temporary directory; remove deletes it.
+func buildDevDB(ctx context.Context) (bin string, remove func() error, err error) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		return "", nil, fmt.Errorf("process mode needs the go command: %w", err)
@@ -51,21 +81,20 @@ func startEmbeddedProcess(ctx context.Context, replSet string) (uri string, stop
 	if err != nil {
 		return "", nil, err
 	}
-	defer func() {
-		if err != nil {
-			_ = os.RemoveAll(dir)
-		}
-	}()
-	bin := filepath.Join(dir, "harmonia-devdb")
+	remove = func() error { return os.RemoveAll(dir) }
+	bin = filepath.Join(dir, "harmonia-devdb")
 	build := exec.CommandContext(ctx, goTool, "build", "-o", bin, devdbPackage)
 	if out, err := build.CombinedOutput(); err != nil {
-		return "", nil, fmt.Errorf("go build %s: %w\n%s", devdbPackage, err, out)
+		return "", nil, errors.Join(fmt.Errorf("go build %s: %w\n%s", devdbPackage, err, out), remove())
 	}
+	return bin, remove, nil
+}
 
-	args := []string{"-memory", "-addr", "127.0.0.1:0", "-exit-with-stdin"}
-	if replSet != "" {
-		args = append(args, "-replset", replSet)
-	}
+// runDevDB starts the harmonia-devdb binary bin with args (which must
+// include -exit-with-stdin) and returns its URI once it serves. stop
+// closes its standard input and waits for it to exit (killing it after
+// 30 seconds).
+func runDevDB(ctx context.Context, bin string, args []string) (uri string, stop func() error, err error) {
 	cmd := exec.Command(bin, args...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -84,12 +113,13 @@ func startEmbeddedProcess(ctx context.Context, replSet string) (uri string, stop
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		select {
-		case <-done:
+		case err := <-done:
+			return err
 		case <-time.After(30 * time.Second):
 			_ = cmd.Process.Kill()
 			<-done
+			return errors.New("harmonia-devdb did not stop within 30 seconds of its input closing; killed")
 		}
-		return os.RemoveAll(dir)
 	}
 
 	found := make(chan string, 1)
