@@ -57,24 +57,40 @@ func TestWatchAliasSeesEachMoveOnceThroughErrors(t *testing.T) {
 	t.Parallel()
 	watcher, failPoint, _ := failPointStore(t)
 	mover := setupOn(t, harmoniatest.Database(t).Client().Database(watcher.db.Name()))
-	mover.versions(t, "v0", "v1", "v2")
-	_, err := mover.store.SetAlias(mover.ctx, "production", "v0", by("init"))
-	require.NoError(t, err)
-
-	const moves = 50
-	// No deadline on ctx: with one, the driver retries a failed find
-	// until the deadline and the watch would never see an error.
-	ctx, cancel := context.WithCancel(watcher.ctx)
-	defer cancel()
-	timeout := time.AfterFunc(2*time.Minute, cancel)
-	defer timeout.Stop()
-	w := watch(ctx, watcher.store, "production", 1+moves)
-	<-w.first
-	for i := range moves {
+	w := watchMoves(t, mover, watcher, func(_ context.Context, i int, _ *watched) {
 		if i%10 == 0 {
 			failPoint(bson.D{{Key: "times", Value: 3}}, bson.D{
 				{Key: "failCommands", Value: bson.A{"find"}}, {Key: "errorCode", Value: 6}})
 		}
+	})
+	t.Logf("%d polls failed", w.errs.Load())
+	require.Positive(t, w.errs.Load(), "the fail point made some polls fail")
+}
+
+// watchedMoves is how many moves watchMoves makes.
+const watchedMoves = 50
+
+// watchMoves publishes v0, v1 and v2 with mover, points "production" at
+// v0, starts a watch of it with watcher, then moves it watchedMoves times
+// (v1, v2, v0, …), calling before ahead of each move. It checks that the
+// watch saw the initial event then each move once, in order, and returns
+// it.
+func watchMoves(t *testing.T, mover, watcher *bundle, before func(ctx context.Context, i int, w *watched)) *watched {
+	t.Helper()
+	mover.versions(t, "v0", "v1", "v2")
+	_, err := mover.store.SetAlias(mover.ctx, "production", "v0", by("init"))
+	require.NoError(t, err)
+
+	// No deadline on ctx: with one, the driver retries a failed find
+	// until the deadline and the watch would never see an error.
+	ctx, cancel := context.WithCancel(watcher.ctx)
+	defer cancel()
+	timeout := time.AfterFunc(3*time.Minute, cancel)
+	defer timeout.Stop()
+	w := watch(ctx, watcher.store, "production", 1+watchedMoves)
+	<-w.first
+	for i := range watchedMoves {
+		before(ctx, i, w)
 		_, err := mover.store.SetAlias(mover.ctx, "production", fmt.Sprintf("v%d", (i+1)%3), by(fmt.Sprint(i)))
 		require.NoError(t, err)
 		if i%7 == 0 {
@@ -83,16 +99,7 @@ func TestWatchAliasSeesEachMoveOnceThroughErrors(t *testing.T) {
 	}
 	<-w.done
 	require.NoError(t, ctx.Err(), "the watcher did not see every move")
-	requireMovesInOrder(t, w, moves)
-	t.Logf("%d polls failed", w.errs.Load())
-	require.Positive(t, w.errs.Load(), "the fail point made some polls fail")
-}
-
-// requireMovesInOrder checks that a watch saw the initial event then each
-// of moves moves once, in order, as the watch tests make them.
-func requireMovesInOrder(t *testing.T, w *watched, moves int) {
-	t.Helper()
-	require.Len(t, w.events, 1+moves)
+	require.Len(t, w.events, 1+watchedMoves)
 	require.True(t, w.events[0].Initial)
 	require.Equal(t, "v0", w.events[0].To)
 	for i, ev := range w.events {
@@ -104,6 +111,7 @@ func requireMovesInOrder(t *testing.T, w *watched, moves int) {
 			require.Equal(t, w.events[i-1].To, ev.From)
 		}
 	}
+	return w
 }
 
 // TestWatchAliasThroughServerRestart: a watcher sees each of 50 moves
@@ -121,34 +129,15 @@ func TestWatchAliasThroughServerRestart(t *testing.T) {
 	}
 	mover := setupOn(t, connect(time.Minute))
 	watcher := setupOn(t, connect(500*time.Millisecond)) // polls fail fast while the server is down
-	mover.versions(t, "v0", "v1", "v2")
-	_, err := mover.store.SetAlias(mover.ctx, "production", "v0", by("init"))
-	require.NoError(t, err)
-
-	const moves = 50
-	ctx, cancel := context.WithCancel(watcher.ctx)
-	defer cancel()
-	timeout := time.AfterFunc(3*time.Minute, cancel)
-	defer timeout.Stop()
-	w := watch(ctx, watcher.store, "production", 1+moves)
-	<-w.first
-	for i := range moves {
-		if i == moves/2 {
+	w := watchMoves(t, mover, watcher, func(ctx context.Context, i int, w *watched) {
+		if i == watchedMoves/2 {
 			require.NoError(t, srv.Stop())
 			for w.errs.Load() == 0 && ctx.Err() == nil {
 				time.Sleep(10 * time.Millisecond) // until a poll has failed
 			}
 			require.NoError(t, srv.Start(ctx))
 		}
-		_, err := mover.store.SetAlias(mover.ctx, "production", fmt.Sprintf("v%d", (i+1)%3), by(fmt.Sprint(i)))
-		require.NoError(t, err)
-		if i%7 == 0 {
-			time.Sleep(10 * time.Millisecond) // let the watcher poll between some of the moves
-		}
-	}
-	<-w.done
-	require.NoError(t, ctx.Err(), "the watcher did not see every move")
-	requireMovesInOrder(t, w, moves)
+	})
 	t.Logf("%d polls failed while the server was down", w.errs.Load())
 }
 
