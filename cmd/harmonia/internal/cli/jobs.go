@@ -26,7 +26,7 @@ that failed or was cancelled.`,
   harmonia jobs cancel 6743a1f0c2a4b5d6e7f80912
   harmonia jobs retry 6743a1f0c2a4b5d6e7f80912`,
 	}
-	return group(cmd, a.jobsShowCommand(), a.jobsCancelCommand(), a.jobsRetryCommand())
+	return group(cmd, a.jobsListCommand(), a.jobsShowCommand(), a.jobsCancelCommand(), a.jobsRetryCommand())
 }
 
 // storeAndJobID parses a job id argument and returns the run's Store.
