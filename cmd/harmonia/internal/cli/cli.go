@@ -90,8 +90,11 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 	}
 	code := a.exitCode(err)
 	fmt.Fprintln(stderr, errorText(err))
-	if code == ExitInvalid && !a.started {
+	switch {
+	case code == ExitInvalid && !a.started:
 		fmt.Fprintln(stderr, "Run 'harmonia --help' or 'harmonia COMMAND --help' for usage.")
+	case errors.Is(err, harmonia.ErrIndexesMissing):
+		fmt.Fprintln(stderr, "Run 'harmonia migrate up' once on this database first.")
 	}
 	return code
 }

@@ -271,6 +271,11 @@ func TestMigrateCommands(t *testing.T) {
 	require.Contains(t, r.stderr, "has no Down function")
 	f.fails(ExitInvalid, "migrate", "up", "--to", "77")
 	f.fails(ExitInvalid, "migrate", "resolve", "two")
+
+	// Writes on a database nobody migrated say how to fix it.
+	fresh := &fixture{t: t, conn: []string{"--uri", harmoniatest.CurrentLane(t).URI, "--db", harmoniatest.Database(t).Name()}}
+	r = fresh.fails(ExitInvalid, "import", sampleFile)
+	require.Contains(t, r.stderr, "Run 'harmonia migrate up' once on this database first.")
 }
 
 func TestDevdbServesUntilStopped(t *testing.T) {
