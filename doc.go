@@ -115,7 +115,8 @@
 //
 // The built-in handlers check and fetch artifact files:
 // [ValidateHandler] (size and sha256 of the local file),
-// [DownloadHandler] (fetch, verify, then rename into place) and
+// [DownloadHandler] (fetch from the directories and hosts it allows,
+// verify, then rename into place) and
 // [InferenceHandler] (your function, given the artifact); [HashFile] is
 // their streaming digest.
 //

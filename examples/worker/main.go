@@ -5,6 +5,12 @@
 //
 //	go run ./examples/worker -uri mongodb://localhost:27017 -root /srv/models
 //
+// Download jobs fetch only from the directories and hosts named with
+// -allow-dir and -allow-host (each repeatable); without them every
+// download is refused:
+//
+//	go run ./examples/worker -root /srv/models -allow-dir /srv/incoming -allow-host models.example.com
+//
 // Without -uri (or HARMONIA_MONGODB_URI) it starts an embedded server and,
 // so that there is something to do, enqueues a validate job for a small
 // file it writes under -root.
@@ -33,18 +39,27 @@ func main() {
 	uri := flag.String("uri", "", "MongoDB URI (default $HARMONIA_MONGODB_URI, else an embedded server with a demo job)")
 	root := flag.String("root", "", "directory the handlers read and write artifact files in (default: a temporary one)")
 	concurrency := flag.Int("concurrency", harmonia.WorkerConcurrencyDefault, "jobs run at once")
+	sources := harmonia.DownloadOptions{Client: &http.Client{Timeout: 10 * time.Minute}}
+	flag.Func("allow-dir", "a directory download jobs may read file:// sources from (repeatable; default none)", func(v string) error {
+		sources.AllowedDirs = append(sources.AllowedDirs, v)
+		return nil
+	})
+	flag.Func("allow-host", "a host[:port] download jobs may fetch http(s) sources from (repeatable; default none)", func(v string) error {
+		sources.AllowedHosts = append(sources.AllowedHosts, v)
+		return nil
+	})
 	flag.Parse()
 
 	// SIGINT or SIGTERM cancels ctx: the worker shuts down gracefully.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *uri, *root, *concurrency); err != nil {
+	if err := run(ctx, *uri, *root, *concurrency, &sources); err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, uri, root string, concurrency int) (err error) {
+func run(ctx context.Context, uri, root string, concurrency int, sources *harmonia.DownloadOptions) (err error) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	conn, err := exampledb.Connect(ctx, exampledb.Options{URI: uri})
 	if err != nil {
@@ -74,7 +89,7 @@ func run(ctx context.Context, uri, root string, concurrency int) (err error) {
 	if err != nil {
 		return err
 	}
-	download, err := harmonia.DownloadHandler(store, root, &http.Client{Timeout: 10 * time.Minute})
+	download, err := harmonia.DownloadHandler(store, root, sources)
 	if err != nil {
 		return err
 	}
