@@ -1,6 +1,10 @@
 package harmonia
 
-import "context"
+import (
+	"context"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
 
 // SetPublishStepHook installs a hook that runs before each step of a
 // publish ("insert_pending", "mark_artifacts", "mark_datasets", "flip");
@@ -21,4 +25,11 @@ var PublishSteps = []string{stepInsertPending, stepMarkArtifacts, stepMarkDatase
 // crashed process would. For harmonia's own tests.
 func SetAliasStepHook(s *Store, hook func(ctx context.Context, step string) error) {
 	s.hooks.aliasStep = hook
+}
+
+// SetPruneHook installs a hook that runs in each round of PruneJobs
+// between the read of a batch's ids and its deletes. For harmonia's own
+// tests.
+func SetPruneHook(s *Store, hook func(ctx context.Context, ids []bson.ObjectID)) {
+	s.hooks.pruneRead = hook
 }
