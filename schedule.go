@@ -354,7 +354,7 @@ func (sc *Scheduler) claim(ctx context.Context, name string, start, now time.Tim
 		{Key: "schema_version", Value: SchemaVersion}, {Key: "period", Value: start}, {Key: "done", Value: false},
 		{Key: "token", Value: token}, {Key: "owner", Value: sc.cfg.ID},
 		{Key: "claim_expires_at", Value: now.Add(sc.cfg.ClaimTimeout)}, {Key: "updated_at", Value: now},
-	}}}
+	}}, {Key: "$setOnInsert", Value: bson.D{{Key: "created_at", Value: now}}}}
 	_, err := sc.store.db.Collection(CollectionSchedules).UpdateOne(ctx, filter, update, options.UpdateOne().SetUpsert(true))
 	switch {
 	case mongo.IsDuplicateKeyError(err):

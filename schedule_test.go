@@ -132,6 +132,12 @@ func TestPeriodicTakeOverAfterACrash(t *testing.T) {
 	require.Equal(t, harmonia.SchedulerStats{Checks: 2, Periods: 1, Jobs: 0}, other.Stats(), "taken over, nothing left to enqueue")
 	require.NoError(t, other.Check(b.ctx))
 	require.Equal(t, int64(1), other.Stats().Periods, "a done period is not taken again")
+	var doc bson.M
+	require.NoError(t, b.db.Collection(harmonia.CollectionSchedules).FindOne(b.ctx, bson.D{{Key: "_id", Value: "hourly"}}).Decode(&doc))
+	require.Equal(t, other.ID(), doc["owner"], "the period is recorded as taken over")
+	require.Equal(t, true, doc["done"])
+	require.Contains(t, doc, "created_at")
+	require.Contains(t, doc, "schema_version")
 	require.Equal(t, map[string]int{harmonia.Period{Start: b.clock.Now().Truncate(time.Hour)}.Key("hourly"): 1}, jobsByKey(t, b, noop))
 
 	// Jobs that cannot be built: the period waits for the claim to expire.
