@@ -141,23 +141,37 @@ func lowerAll(tags []string) []string {
 	return out
 }
 
+// findIDs reads the ids of the documents matching filter, at most limit
+// of them, in one command.
+func findIDs(ctx context.Context, col *mongo.Collection, entity string, filter any, limit int) ([]bson.ObjectID, error) {
+	type idOnly struct {
+		ID bson.ObjectID `bson:"_id"`
+	}
+	found, err := findAll[idOnly](ctx, col, entity, filter, limit,
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]bson.ObjectID, len(found))
+	for i, f := range found {
+		ids[i] = f.ID
+	}
+	return ids, nil
+}
+
 // missingIDs returns the ids of ids that have no document in col, with one
 // command.
 func missingIDs(ctx context.Context, col *mongo.Collection, entity string, ids []bson.ObjectID) ([]bson.ObjectID, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	type idOnly struct {
-		ID bson.ObjectID `bson:"_id"`
-	}
-	found, err := findAll[idOnly](ctx, col, entity, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, len(ids),
-		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	found, err := findIDs(ctx, col, entity, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, len(ids))
 	if err != nil {
 		return nil, err
 	}
 	seen := make(map[bson.ObjectID]bool, len(found))
-	for _, f := range found {
-		seen[f.ID] = true
+	for _, id := range found {
+		seen[id] = true
 	}
 	var missing []bson.ObjectID
 	for _, id := range ids {

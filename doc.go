@@ -115,9 +115,18 @@
 //
 // The built-in handlers check and fetch artifact files:
 // [ValidateHandler] (size and sha256 of the local file),
-// [DownloadHandler] (fetch, verify, then rename into place) and
+// [DownloadHandler] (fetch from the directories and hosts it allows,
+// verify, then rename into place) and
 // [InferenceHandler] (your function, given the artifact); [HashFile] is
 // their streaming digest.
+//
+// [Store.ListJobs] pages through jobs by status, type, worker, unique key
+// and creation time. [Store.PruneJobs] deletes finished jobs and their
+// log lines older than a cutoff ([Store.EnsureJobTTL] lets a MongoDB
+// server do it continuously). A [Scheduler] enqueues the jobs of periodic
+// [Schedule]s (an interval or a cron line) once per period across every
+// process that runs one; [AuditSchedule] re-verifies the published
+// artifacts on a schedule.
 //
 // # Migrations
 //

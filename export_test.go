@@ -1,6 +1,10 @@
 package harmonia
 
-import "context"
+import (
+	"context"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
 
 // SetPublishStepHook installs a hook that runs before each step of a
 // publish ("insert_pending", "mark_artifacts", "mark_datasets", "flip");
@@ -21,4 +25,19 @@ var PublishSteps = []string{stepInsertPending, stepMarkArtifacts, stepMarkDatase
 // crashed process would. For harmonia's own tests.
 func SetAliasStepHook(s *Store, hook func(ctx context.Context, step string) error) {
 	s.hooks.aliasStep = hook
+}
+
+// SetPruneHook installs a hook that runs in each round of PruneJobs
+// between the read of a batch's ids and its deletes. For harmonia's own
+// tests.
+func SetPruneHook(s *Store, hook func(ctx context.Context, ids []bson.ObjectID)) {
+	s.hooks.pruneRead = hook
+}
+
+// SetSchedulerAfterEnqueue installs a hook that runs after a scheduler
+// enqueued a period's jobs and before it marks the period done; a hook
+// that calls runtime.Goexit stops there as a crashed process would. For
+// harmonia's own tests.
+func SetSchedulerAfterEnqueue(sc *Scheduler, hook func(name string)) {
+	sc.afterEnqueue = hook
 }

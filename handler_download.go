@@ -3,35 +3,73 @@ package harmonia
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 )
 
+// DownloadOptions says where [DownloadHandler] may fetch from. A nil
+// *DownloadOptions, like the zero value, admits no source at all: every
+// download is refused until directories or hosts are allowed.
+type DownloadOptions struct {
+	// Client fetches http and https sources. The handler works on a copy
+	// whose redirects are checked against AllowedHosts before the
+	// client's own CheckRedirect runs. Defaults to http.DefaultClient.
+	Client *http.Client
+	// AllowedDirs are the directories whose files a file:// source may
+	// name, at any depth. A file is read through [os.Root], so a
+	// symbolic link that leaves its directory is refused, and only
+	// regular files are read. Relative directories are taken from the
+	// working directory when the handler is made; each must exist.
+	// Defaults to none: no file of the local file system is read.
+	AllowedDirs []string
+	// AllowedHosts are the hosts an http or https source, and every
+	// redirect it answers with, may name: "host" admits the host on any
+	// port, "host:port" on that port only (80 for http and 443 for https
+	// when the URL names none). Names are compared as written, without
+	// resolving them: allow names whose addresses you trust. Defaults to
+	// none: nothing is fetched over the network.
+	AllowedHosts []string
+}
+
+// ErrSourceNotAllowed is the cause of the error a download job fails with
+// when its source is outside the handler's DownloadOptions: a file
+// outside AllowedDirs (or reached through a symbolic link that leaves
+// them), a host outside AllowedHosts, or a redirect to one. The job fails
+// for good ([Permanent]) with code [CodeInvalid] and field
+// "params.source". The error says nothing about the target: not whether
+// it exists, nor its size, nor where a link points. Test for it with
+//
+//	errors.Is(err, harmonia.ErrSourceNotAllowed)
+var ErrSourceNotAllowed = errors.New("download source not allowed")
+
 // DownloadHandler returns the handler of [JobDownload] jobs
-// ([DownloadParams]). It fetches the source (file, http or https only;
-// through client, or http.DefaultClient when nil) into a temporary file
-// beside the artifact's local path under root, checking size and sha256
-// as it streams, and renames it into place only when both match; on any
-// failure the temporary file is removed, and an existing file at the
-// path is left as it was. A match sets the artifact's verified_at. The
-// job's result is a [VerifyResult].
+// ([DownloadParams]). It fetches the source, if opts admits it, into a
+// temporary file beside the artifact's local path under root, checking
+// size and sha256 as it streams, and renames it into place only when
+// both match; on any failure the temporary file is removed, and an
+// existing file at the path is left as it was. It reads at most one byte
+// more than the artifact's size from any source. A match sets the
+// artifact's verified_at. The job's result is a [VerifyResult].
 //
-// A file:// source is read wherever it is: root confines what is written,
-// not what is read.
+// Whoever may enqueue jobs chooses the source, so opts confines it: a
+// source outside opts fails with [ErrSourceNotAllowed], and the errors of
+// admitted sources name no sizes or digests of what was read.
 //
-// Errors: [CodeInvalid] when store is nil or root is not a directory.
-func DownloadHandler(store *Store, root string, client *http.Client) (Handler, error) {
+// Errors: [CodeInvalid] when store is nil, root is not a directory, an
+// allowed directory is not one, or an allowed host is not a host name
+// with an optional port.
+func DownloadHandler(store *Store, root string, opts *DownloadOptions) (Handler, error) {
 	root, err := checkHandlerArgs(store, root)
 	if err != nil {
 		return nil, err
 	}
-	if client == nil {
-		client = http.DefaultClient
+	src, err := newSources(opts)
+	if err != nil {
+		return nil, err
 	}
 	return func(ctx context.Context, job *Job, log *JobLogger) (any, error) {
 		var p DownloadParams
@@ -47,53 +85,19 @@ func DownloadHandler(store *Store, root string, client *http.Client) (Handler, e
 			return nil, Permanent(err)
 		}
 		_ = log.Logf(ctx, LevelInfo, "downloading %s into %s, %d bytes", p.Source, rel, a.SizeBytes)
-		src, err := openSource(ctx, client, p.Source, a.SizeBytes)
+		body, err := src.open(ctx, p.Source, a.SizeBytes)
 		if err != nil {
+			_ = log.Log(ctx, LevelError, err.Error())
 			return nil, err
 		}
-		defer src.Close()
-		res, err := fetchInto(ctx, root, rel, src, a)
+		defer body.Close()
+		res, err := fetchInto(ctx, root, rel, body, a)
 		if err != nil {
 			_ = log.Log(ctx, LevelError, err.Error())
 			return nil, err
 		}
 		return markVerified(ctx, store, a, log, res, "size and sha256 match; file in place")
 	}, nil
-}
-
-// openSource opens a download source; want is the expected size.
-func openSource(ctx context.Context, client *http.Client, source string, want int64) (io.ReadCloser, error) {
-	if msg := sourceProblem(source); msg != "" {
-		return nil, Permanent(fmt.Errorf("source %q: %s", source, msg))
-	}
-	u, err := url.Parse(source)
-	if err != nil {
-		return nil, Permanent(err)
-	}
-	if strings.EqualFold(u.Scheme, "file") {
-		return os.Open(filepath.FromSlash(u.Path))
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, source, nil)
-	if err != nil {
-		return nil, Permanent(err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		err := fmt.Errorf("GET %s: %s", source, resp.Status)
-		if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests {
-			return nil, Permanent(err)
-		}
-		return nil, err
-	}
-	if resp.ContentLength >= 0 && resp.ContentLength != want {
-		resp.Body.Close()
-		return nil, fmt.Errorf("size mismatch: %s has %d bytes, want %d", source, resp.ContentLength, want)
-	}
-	return resp.Body, nil
 }
 
 // fetchInto streams src into a temporary file beside rel under root and
@@ -126,10 +130,12 @@ func fetchInto(ctx context.Context, root, rel string, src io.Reader, a *ModelArt
 	switch {
 	case err != nil:
 		return nil, err
-	case n != a.SizeBytes:
-		return nil, fmt.Errorf("size mismatch: the source has %s bytes, want %d", sizeText(n, a.SizeBytes), a.SizeBytes)
+	case n < a.SizeBytes:
+		return nil, fmt.Errorf("size mismatch: the source ended before the artifact's %d bytes", a.SizeBytes)
+	case n > a.SizeBytes:
+		return nil, fmt.Errorf("size mismatch: the source goes on past the artifact's %d bytes", a.SizeBytes)
 	case sum != a.Hashes.SHA256:
-		return nil, fmt.Errorf("sha256 mismatch: the source has %s, want %s", sum, a.Hashes.SHA256)
+		return nil, fmt.Errorf("sha256 mismatch: the source's content does not have the artifact's sha256 %s", a.Hashes.SHA256)
 	}
 	if err := f.Sync(); err != nil {
 		return nil, err
@@ -143,11 +149,4 @@ func fetchInto(ctx context.Context, root, rel string, src io.Reader, a *ModelArt
 		return nil, err
 	}
 	return &VerifyResult{Path: rel, SHA256: sum, SizeBytes: n}, nil
-}
-
-func sizeText(n, want int64) string {
-	if n > want {
-		return fmt.Sprintf("more than %d", want)
-	}
-	return fmt.Sprint(n)
 }

@@ -250,7 +250,8 @@ func TestDownloadHandler(t *testing.T) {
 		{"escaping", filepath.Join(elsewhere, "out.bin"), srv.URL + "/good", harmonia.JobFailed, "escapes the root"},
 	}
 	writeFile(t, filepath.Join(root, "models/flipped.bin"), []byte("previous"))
-	h, err := harmonia.DownloadHandler(b.store, root, srv.Client())
+	h, err := harmonia.DownloadHandler(b.store, root, &harmonia.DownloadOptions{
+		Client: srv.Client(), AllowedDirs: []string{elsewhere}, AllowedHosts: []string{srv.Listener.Addr().String()}})
 	require.NoError(t, err)
 	var ids []bson.ObjectID
 	arts := map[string]*harmonia.ModelArtifact{}

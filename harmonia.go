@@ -134,6 +134,8 @@ type collections struct {
 type testHooks struct {
 	publishStep func(ctx context.Context, step string) error
 	aliasStep   func(ctx context.Context, step string) error
+	// pruneRead runs between PruneJobs's read of a batch and its deletes.
+	pruneRead func(ctx context.Context, ids []bson.ObjectID)
 }
 
 // Open returns a Store over db. It pings the server and detects its

@@ -5,6 +5,16 @@
 //
 //	go run ./examples/worker -uri mongodb://localhost:27017 -root /srv/models
 //
+// Download jobs fetch only from the directories and hosts named with
+// -allow-dir and -allow-host (each repeatable); without them every
+// download is refused:
+//
+//	go run ./examples/worker -root /srv/models -allow-dir /srv/incoming -allow-host models.example.com
+//
+// Every worker process also runs the built-in audit schedule (validate
+// jobs for the published artifacts, daily at 03:00 UTC, enqueued once
+// between all the processes); -audit=false turns it off.
+//
 // Without -uri (or HARMONIA_MONGODB_URI) it starts an embedded server and,
 // so that there is something to do, enqueues a validate job for a small
 // file it writes under -root.
@@ -22,6 +32,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -33,18 +44,28 @@ func main() {
 	uri := flag.String("uri", "", "MongoDB URI (default $HARMONIA_MONGODB_URI, else an embedded server with a demo job)")
 	root := flag.String("root", "", "directory the handlers read and write artifact files in (default: a temporary one)")
 	concurrency := flag.Int("concurrency", harmonia.WorkerConcurrencyDefault, "jobs run at once")
+	audit := flag.Bool("audit", true, "run the built-in audit schedule (once per period across all processes)")
+	sources := harmonia.DownloadOptions{Client: &http.Client{Timeout: 10 * time.Minute}}
+	flag.Func("allow-dir", "a directory download jobs may read file:// sources from (repeatable; default none)", func(v string) error {
+		sources.AllowedDirs = append(sources.AllowedDirs, v)
+		return nil
+	})
+	flag.Func("allow-host", "a host[:port] download jobs may fetch http(s) sources from (repeatable; default none)", func(v string) error {
+		sources.AllowedHosts = append(sources.AllowedHosts, v)
+		return nil
+	})
 	flag.Parse()
 
 	// SIGINT or SIGTERM cancels ctx: the worker shuts down gracefully.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *uri, *root, *concurrency); err != nil {
+	if err := run(ctx, *uri, *root, *concurrency, *audit, &sources); err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, uri, root string, concurrency int) (err error) {
+func run(ctx context.Context, uri, root string, concurrency int, audit bool, sources *harmonia.DownloadOptions) (err error) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	conn, err := exampledb.Connect(ctx, exampledb.Options{URI: uri})
 	if err != nil {
@@ -74,7 +95,7 @@ func run(ctx context.Context, uri, root string, concurrency int) (err error) {
 	if err != nil {
 		return err
 	}
-	download, err := harmonia.DownloadHandler(store, root, &http.Client{Timeout: 10 * time.Minute})
+	download, err := harmonia.DownloadHandler(store, root, sources)
 	if err != nil {
 		return err
 	}
@@ -88,6 +109,16 @@ func run(ctx context.Context, uri, root string, concurrency int) (err error) {
 	})
 	if err != nil {
 		return err
+	}
+	if audit {
+		sc, err := harmonia.NewScheduler(store, &harmonia.SchedulerOptions{
+			Schedules: []harmonia.Schedule{harmonia.AuditSchedule(nil)}, Logger: log})
+		if err != nil {
+			return err
+		}
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = sc.Run(ctx) }) // until ctx is cancelled
+		defer wg.Wait()
 	}
 	log.Info("worker running; Ctrl-C to stop", "id", w.ID(), "server", conn.Lane, "root", root)
 	err = w.Run(ctx) // returns after a graceful shutdown once ctx is cancelled
