@@ -14,13 +14,14 @@ import (
 )
 
 // handlers returns the built-in handlers that need no code of the
-// caller's (validate and download), rooted at root.
-func handlers(store *harmonia.Store, root string) (map[harmonia.JobType]harmonia.Handler, error) {
+// caller's (validate and download), rooted at root; dl says which
+// sources downloads may read.
+func handlers(store *harmonia.Store, root string, dl *harmonia.DownloadOptions) (map[harmonia.JobType]harmonia.Handler, error) {
 	validate, err := harmonia.ValidateHandler(store, root)
 	if err != nil {
 		return nil, err
 	}
-	download, err := harmonia.DownloadHandler(store, root, nil)
+	download, err := harmonia.DownloadHandler(store, root, dl)
 	if err != nil {
 		return nil, err
 	}
@@ -31,6 +32,7 @@ func (a *app) workerCommand() *cobra.Command {
 	var root, id string
 	var types []string
 	var o harmonia.WorkerOptions
+	var dl harmonia.DownloadOptions
 	cmd := &cobra.Command{
 		Use:   "worker --root DIR",
 		Short: "Run jobs (validate, download) until interrupted",
@@ -40,6 +42,10 @@ handlers finish (up to --shutdown-timeout) and gives the others back to
 the queue. It runs the built-in job types that need no code: validate
 (check an artifact's local file under --root against its size and sha256)
 and download (fetch an artifact's file into --root, checking both).
+Downloads read only from the directories given with --allow-dir (file://
+sources) and the hosts given with --allow-host (http and https sources);
+with neither, every download job fails as not allowed: whoever may
+enqueue a job chooses its source.
 Inference jobs need a program of your own (harmonia.InferenceHandler).
 Many workers, on one machine or many, may share a queue.
 
@@ -47,7 +53,8 @@ Note: with the embedded server (no --uri), the worker holds the data
 directory while it runs; run 'harmonia devdb' and point both the worker
 and other commands at it with --uri to use them side by side.`,
 		Example: `  harmonia worker --root /srv/models
-  harmonia worker --root /srv/models --types validate --concurrency 8`,
+  harmonia worker --root /srv/models --types validate --concurrency 8
+  harmonia worker --root /srv/models --allow-host models.example.com --allow-dir /mnt/staging`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -55,7 +62,7 @@ and other commands at it with --uri to use them side by side.`,
 			if err != nil {
 				return err
 			}
-			hs, err := handlers(store, root)
+			hs, err := handlers(store, root, &dl)
 			if err != nil {
 				return err
 			}
@@ -93,6 +100,8 @@ and other commands at it with --uri to use them side by side.`,
 	fl := cmd.Flags()
 	fl.StringVar(&root, "root", "", "directory the artifacts' local paths are relative to (required)")
 	fl.StringArrayVar(&types, "types", nil, "job types to run, comma-separated or repeated (default: validate,download)")
+	fl.StringArrayVar(&dl.AllowedDirs, "allow-dir", nil, "a directory whose files download jobs may read (file:// sources; repeatable)")
+	fl.StringArrayVar(&dl.AllowedHosts, "allow-host", nil, "a host, or host:port, download jobs may fetch from (http and https sources; repeatable)")
 	fl.StringVar(&id, "id", "", "worker id recorded in the jobs it claims (default: host, pid and a random suffix)")
 	fl.IntVar(&o.Concurrency, "concurrency", harmonia.WorkerConcurrencyDefault, "jobs run at once")
 	fl.DurationVar(&o.PollInterval, "poll", harmonia.PollIntervalDefault, "how often an idle worker looks for jobs")

@@ -235,6 +235,48 @@ func TestWorkerRunsJobsUntilStopped(t *testing.T) {
 	require.Contains(t, r.stderr, `job type "inference" has no handler`)
 }
 
+func TestWorkerDownloadsOnlyFromAllowedDirs(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.sample()
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	root := t.TempDir() // where the files are downloaded to
+	enqueue := func(name, version string) bson.ObjectID {
+		file := "file://" + filepath.ToSlash(filepath.Join(f.dir, "models", name+"-"+version+".onnx"))
+		res, err := f.store.Enqueue(ctx, harmonia.JobDownload, &harmonia.DownloadParams{ArtifactID: mustArtifact(t, f.store, name, version), Source: file},
+			&harmonia.EnqueueOpts{MaxAttempts: 1})
+		require.NoError(t, err)
+		return res.Job.ID
+	}
+	runUntil := func(id bson.ObjectID, extra ...string) *harmonia.Job {
+		workerCtx, stop := context.WithCancel(ctx)
+		done := make(chan int, 1)
+		var out syncBuffer
+		go func() {
+			args := append(append(append([]string{}, f.conn...), "worker", "--root", root, "--types", "download", "--poll", "50ms"), extra...)
+			done <- Execute(workerCtx, args, &out, &out, nil)
+		}()
+		jobs, err := f.store.WaitJobs(ctx, []bson.ObjectID{id}, nil)
+		require.NoError(t, err)
+		stop()
+		require.Equal(t, ExitOK, <-done, out.String())
+		return jobs[0]
+	}
+
+	refused := runUntil(enqueue("yolo-tiny", "0.9.0"))
+	require.Equal(t, harmonia.JobFailed, refused.Status)
+	require.Contains(t, refused.Error, "params.source: the file is not under the download handler's allowed directories")
+
+	fetched := runUntil(enqueue("bert-base", "1.0.0"), "--allow-dir", f.dir)
+	require.Equal(t, harmonia.JobSuccess, fetched.Status, fetched.Error)
+	got, err := os.ReadFile(filepath.Join(root, "models", "bert-base-1.0.0.onnx"))
+	require.NoError(t, err)
+	want, err := os.ReadFile(filepath.Join(f.dir, "models", "bert-base-1.0.0.onnx"))
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+}
+
 func TestMigrateCommands(t *testing.T) {
 	t.Parallel()
 	db := harmoniatest.Database(t) // not migrated
