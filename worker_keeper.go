@@ -36,7 +36,8 @@ type keeper struct {
 	w        *Worker
 	mu       sync.Mutex
 	held     map[*heldJob]bool
-	stopped  bool // run returned: outcomes are written by their handlers' goroutines
+	stopped  bool      // run returned: outcomes are written by their handlers' goroutines
+	retryAt  time.Time // after a failed write, when to write outcomes again
 	kick     chan struct{}
 	stopping chan struct{}
 }
@@ -143,7 +144,8 @@ func (k *keeper) run(ctx context.Context) {
 }
 
 // nextDue returns how long until the next round: at once when an outcome
-// waits, otherwise when the first heartbeat comes due.
+// waits, otherwise when the first heartbeat comes due; after a failed
+// write, not before retryAt.
 func (k *keeper) nextDue() time.Duration {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -152,12 +154,12 @@ func (k *keeper) nextDue() time.Duration {
 		switch {
 		case h.writing || h.lost != nil:
 		case h.outcome != nil:
-			return 0
+			next = 0
 		default:
 			next = min(next, time.Until(h.leaseStart.Add(k.w.cfg.HeartbeatInterval-k.early())))
 		}
 	}
-	return max(next, 0)
+	return max(next, time.Until(k.retryAt), 0)
 }
 
 // early is how much before its due time a heartbeat may go with others.
@@ -247,6 +249,9 @@ func (k *keeper) write(ctx context.Context, hs []*heldJob, ops []*leaseOp) {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if err != nil {
+		k.retryAt = time.Now().Add(k.early())
+	}
 	for i, h := range hs {
 		h.writing = false
 		op := ops[i]
