@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/harmoniatest"
@@ -250,4 +254,62 @@ func TestCancelRunningJobSeenAtHeartbeat(t *testing.T) {
 	require.Empty(t, got.Result)
 	s := w.Stats()
 	require.Zero(t, s.Succeeded+s.LeaseLost)
+}
+
+// TestBatchHeartbeatsOneCommand: a worker running four jobs extends their
+// four leases with one update command per round, measured with a command
+// monitor that reads each update's statements.
+func TestBatchHeartbeatsOneCommand(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var beats []int // statements of each update that extends leases
+	mon := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+		if e.CommandName != "update" {
+			return
+		}
+		docs, err := e.Command.LookupErr("updates")
+		if err != nil {
+			return
+		}
+		vals, _ := docs.Array().Values()
+		n := 0
+		for _, v := range vals {
+			_, lease := v.Document().LookupErr("u", "$set", "lease_expires_at")
+			_, status := v.Document().LookupErr("u", "$set", "status")
+			if lease == nil && status != nil {
+				n++
+			}
+		}
+		if n > 0 {
+			mu.Lock()
+			beats = append(beats, n)
+			mu.Unlock()
+		}
+	}}
+	client, err := mongo.Connect(options.Client().ApplyURI(harmoniatest.CurrentLane(t).URI).SetMonitor(mon))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	b := setupOn(t, client.Database(harmoniatest.Database(t).Name()))
+	enqueueNumbered(t, b, 4)
+	release := make(chan struct{})
+	h := func(ctx context.Context, _ *harmonia.Job, _ *harmonia.JobLogger) (any, error) {
+		<-release
+		return nil, nil
+	}
+	w, _ := startWorker(t, b, harmonia.WorkerOptions{Handlers: handlers(h), Concurrency: 4, HeartbeatInterval: 100 * time.Millisecond})
+	waitFor(t, "four jobs to run", func() bool { return w.Stats().Claimed == 4 })
+	b.clock.Advance(time.Minute)
+	want := b.clock.Now().Add(harmonia.LeaseDurationDefault)
+	waitFor(t, "a heartbeat of every job", func() bool {
+		return countJobs(t, b, bson.D{{Key: "lease_expires_at", Value: want}}) == 4
+	})
+	mu.Lock()
+	got := slices.Clone(beats)
+	mu.Unlock()
+	close(release)
+	waitFor(t, "the jobs to succeed", func() bool { return w.Stats().Succeeded == 4 })
+	require.NotEmpty(t, got)
+	for _, n := range got {
+		require.Equal(t, 4, n, "every round extends the four leases in one command: %v", got)
+	}
 }
