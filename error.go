@@ -220,6 +220,15 @@ func PublishedContentConflict(entity, what string) *Error {
 //	errors.Is(err, harmonia.ErrLeaseLost)
 var ErrLeaseLost = errors.New("lease lost")
 
+// ErrJobCancelled is the cause of the error a worker gets when it writes
+// to a running job that [Store.CancelJob] cancelled, and the cause
+// ([context.Cause]) of its handler's context, which the worker cancels
+// at the job's next heartbeat. Such errors have the code [CodeConflict];
+// test for them with
+//
+//	errors.Is(err, harmonia.ErrJobCancelled)
+var ErrJobCancelled = errors.New("job cancelled")
+
 // Permanent marks err as a failure that retrying will not fix: FailJob
 // (and a Worker, when a handler returns it) fails the job for good
 // whatever attempts it has left. The text is err's.

@@ -139,8 +139,10 @@ func ExampleStore_ClaimJob() {
 }
 
 // Cancel a pending job: it is taken off the queue with the status
-// cancelled, and its unique key is free again. A job that runs already
-// cannot be cancelled.
+// cancelled, and its unique key is free again. A running job can be
+// cancelled too: its lease ends, so its worker's next heartbeat (or its
+// outcome) is refused, and a Worker cancels the handler's context with
+// ErrJobCancelled.
 func ExampleStore_CancelJob() {
 	ctx := context.Background()
 	store, done := docdb.Store(ctx, nil)
@@ -165,12 +167,56 @@ func ExampleStore_CancelJob() {
 	if err != nil || job == nil {
 		log.Fatal("no job: ", err)
 	}
-	_, err = store.CancelJob(ctx, job.ID)
-	fmt.Println(errors.Is(err, harmonia.ErrConflict))
+	if _, err := store.CancelJob(ctx, job.ID); err != nil {
+		log.Fatal(err)
+	}
+	err = store.Heartbeat(ctx, job, time.Minute)
+	fmt.Println("heartbeat refused:", errors.Is(err, harmonia.ErrLeaseLost))
 	// Output:
 	// cancelled
 	// the key is free: true
-	// true
+	// heartbeat refused: true
+}
+
+// Claim a batch of jobs and record their outcomes together: two commands
+// for the claim (a find and one update stamping every job), one for the
+// outcomes, however many jobs. An outcome whose lease was lost would be
+// refused alone.
+func ExampleStore_ClaimJobs() {
+	ctx := context.Background()
+	store, done := docdb.Store(ctx, nil)
+	defer done()
+	batch := make([]harmonia.EnqueueParams, 5)
+	for i := range batch {
+		batch[i] = harmonia.EnqueueParams{Type: "thumbnail", Params: bson.D{{Key: "n", Value: i}}}
+	}
+	if _, err := store.EnqueueMany(ctx, batch); err != nil {
+		log.Fatal(err)
+	}
+
+	jobs, err := store.ClaimJobs(ctx, "worker-1", []harmonia.JobType{"thumbnail"}, 4, time.Minute)
+	if err != nil {
+		log.Fatal(err)
+	}
+	outcomes := make([]harmonia.JobOutcome, len(jobs))
+	for i, job := range jobs {
+		outcomes[i] = harmonia.JobOutcome{Job: job, Result: bson.D{{Key: "n", Value: job.Params.Lookup("n").Int32()}}}
+		if i == 3 {
+			outcomes[i] = harmonia.JobOutcome{Job: job, Err: harmonia.Permanent(errors.New("corrupt image"))}
+		}
+	}
+	errs, err := store.FinishJobs(ctx, outcomes)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for i, job := range jobs {
+		fmt.Println(job.Params.Lookup("n").Int32(), job.Status, errs[i])
+	}
+	// Output:
+	// 0 success <nil>
+	// 1 success <nil>
+	// 2 success <nil>
+	// 3 failed <nil>
 }
 
 // A failed attempt is retried after a backoff, unless the error is

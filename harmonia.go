@@ -123,6 +123,8 @@ type Store struct {
 	randMu sync.Mutex
 	// enqueued wakes this Store's idle workers when jobs are enqueued.
 	enqueued wakeup
+	// pools share claimable jobs out among this Store's workers.
+	pools candidatePools
 }
 
 type collections struct {

@@ -25,8 +25,9 @@ const (
 	JobRunning JobStatus = "running"
 	JobSuccess JobStatus = "success"
 	JobFailed  JobStatus = "failed"
-	// JobCancelled is a job that [Store.CancelJob] took off the queue
-	// before it ran.
+	// JobCancelled is a job that [Store.CancelJob] took off the queue,
+	// pending or running (its handler is then stopped at its next
+	// heartbeat).
 	JobCancelled JobStatus = "cancelled"
 )
 

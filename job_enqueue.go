@@ -165,9 +165,15 @@ func (s *Store) checkJobArtifacts(ctx context.Context, jobs []EnqueueParams) err
 // unique by construction. A unique index on the lock then admits one
 // active job per key, race-free, without partial indexes (which the
 // embedded server lacks).
+//
+// finished_lease is the lease token of the attempt whose outcome was
+// recorded last (success, failure or release): it tells a batched write
+// which outcomes it recorded, and a claim that a pending job has not been
+// claimed and given back since it was read.
 type jobDoc struct {
-	Job        `bson:",inline"`
-	UniqueLock string `bson:"unique_lock"`
+	Job           `bson:",inline"`
+	UniqueLock    string `bson:"unique_lock"`
+	FinishedLease string `bson:"finished_lease,omitempty"`
 }
 
 func activeLock(j *Job) string {

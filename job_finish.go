@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	mrand "math/rand/v2"
-	"slices"
 	"time"
-
-	"github.com/harmonia-ml/harmonia/internal/textcut"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -23,27 +20,20 @@ func (s *Store) CompleteJob(ctx context.Context, job *Job, result any) error {
 	if job == nil {
 		return nilArgument(EntityJob)
 	}
-	raw, err := encodeDoc(result)
+	raw, err := encodeResult(result)
 	if err != nil {
-		return invalidCause(EntityJob, "result", err, "must encode as a BSON document (a struct, map, bson.D or bson.Raw)")
-	}
-	now := s.Now()
-	set := bson.D{
-		{Key: "status", Value: JobSuccess}, {Key: "finished_at", Value: now}, {Key: "updated_at", Value: now},
-		{Key: "unique_lock", Value: finishedLock(job.ID)},
-	}
-	if raw != nil {
-		set = append(set, bson.E{Key: "result", Value: raw})
-	}
-	update := bson.D{{Key: "$set", Value: set}, {Key: "$unset", Value: bson.D{
-		{Key: "lease_token", Value: ""}, {Key: "lease_expires_at", Value: ""}, {Key: "error", Value: ""},
-	}}}
-	if err := s.leaseWrite(ctx, job, "complete", update); err != nil {
 		return err
 	}
-	job.Status, job.FinishedAt, job.UpdatedAt, job.Result = JobSuccess, &now, now, raw
-	job.LeaseToken, job.LeaseExpiresAt, job.Error = "", nil, ""
-	return nil
+	return s.writeLease(ctx, &leaseOp{job: job, kind: opComplete, result: raw}, "complete")
+}
+
+// encodeResult encodes a handler's result as a document.
+func encodeResult(result any) (bson.Raw, error) {
+	raw, err := encodeDoc(result)
+	if err != nil {
+		return nil, invalidCause(EntityJob, "result", err, "must encode as a BSON document (a struct, map, bson.D or bson.Raw)")
+	}
+	return raw, nil
 }
 
 // FailJob records the failure of a running job's attempt with the text of
@@ -58,36 +48,7 @@ func (s *Store) FailJob(ctx context.Context, job *Job, cause error) error {
 	if job == nil {
 		return nilArgument(EntityJob)
 	}
-	msg := "failed"
-	if cause != nil {
-		msg = textcut.Cut(cause.Error(), MaxErrorBytes)
-	}
-	now := s.Now()
-	ae := AttemptError{Attempt: job.Attempt, WorkerID: job.WorkerID, Error: msg, At: now}
-	retry := job.Attempt < job.MaxAttempts && !isPermanent(cause)
-	set := bson.D{{Key: "error", Value: msg}, {Key: "updated_at", Value: now}}
-	runAfter, status := job.RunAfter, JobFailed
-	var finished *time.Time
-	if retry {
-		status, runAfter = JobPending, now.Add(s.backoff(job.Attempt)).Truncate(time.Millisecond)
-		set = append(set, bson.E{Key: "status", Value: status}, bson.E{Key: "run_after", Value: runAfter})
-	} else {
-		finished = &now
-		set = append(set, bson.E{Key: "status", Value: status}, bson.E{Key: "finished_at", Value: now},
-			bson.E{Key: "unique_lock", Value: finishedLock(job.ID)})
-	}
-	update := bson.D{
-		{Key: "$set", Value: set},
-		{Key: "$unset", Value: bson.D{{Key: "lease_token", Value: ""}, {Key: "lease_expires_at", Value: ""}}},
-		{Key: "$push", Value: bson.D{{Key: "errors", Value: ae}}},
-	}
-	if err := s.leaseWrite(ctx, job, "fail", update); err != nil {
-		return err
-	}
-	job.Status, job.RunAfter, job.FinishedAt, job.UpdatedAt = status, runAfter, finished, now
-	job.Error, job.Errors = msg, append(slices.Clip(job.Errors), ae)
-	job.LeaseToken, job.LeaseExpiresAt = "", nil
-	return nil
+	return s.writeLease(ctx, &leaseOp{job: job, kind: opFail, cause: cause}, "fail")
 }
 
 // ReleaseJob gives a running job back to the queue without using up its
@@ -99,36 +60,45 @@ func (s *Store) ReleaseJob(ctx context.Context, job *Job) error {
 	if job == nil {
 		return nilArgument(EntityJob)
 	}
-	now := s.Now()
-	update := bson.D{
-		{Key: "$set", Value: bson.D{{Key: "status", Value: JobPending}, {Key: "updated_at", Value: now}}},
-		{Key: "$unset", Value: bson.D{{Key: "lease_token", Value: ""}, {Key: "lease_expires_at", Value: ""}}},
-		{Key: "$inc", Value: bson.D{{Key: "attempt", Value: -1}}},
-	}
-	if err := s.leaseWrite(ctx, job, "release", update); err != nil {
+	if err := s.writeLease(ctx, &leaseOp{job: job, kind: opRelease}, "release"); err != nil {
 		return err
 	}
-	job.Status, job.Attempt, job.UpdatedAt = JobPending, job.Attempt-1, now
-	job.LeaseToken, job.LeaseExpiresAt = "", nil
 	s.enqueued.wake()
 	return nil
 }
 
-// CancelJob cancels a pending job: its status becomes [JobCancelled], no
-// worker will claim it, and its unique key is free again. A running or
-// finished job cannot be cancelled.
+// writeLease applies op with one lease-conditioned update.
+func (s *Store) writeLease(ctx context.Context, op *leaseOp, verb string) error {
+	update, apply := s.leaseUpdate(op, s.Now())
+	if err := s.leaseWrite(ctx, op.job, verb, update); err != nil {
+		return err
+	}
+	apply()
+	return nil
+}
+
+// CancelJob cancels a pending or running job: its status becomes
+// [JobCancelled], no worker will claim it, and its unique key is free
+// again. A running job's lease ends: its worker's next heartbeat finds the
+// job cancelled and cancels the handler's context, with the cause
+// [ErrJobCancelled], and the handler's outcome is not recorded. A finished
+// job cannot be cancelled.
 //
 // It joins the transaction ctx carries, if any (see [Store.InTransaction]).
 //
-// Errors: [CodeNotFound], [CodeConflict] (not pending), [CodeInternal].
+// Errors: [CodeNotFound], [CodeConflict] (finished already), [CodeInternal].
 func (s *Store) CancelJob(ctx context.Context, id bson.ObjectID) (*Job, error) {
 	now := s.Now()
-	update := bson.D{{Key: "$set", Value: bson.D{
-		{Key: "status", Value: JobCancelled}, {Key: "finished_at", Value: now},
-		{Key: "updated_at", Value: now}, {Key: "unique_lock", Value: finishedLock(id)},
-	}}}
+	update := bson.D{
+		{Key: "$set", Value: bson.D{
+			{Key: "status", Value: JobCancelled}, {Key: "finished_at", Value: now},
+			{Key: "updated_at", Value: now}, {Key: "unique_lock", Value: finishedLock(id)},
+		}},
+		{Key: "$unset", Value: bson.D{{Key: "lease_token", Value: ""}, {Key: "lease_expires_at", Value: ""}}},
+	}
+	active := bson.D{{Key: "$in", Value: bson.A{JobPending, JobRunning}}}
 	var j Job
-	err := s.cols.jobs.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: id}, {Key: "status", Value: JobPending}}, update,
+	err := s.cols.jobs.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: id}, {Key: "status", Value: active}}, update,
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&j)
 	if err == nil {
 		return &j, nil
@@ -140,7 +110,7 @@ func (s *Store) CancelJob(ctx context.Context, id bson.ObjectID) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nil, conflictf(EntityJob, "status", "job %s is %s: only a pending job can be cancelled", id.Hex(), cur.Status)
+	return nil, conflictf(EntityJob, "status", "job %s is %s: only a pending or running job can be cancelled", id.Hex(), cur.Status)
 }
 
 // backoff returns the wait after failed attempt number attempt: the base

@@ -29,13 +29,8 @@ import (
 // Errors: [CodeInvalid] (no worker id, no types, lease under a
 // millisecond), [CodeInternal].
 func (s *Store) ClaimJob(ctx context.Context, workerID string, types []JobType, lease time.Duration) (*Job, error) {
-	switch {
-	case workerID == "":
-		return nil, invalidf(EntityJob, "worker_id", "a worker id is required")
-	case len(types) == 0:
-		return nil, invalidf(EntityJob, "type", "name at least one job type to claim")
-	case lease < time.Millisecond:
-		return nil, invalidf(EntityJob, "lease_expires_at", "the lease must be at least a millisecond (got %s)", lease)
+	if err := checkClaim(workerID, types, lease); err != nil {
+		return nil, err
 	}
 	for {
 		if err := ctx.Err(); err != nil {
@@ -60,24 +55,12 @@ func (s *Store) claimOne(ctx context.Context, workerID string, types []JobType, 
 	now := s.Now()
 	expires := now.Add(lease).Truncate(time.Millisecond)
 	token := rand.Text()
-	ofType := bson.E{Key: "type", Value: bson.D{{Key: "$in", Value: types}}}
-	filter := bson.D{{Key: "$or", Value: bson.A{
-		bson.D{{Key: "status", Value: JobPending}, ofType, {Key: "run_after", Value: bson.D{{Key: "$lte", Value: now}}}},
-		bson.D{{Key: "status", Value: JobRunning}, ofType, {Key: "lease_expires_at", Value: bson.D{{Key: "$lt", Value: now}}}},
-	}}}
-	update := bson.D{
-		{Key: "$set", Value: bson.D{
-			{Key: "status", Value: JobRunning}, {Key: "worker_id", Value: workerID}, {Key: "started_at", Value: now},
-			{Key: "lease_token", Value: token}, {Key: "lease_expires_at", Value: expires}, {Key: "updated_at", Value: now},
-		}},
-		{Key: "$inc", Value: bson.D{{Key: "attempt", Value: 1}}},
-	}
+	update := bson.D{{Key: "$set", Value: claimSet(workerID, token, now, expires)}, {Key: "$inc", Value: bson.D{{Key: "attempt", Value: 1}}}}
 	// The document before the update tells a fresh claim from a take-over;
 	// the claimed state is known from the update itself.
-	o := options.FindOneAndUpdate().SetReturnDocument(options.Before).
-		SetSort(bson.D{{Key: "priority", Value: -1}, {Key: "run_after", Value: 1}, {Key: "_id", Value: 1}})
+	o := options.FindOneAndUpdate().SetReturnDocument(options.Before).SetSort(claimSort)
 	var before Job
-	if err := s.cols.jobs.FindOneAndUpdate(ctx, filter, update, o).Decode(&before); err != nil {
+	if err := s.cols.jobs.FindOneAndUpdate(ctx, claimableFilter(types, now), update, o).Decode(&before); err != nil {
 		if errors.Is(err, mongo.ErrNoDocuments) {
 			return nil, nil, nil
 		}
@@ -97,22 +80,9 @@ func (s *Store) claimOne(ctx context.Context, workerID string, types []JobType, 
 // that was its last attempt (the job is now failed) or the claim was lost.
 func (s *Store) takeOver(ctx context.Context, job, prev *Job) (bool, error) {
 	now := s.Now()
-	expired := "lease expired"
-	if prev.LeaseExpiresAt != nil {
-		expired += " at " + prev.LeaseExpiresAt.UTC().Format(time.RFC3339Nano)
-	}
-	ae := AttemptError{Attempt: prev.Attempt, WorkerID: prev.WorkerID, At: now,
-		Error: expired + ": worker " + prev.WorkerID + " stopped heart-beating"}
+	ae := expiredAttempt(prev, now)
 	if prev.Attempt >= prev.MaxAttempts {
-		update := bson.D{
-			{Key: "$set", Value: bson.D{
-				{Key: "status", Value: JobFailed}, {Key: "finished_at", Value: now}, {Key: "updated_at", Value: now},
-				{Key: "error", Value: ae.Error}, {Key: "unique_lock", Value: finishedLock(job.ID)},
-			}},
-			{Key: "$unset", Value: bson.D{{Key: "lease_token", Value: ""}, {Key: "lease_expires_at", Value: ""}}},
-			{Key: "$push", Value: bson.D{{Key: "errors", Value: ae}}},
-			{Key: "$inc", Value: bson.D{{Key: "attempt", Value: -1}}},
-		}
+		update := append(expiredLastUpdate(job.ID, prev.LeaseToken, ae, now), bson.E{Key: "$inc", Value: bson.D{{Key: "attempt", Value: -1}}})
 		err := s.leaseWrite(ctx, job, "fail", update)
 		if errors.Is(err, ErrLeaseLost) {
 			err = nil
@@ -162,12 +132,5 @@ func (s *Store) Heartbeat(ctx context.Context, job *Job, lease time.Duration) er
 	if job == nil {
 		return nilArgument(EntityJob)
 	}
-	now := s.Now()
-	expires := now.Add(lease).Truncate(time.Millisecond)
-	update := bson.D{{Key: "$set", Value: bson.D{{Key: "lease_expires_at", Value: expires}, {Key: "updated_at", Value: now}}}}
-	if err := s.leaseWrite(ctx, job, "heartbeat", update); err != nil {
-		return err
-	}
-	job.LeaseExpiresAt, job.UpdatedAt = &expires, now
-	return nil
+	return s.writeLease(ctx, &leaseOp{job: job, kind: opHeartbeat, lease: lease}, "heartbeat")
 }

@@ -49,26 +49,43 @@ func (s *Store) AppendLog(ctx context.Context, job *Job, level LogLevel, message
 	if job == nil {
 		return nilArgument(EntityJob)
 	}
-	switch level {
-	case LevelDebug, LevelInfo, LevelWarn, LevelError:
-	default:
-		return invalidf(EntityJob, "level", "log level %q is not one of debug, info, warn, error", level)
+	ev, err := s.newEvent(job, level, message)
+	if err != nil {
+		return err
 	}
-	now := s.Now()
-	message = textcut.Cut(message, MaxLogMessageBytes)
-	line := now.Format("2006-01-02T15:04:05.000Z07:00") + " " + string(level) + " " + message
-	tail := job.LogTail[max(0, len(job.LogTail)+1-s.opts.JobLogTail):]
-	tail = slices.Concat(tail, []string{line})
-	update := bson.D{{Key: "$set", Value: bson.D{{Key: "log_tail", Value: tail}, {Key: "updated_at", Value: now}}}}
+	tail := s.logTail(job.LogTail, []Event{ev})
+	update := bson.D{{Key: "$set", Value: bson.D{{Key: "log_tail", Value: tail}, {Key: "updated_at", Value: ev.At}}}}
 	if err := s.leaseWrite(ctx, job, "log to", update); err != nil {
 		return err
 	}
-	job.LogTail, job.UpdatedAt = tail, now
-	ev := Event{ID: bson.NewObjectID(), SchemaVersion: SchemaVersion, JobID: job.ID, Attempt: job.Attempt, Level: level, Message: message, At: now}
+	job.LogTail, job.UpdatedAt = tail, ev.At
 	if _, err := s.cols.events.InsertOne(ctx, &ev); err != nil {
 		return wrapErr(EntityJob, "log", err)
 	}
 	return nil
+}
+
+// newEvent returns the log line of job at level, now, its message cut at
+// MaxLogMessageBytes.
+func (s *Store) newEvent(job *Job, level LogLevel, message string) (Event, error) {
+	switch level {
+	case LevelDebug, LevelInfo, LevelWarn, LevelError:
+	default:
+		return Event{}, invalidf(EntityJob, "level", "log level %q is not one of debug, info, warn, error", level)
+	}
+	return Event{ID: bson.NewObjectID(), SchemaVersion: SchemaVersion, JobID: job.ID, Attempt: job.Attempt,
+		Level: level, Message: textcut.Cut(message, MaxLogMessageBytes), At: s.Now()}, nil
+}
+
+// logTail returns tail with the lines of events added at its end, keeping
+// the last Options.JobLogTail lines.
+func (s *Store) logTail(tail []string, events []Event) []string {
+	lines := make([]string, len(events))
+	for i, ev := range events {
+		lines[i] = ev.At.Format("2006-01-02T15:04:05.000Z07:00") + " " + string(ev.Level) + " " + ev.Message
+	}
+	all := slices.Concat(tail, lines)
+	return slices.Clip(all[max(0, len(all)-s.opts.JobLogTail):])
 }
 
 // JobLog returns every log line of the job with id, in order, with one

@@ -379,10 +379,16 @@ func TestCancelJob(t *testing.T) {
 
 	b.enqueue(t, noop, nil, nil)
 	running := b.claim(t, "w1")
+	cancelled, err = b.store.CancelJob(b.ctx, running.ID)
+	require.NoError(t, err, "a running job can be cancelled")
+	require.Equal(t, harmonia.JobCancelled, cancelled.Status)
+	require.Empty(t, cancelled.LeaseToken)
+	require.Nil(t, cancelled.LeaseExpiresAt)
+	requireLeaseLost(t, b.store.CompleteJob(b.ctx, running, nil))
+	require.Equal(t, harmonia.JobCancelled, b.job(t, running.ID).Status, "the worker's late outcome is refused")
 	_, err = b.store.CancelJob(b.ctx, running.ID)
 	require.ErrorIs(t, err, harmonia.ErrConflict)
-	require.Contains(t, err.Error(), "running")
-	require.Equal(t, harmonia.JobRunning, b.job(t, running.ID).Status)
+	require.Contains(t, err.Error(), "cancelled")
 
 	_, err = b.store.CancelJob(b.ctx, bson.NewObjectID())
 	require.ErrorIs(t, err, harmonia.ErrNotFound)

@@ -29,6 +29,10 @@ const (
 	// ShutdownTimeoutDefault is how long a stopping worker waits for its
 	// cancelled handlers to return.
 	ShutdownTimeoutDefault = 30 * time.Second
+	// BatchWaitDefault is how long a worker waits, once a handler has
+	// returned, for its other handlers to return, so that it records
+	// their outcomes and claims their successors together.
+	BatchWaitDefault = 5 * time.Millisecond
 )
 
 // EntityWorker names a worker in errors about its configuration.
@@ -52,10 +56,19 @@ var errShutdown = errors.New("harmonia: worker shutting down")
 // log appends lines to the job's log.
 type Handler func(ctx context.Context, job *Job, log *JobLogger) (result any, err error)
 
-// JobLogger appends lines to the log of the job a handler runs (see
-// [Store.AppendLog]). It is safe for concurrent use.
+// JobLogger appends lines to the log of the job a handler runs. It is
+// safe for concurrent use.
+//
+// A Worker's loggers buffer the lines and write them with the job's next
+// heartbeat or its outcome: one insert into the events collection and the
+// log tail in the same update, for all the jobs the worker writes at
+// once. A worker that dies loses the lines since its last write, as it
+// loses the attempt, which then runs again. A logger from [NewJobLogger]
+// writes each line at once ([Store.AppendLog]).
 type JobLogger struct {
-	run *runningJob
+	run  *runningJob // writes at once
+	held *heldJob    // buffers for its worker's keeper
+	keep *keeper
 }
 
 // NewJobLogger returns a logger for job, a job claimed with
@@ -66,40 +79,37 @@ func NewJobLogger(s *Store, job *Job) *JobLogger {
 	return &JobLogger{run: &runningJob{store: s, job: job}}
 }
 
-// Log appends message at level to the job's log. When the lease is lost,
-// it also cancels the handler's context.
+// Log appends message at level to the job's log.
 //
-// Errors: as [Store.AppendLog].
+// Errors: [CodeInvalid] (unknown level); with a logger from NewJobLogger,
+// as [Store.AppendLog]; with a Worker's, the lease error that cancelled
+// the handler, once the worker knows the lease lost.
 func (l *JobLogger) Log(ctx context.Context, level LogLevel, message string) error {
+	if l.held != nil {
+		return l.keep.log(l.held, level, message)
+	}
 	return l.run.write(func(s *Store, j *Job) error { return s.AppendLog(ctx, j, level, message) })
 }
 
 // Logf appends a formatted line at level to the job's log.
 //
-// Errors: as [Store.AppendLog].
+// Errors: as [JobLogger.Log].
 func (l *JobLogger) Logf(ctx context.Context, level LogLevel, format string, args ...any) error {
 	return l.Log(ctx, level, fmt.Sprintf(format, args...))
 }
 
-// runningJob is a worker's copy of a job it holds: every write for the job
-// goes through it, one at a time.
+// runningJob is a job that a NewJobLogger logger writes for, one write at
+// a time.
 type runningJob struct {
-	store  *Store
-	mu     sync.Mutex
-	job    *Job
-	cancel context.CancelCauseFunc // of the handler's context; nil outside a worker
+	store *Store
+	mu    sync.Mutex
+	job   *Job
 }
 
-// write runs one write for the job and cancels the handler when it finds
-// the lease lost.
 func (r *runningJob) write(f func(*Store, *Job) error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	err := f(r.store, r.job)
-	if errors.Is(err, ErrLeaseLost) && r.cancel != nil {
-		r.cancel(err)
-	}
-	return err
+	return f(r.store, r.job)
 }
 
 // WorkerOptions configures a [Worker]. Only Handlers is required.
@@ -122,8 +132,11 @@ type WorkerOptions struct {
 	// Defaults to LeaseDurationDefault.
 	LeaseDuration time.Duration
 	// HeartbeatInterval is how often the worker extends the lease of each
-	// job it runs; it must be shorter than LeaseDuration. It is measured
-	// in real time. Defaults to a third of LeaseDuration.
+	// job it holds, counted from when it sent the claim and then from when
+	// it sent the last heartbeat that was written, whether the handler has
+	// started, is running or has returned and awaits the write of its
+	// outcome. It must be shorter than LeaseDuration. It is measured in
+	// real time. Defaults to a third of LeaseDuration.
 	HeartbeatInterval time.Duration
 	// PollInterval is how long an idle worker waits before it looks for
 	// jobs again. Jobs enqueued through the worker's own Store wake it at
@@ -135,6 +148,12 @@ type WorkerOptions struct {
 	// their leases expire, and then run again elsewhere. Defaults to
 	// ShutdownTimeoutDefault.
 	ShutdownTimeout time.Duration
+	// BatchWait is how long the worker waits, once a handler has
+	// returned, for its other running handlers to return, so that it
+	// records their outcomes with one write and claims the next jobs for
+	// their slots with one claim. It never waits past a lease's
+	// deadline. Defaults to BatchWaitDefault.
+	BatchWait time.Duration
 	// Logger receives the worker's notices (lost leases, failed writes).
 	// Defaults to the Store's logger.
 	Logger *slog.Logger
@@ -153,6 +172,9 @@ type WorkerStats struct {
 	// LeaseLost counts attempts whose lease was lost, so that their
 	// outcome was refused.
 	LeaseLost int64
+	// Cancelled counts attempts whose job [Store.CancelJob] cancelled
+	// while they ran, so that their outcome was dropped.
+	Cancelled int64
 	// Panics counts handler panics (also counted as failures).
 	Panics int64
 }
@@ -168,7 +190,7 @@ type Worker struct {
 	log     *slog.Logger
 	running atomic.Bool
 	stats   struct {
-		claimed, succeeded, failed, released, leaseLost, panics atomic.Int64
+		claimed, succeeded, failed, released, leaseLost, cancelled, panics atomic.Int64
 	}
 }
 
@@ -211,8 +233,8 @@ func NewWorker(store *Store, opts *WorkerOptions) (*Worker, error) {
 		return nil, invalidf(EntityWorker, "concurrency", "must be between 1 and 10000 (0 takes the default, %d)", WorkerConcurrencyDefault)
 	case cfg.LeaseDuration < 0 || (cfg.LeaseDuration > 0 && cfg.LeaseDuration < 10*time.Millisecond):
 		return nil, invalidf(EntityWorker, "lease_duration", "must be at least 10ms (0 takes the default, %s)", LeaseDurationDefault)
-	case cfg.HeartbeatInterval < 0, cfg.PollInterval < 0, cfg.ShutdownTimeout < 0:
-		return nil, invalidf(EntityWorker, "heartbeat_interval", "HeartbeatInterval, PollInterval and ShutdownTimeout must not be negative (0 takes the default)")
+	case cfg.HeartbeatInterval < 0, cfg.PollInterval < 0, cfg.ShutdownTimeout < 0, cfg.BatchWait < 0:
+		return nil, invalidf(EntityWorker, "heartbeat_interval", "HeartbeatInterval, PollInterval, ShutdownTimeout and BatchWait must not be negative (0 takes the default)")
 	case controlProblem(cfg.ID) != "" || len(cfg.ID) > 200:
 		return nil, invalidf(EntityWorker, "id", "must be at most 200 characters without control characters")
 	}
@@ -221,6 +243,7 @@ func NewWorker(store *Store, opts *WorkerOptions) (*Worker, error) {
 	cfg.HeartbeatInterval = cmp.Or(cfg.HeartbeatInterval, cfg.LeaseDuration/3)
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, PollIntervalDefault)
 	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, ShutdownTimeoutDefault)
+	cfg.BatchWait = cmp.Or(cfg.BatchWait, BatchWaitDefault)
 	if cfg.HeartbeatInterval >= cfg.LeaseDuration {
 		return nil, invalidf(EntityWorker, "heartbeat_interval", "must be shorter than LeaseDuration (%s), or the lease expires between heartbeats; a third of it is usual", cfg.LeaseDuration)
 	}
@@ -249,13 +272,27 @@ func (w *Worker) Options() WorkerOptions {
 func (w *Worker) Stats() WorkerStats {
 	return WorkerStats{
 		Claimed: w.stats.claimed.Load(), Succeeded: w.stats.succeeded.Load(), Failed: w.stats.failed.Load(),
-		Released: w.stats.released.Load(), LeaseLost: w.stats.leaseLost.Load(), Panics: w.stats.panics.Load(),
+		Released: w.stats.released.Load(), LeaseLost: w.stats.leaseLost.Load(), Cancelled: w.stats.cancelled.Load(),
+		Panics: w.stats.panics.Load(),
 	}
 }
 
-// Run claims and runs jobs until ctx is cancelled. It claims whenever it
-// has a free slot: right after a job finishes, and otherwise every
-// PollInterval or when its Store enqueues a job.
+// Run claims and runs jobs until ctx is cancelled. It claims jobs for
+// all its free slots at once ([Store.ClaimJobs], through candidates that
+// the workers of one Store share out), whenever it has free slots: once a
+// handler returns (after waiting up to BatchWait for the others), and
+// otherwise every PollInterval or when its Store enqueues a job.
+//
+// One goroutine of the worker, its keeper, does every write for the jobs
+// it holds, batched: the heartbeats that come due (every
+// HeartbeatInterval from the claim's sending), the outcomes of the
+// handlers that returned (after up to BatchWait for the others, never
+// past a lease's deadline), and the log lines buffered since, in one
+// update command and one insert. A heartbeat that finds the lease lost or
+// the job cancelled cancels the handler's context, with the cause
+// [ErrLeaseLost] or [ErrJobCancelled], and the handler's outcome is
+// dropped. A job whose lease the worker could not extend in time is
+// given up the same way: its lease may have expired.
 //
 // When ctx is cancelled, Run stops claiming and cancels the running
 // handlers' contexts. A handler that then returns a result has its
@@ -275,52 +312,51 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	detached := context.WithoutCancel(ctx)
 	handlersCtx, stopHandlers := context.WithCancelCause(detached)
-	heartbeatsCtx, stopHeartbeats := context.WithCancel(detached)
-	defer stopHeartbeats()
+	k := newKeeper(w)
+	keeperDone := make(chan struct{})
+	go func() {
+		defer close(keeperDone)
+		k.run(detached)
+	}()
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, w.cfg.Concurrency)
-	// A slot's goroutine claims its next job itself as soon as one ends,
-	// with no hand-off to this loop, which only fills free slots. When such
-	// a claim finds nothing, the slot is freed and this loop idles first
-	// (on the wake channel taken before that claim), so that an idle
-	// worker makes one claim per PollInterval, not one per slot.
-	emptied := make(chan (<-chan struct{}), 1)
+	freed := make(chan struct{}, 1)
 	for ctx.Err() == nil {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
+		free := cap(slots) - len(slots)
+		if free == 0 {
+			select {
+			case <-freed:
+			case <-ctx.Done():
+			}
 			continue
 		}
-		select {
-		case wake := <-emptied:
-			<-slots
-			w.idle(ctx, wake)
-			continue
-		default:
+		if free < cap(slots) {
+			free = w.gatherSlots(ctx, slots, freed)
 		}
 		wake := w.store.enqueued.wait()
-		job := w.claim(ctx)
-		if job == nil {
-			<-slots
+		sent := time.Now()
+		jobs := w.claim(ctx, free)
+		if len(jobs) == 0 {
 			w.idle(ctx, wake)
 			continue
 		}
-		wg.Go(func() {
-			defer func() { <-slots }()
-			for job != nil {
-				w.execute(handlersCtx, heartbeatsCtx, job)
-				if ctx.Err() != nil {
-					return
-				}
-				wake := w.store.enqueued.wait()
-				if job = w.claim(ctx); job == nil {
+		for _, job := range jobs {
+			slots <- struct{}{}
+			h := &heldJob{job: job, view: *job, leaseStart: sent}
+			hctx, cancel := context.WithCancelCause(handlersCtx)
+			h.cancel = cancel
+			k.add(h)
+			wg.Go(func() {
+				defer func() {
+					<-slots
 					select {
-					case emptied <- wake:
+					case freed <- struct{}{}:
 					default:
 					}
-				}
-			}
-		})
+				}()
+				w.execute(hctx, k, h)
+			})
+		}
 	}
 
 	stopHandlers(errShutdown)
@@ -337,29 +373,47 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.log.Warn("harmonia: worker stopped before its handlers returned; their jobs run again when their leases expire",
 			"worker", w.cfg.ID, "shutdown_timeout", w.cfg.ShutdownTimeout)
 	}
+	k.stop()
+	<-keeperDone
 	return nil
 }
 
-// claim claims one job, or returns nil. The claim itself is not cut short
-// by ctx (a claim the server made but whose reply was lost would hold a
-// job until its lease expired); a job claimed as ctx ends is released.
-func (w *Worker) claim(ctx context.Context) *Job {
+// gatherSlots waits up to BatchWait for the busy slots to free, so that
+// one claim fills them together, and returns how many are free.
+func (w *Worker) gatherSlots(ctx context.Context, slots chan struct{}, freed <-chan struct{}) int {
+	t := time.NewTimer(w.cfg.BatchWait)
+	defer t.Stop()
+	for len(slots) > 0 {
+		select {
+		case <-freed:
+		case <-t.C:
+			return cap(slots) - len(slots)
+		case <-ctx.Done():
+			return cap(slots) - len(slots)
+		}
+	}
+	return cap(slots)
+}
+
+// claim claims up to n jobs. The claim itself is not cut short by ctx (a
+// claim the server made but whose reply was lost would hold jobs until
+// their leases expired); jobs claimed as ctx ends are released.
+func (w *Worker) claim(ctx context.Context, n int) []*Job {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), workerWriteTimeout)
 	defer cancel()
-	job, err := w.store.ClaimJob(wctx, w.cfg.ID, w.cfg.Types, w.cfg.LeaseDuration)
+	jobs, err := w.store.claimPooled(wctx, w.cfg.ID, w.cfg.Types, n, w.cfg.LeaseDuration)
 	if err != nil {
 		w.log.Warn("harmonia: claim failed", "worker", w.cfg.ID, "err", err)
 		return nil
 	}
-	if job == nil {
-		return nil
-	}
-	w.stats.claimed.Add(1)
+	w.stats.claimed.Add(int64(len(jobs)))
 	if ctx.Err() != nil {
-		w.record(job, w.store.ReleaseJob(wctx, job), &w.stats.released)
+		for _, job := range jobs {
+			w.record(job, w.store.ReleaseJob(wctx, job), &w.stats.released)
+		}
 		return nil
 	}
-	return job
+	return jobs
 }
 
 // idle waits for the poll interval, an enqueue on the Store, or ctx.
@@ -373,48 +427,26 @@ func (w *Worker) idle(ctx context.Context, wake <-chan struct{}) {
 	}
 }
 
-// execute runs job's handler while heart-beating, then records the
-// outcome.
-func (w *Worker) execute(handlersCtx, heartbeatsCtx context.Context, job *Job) {
-	ctx, cancel := context.WithCancelCause(handlersCtx)
-	defer cancel(nil)
-	run := &runningJob{store: w.store, job: job, cancel: cancel}
-	view := *job
-
-	stop := make(chan struct{})
-	var beats sync.WaitGroup
-	beats.Go(func() { w.heartbeat(heartbeatsCtx, run, stop) })
-	// Deferred too: a handler calling runtime.Goexit must not leave the
-	// lease extended forever.
-	stopBeats := sync.OnceFunc(func() {
-		close(stop)
-		beats.Wait()
-	})
-	defer stopBeats()
-	result, err := w.call(ctx, w.cfg.Handlers[job.Type], &view, &JobLogger{run: run})
+// execute runs h's handler and hands its outcome to the keeper.
+func (w *Worker) execute(ctx context.Context, k *keeper, h *heldJob) {
+	defer h.cancel(nil)
+	view := h.view
+	result, err := w.call(ctx, w.cfg.Handlers[view.Type], &view, &JobLogger{held: h, keep: k})
 	cause := context.Cause(ctx)
-	stopBeats()
-
-	if errors.Is(cause, ErrLeaseLost) {
-		w.stats.leaseLost.Add(1)
-		w.log.Warn("harmonia: lost the lease of a running job; its outcome is dropped",
-			"worker", w.cfg.ID, "job", job.ID.Hex(), "attempt", job.Attempt)
-		return
-	}
-	wctx, wcancel := context.WithTimeout(context.WithoutCancel(handlersCtx), workerWriteTimeout)
-	defer wcancel()
 	switch {
+	case errors.Is(cause, ErrLeaseLost), errors.Is(cause, ErrJobCancelled):
+		k.drop(h, cause)
 	case err == nil:
-		werr := run.write(func(s *Store, j *Job) error { return s.CompleteJob(wctx, j, result) })
-		if ErrorCode(werr) == CodeInvalid {
-			w.record(job, run.write(func(s *Store, j *Job) error { return s.FailJob(wctx, j, Permanent(werr)) }), &w.stats.failed)
+		raw, rerr := encodeResult(result)
+		if rerr != nil {
+			k.finish(h, &leaseOp{kind: opFail, cause: Permanent(rerr)}, &w.stats.failed)
 			return
 		}
-		w.record(job, werr, &w.stats.succeeded)
+		k.finish(h, &leaseOp{kind: opComplete, result: raw}, &w.stats.succeeded)
 	case errors.Is(cause, errShutdown):
-		w.record(job, run.write(func(s *Store, j *Job) error { return s.ReleaseJob(wctx, j) }), &w.stats.released)
+		k.finish(h, &leaseOp{kind: opRelease}, &w.stats.released)
 	default:
-		w.record(job, run.write(func(s *Store, j *Job) error { return s.FailJob(wctx, j, err) }), &w.stats.failed)
+		k.finish(h, &leaseOp{kind: opFail, cause: err}, &w.stats.failed)
 	}
 }
 
@@ -423,35 +455,15 @@ func (w *Worker) record(job *Job, err error, counter *atomic.Int64) {
 	switch {
 	case err == nil:
 		counter.Add(1)
+	case errors.Is(err, ErrJobCancelled):
+		w.stats.cancelled.Add(1)
+		w.log.Info("harmonia: a job was cancelled while it ran; its outcome is dropped", "worker", w.cfg.ID, "job", job.ID.Hex(), "attempt", job.Attempt)
 	case errors.Is(err, ErrLeaseLost):
 		w.stats.leaseLost.Add(1)
 		w.log.Warn("harmonia: lost the lease of a job before recording its outcome", "worker", w.cfg.ID, "job", job.ID.Hex(), "attempt", job.Attempt)
 	default:
 		w.log.Error("harmonia: cannot record a job's outcome; it runs again when its lease expires",
 			"worker", w.cfg.ID, "job", job.ID.Hex(), "attempt", job.Attempt, "err", err)
-	}
-}
-
-// heartbeat extends run's lease every HeartbeatInterval until stop is
-// closed or ctx ends; a lost lease cancels the handler.
-func (w *Worker) heartbeat(ctx context.Context, run *runningJob, stop <-chan struct{}) {
-	t := time.NewTicker(w.cfg.HeartbeatInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		err := run.write(func(s *Store, j *Job) error { return s.Heartbeat(ctx, j, w.cfg.LeaseDuration) })
-		if errors.Is(err, ErrLeaseLost) {
-			return
-		}
-		if err != nil && ctx.Err() == nil {
-			w.log.Warn("harmonia: heartbeat failed", "worker", w.cfg.ID, "job", run.job.ID.Hex(), "err", err)
-		}
 	}
 }
 

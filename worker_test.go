@@ -472,7 +472,7 @@ func TestWorkerWakesOnEnqueue(t *testing.T) {
 	b := setupOn(t, db)
 	ok := func(context.Context, *harmonia.Job, *harmonia.JobLogger) (any, error) { return nil, nil }
 	w, _ := startWorker(t, b, harmonia.WorkerOptions{Handlers: handlers(ok), PollInterval: time.Hour, Concurrency: 1})
-	waitFor(t, "the first claim", func() bool { return counter.Count("findAndModify") > 0 })
+	waitFor(t, "the first claim", func() bool { return counter.Count("find") > 0 })
 	err := w.Run(b.ctx)
 	require.ErrorIs(t, err, harmonia.ErrConflict, "a worker runs once at a time")
 

@@ -35,6 +35,19 @@ func benchClaim(ctx context.Context, b *bench, c config) ([]figure, error) {
 		fmt.Sprintf("%.0f vs %.0f jobs/s", jobs/harmonia.Seconds(), jobs/driver.Seconds())}}, nil
 }
 
+// benchJobCommands counts the server commands per job of workers that
+// run jobs logging two lines each.
+func benchJobCommands(ctx context.Context, b *bench, c config) ([]figure, error) {
+	db, counter, done := b.countingDB(ctx, "jobcmds")
+	defer done()
+	r, err := hbench.JobCommands(ctx, db, counter.Total, c.jobs, c.workers, c.concurrency)
+	if err != nil {
+		return nil, err
+	}
+	return []figure{{"commands_per_job", fmt.Sprintf("server commands per job logging 2 lines, %d workers × %d", c.workers, c.concurrency),
+		r.PerJob(), "%.2f", fmt.Sprintf("%d commands for %d jobs in %.1fs", r.Commands, r.Jobs, r.Elapsed.Seconds())}}, nil
+}
+
 // benchSHA256 hashes a file of random bytes with harmonia.HashFile and
 // with openssl, three times each, and compares the best runs.
 func benchSHA256(ctx context.Context, _ *bench, c config) ([]figure, error) {

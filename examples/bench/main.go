@@ -8,13 +8,17 @@
 //	publish_commands_k1000           … of 1,000 artifacts
 //	list_with_licenses_commands_m500 server commands to list 500 artifacts with their licenses
 //	claim_ratio_vs_raw               job claim-and-finish throughput, harmonia ÷ plain driver loop, 4 workers
+//	commands_per_job                 server commands per job logging two lines, amortized, 4 workers of concurrency 4
 //	sha256_ratio_vs_openssl          validate's hashing throughput ÷ `openssl dgst -sha256`
 //	import_peak_heap_mib_100mb       peak heap of a dry-run import of a generated 100 MB file
 //
 // It runs on an embedded server by default and on HARMONIA_MONGODB_URI (or
 // -uri) when set; the sizes are flags, to be raised on a real MongoDB.
 //
-//	go run ./examples/bench [-uri mongodb://…] [-artifacts 20000] [-jobs 500] [-hash-mib 256] [-inventory-mb 100]
+//	go run ./examples/bench [-uri mongodb://…] [-artifacts 20000] [-jobs 500] [-concurrency 4] [-hash-mib 256] [-inventory-mb 100]
+//
+// -only claim,jobcmds runs some of the steps (import, publish, list,
+// claim, jobcmds, sha256, heap).
 package main
 
 import (
@@ -24,6 +28,8 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -40,6 +46,8 @@ import (
 type config struct {
 	uri                         string
 	artifacts, jobs, workers    int
+	concurrency                 int
+	only                        string
 	hashMiB, inventoryMB, listM int
 	publishSmall, publishLarge  int
 }
@@ -49,7 +57,9 @@ func main() {
 	flag.StringVar(&c.uri, "uri", "", "MongoDB URI (default $HARMONIA_MONGODB_URI, else an embedded server)")
 	flag.IntVar(&c.artifacts, "artifacts", 20000, "artifacts in the import comparison")
 	flag.IntVar(&c.jobs, "jobs", 500, "jobs in the claim comparison")
-	flag.IntVar(&c.workers, "workers", 4, "workers in the claim comparison")
+	flag.IntVar(&c.workers, "workers", 4, "workers in the claim comparison and the command count")
+	flag.IntVar(&c.concurrency, "concurrency", 4, "concurrency of each worker in the command count")
+	flag.StringVar(&c.only, "only", "", "comma-separated steps to run (default all)")
 	flag.IntVar(&c.hashMiB, "hash-mib", 256, "size of the file hashed against openssl, MiB")
 	flag.IntVar(&c.inventoryMB, "inventory-mb", 100, "size of the generated inventory for the heap figure, MB")
 	flag.IntVar(&c.listM, "list", 500, "artifacts listed with their licenses")
@@ -118,10 +128,14 @@ func run(ctx context.Context, c config) (err error) {
 		{"publish", benchPublish},
 		{"list", benchList},
 		{"claim", benchClaim},
+		{"jobcmds", benchJobCommands},
 		{"sha256", benchSHA256},
 		{"heap", benchHeap},
 	}
 	for _, s := range steps {
+		if c.only != "" && !slices.Contains(strings.Split(c.only, ","), s.name) {
+			continue
+		}
 		t0 := time.Now()
 		fmt.Fprintf(os.Stderr, "bench: %s…", s.name)
 		f, err := s.fn(ctx, b, c)

@@ -79,35 +79,52 @@ func ClaimAndFinish(ctx context.Context, db *mongo.Database, jobs, workers, roun
 }
 
 func runHarmonia(ctx context.Context, db *mongo.Database, jobs, workers int) (time.Duration, error) {
+	noop := func(context.Context, *harmonia.Job, *harmonia.JobLogger) (any, error) { return nil, nil }
+	ws, err := harmoniaWorkers(ctx, db, jobs, workers, 1, noop)
+	if err != nil {
+		return 0, err
+	}
+	return runUntilDone(ctx, ws, jobs)
+}
+
+// harmoniaWorkers replaces the jobs and events collections of db with
+// jobs enqueued jobs of JobType, and returns workers workers of
+// concurrency that run them with h, sharing one Store.
+func harmoniaWorkers(ctx context.Context, db *mongo.Database, jobs, workers, concurrency int, h harmonia.Handler) ([]*harmonia.Worker, error) {
 	for _, c := range []string{harmonia.CollectionJobs, harmonia.CollectionEvents} {
 		if err := db.Collection(c).Drop(ctx); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
 	store, err := harmonia.Open(ctx, db, nil)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	if err := store.EnsureIndexes(ctx); err != nil {
-		return 0, err
+		return nil, err
 	}
 	params := make([]harmonia.EnqueueParams, jobs)
 	for i := range params {
 		params[i] = harmonia.EnqueueParams{Type: JobType}
 	}
 	if _, err := store.EnqueueMany(ctx, params); err != nil {
-		return 0, err
+		return nil, err
 	}
-	noop := func(context.Context, *harmonia.Job, *harmonia.JobLogger) (any, error) { return nil, nil }
 	ws := make([]*harmonia.Worker, workers)
 	for i := range ws {
 		if ws[i], err = harmonia.NewWorker(store, &harmonia.WorkerOptions{
-			ID: fmt.Sprintf("bench-%d", i), Concurrency: 1, PollInterval: 10 * time.Millisecond,
-			Handlers: map[harmonia.JobType]harmonia.Handler{JobType: noop},
+			ID: fmt.Sprintf("bench-%d", i), Concurrency: concurrency, PollInterval: 10 * time.Millisecond,
+			Handlers: map[harmonia.JobType]harmonia.Handler{JobType: h},
 		}); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
+	return ws, nil
+}
+
+// runUntilDone runs ws until they have recorded the outcomes of jobs
+// jobs, stops them, and returns how long the jobs took.
+func runUntilDone(ctx context.Context, ws []*harmonia.Worker, jobs int) (time.Duration, error) {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
@@ -256,6 +273,52 @@ func HashVsOpenSSL(ctx context.Context, path string) (HashResult, error) {
 	}
 	if got, _, _ := strings.Cut(out.String(), " "); got != sum {
 		return r, fmt.Errorf("digests differ: HashFile %s, openssl %s", sum, got)
+	}
+	return r, nil
+}
+
+// JobCommandsResult is one run of [JobCommands].
+type JobCommandsResult struct {
+	// Jobs is how many jobs ran, each logging two lines; Commands how
+	// many server commands the workers sent to run them.
+	Jobs, Commands int
+	// Elapsed is the time the workers took.
+	Elapsed time.Duration
+}
+
+// PerJob is the amortized number of commands per job.
+func (r JobCommandsResult) PerJob() float64 { return float64(r.Commands) / float64(r.Jobs) }
+
+// JobCommands enqueues jobs jobs whose handler logs two lines, runs them
+// on workers Workers of the given concurrency sharing one Store on db, and
+// returns how many commands the run took, as counted (a function that
+// returns how many commands db's client sent so far): claims,
+// heartbeats, log lines and outcomes, the enqueue not included. It
+// replaces the jobs and events collections of db.
+func JobCommands(ctx context.Context, db *mongo.Database, counted func() int, jobs, workers, concurrency int) (JobCommandsResult, error) {
+	r := JobCommandsResult{Jobs: jobs}
+	logTwo := func(ctx context.Context, _ *harmonia.Job, log *harmonia.JobLogger) (any, error) {
+		if err := log.Log(ctx, harmonia.LevelInfo, "started"); err != nil {
+			return nil, err
+		}
+		return nil, log.Log(ctx, harmonia.LevelInfo, "done")
+	}
+	ws, err := harmoniaWorkers(ctx, db, jobs, workers, concurrency, logTwo)
+	if err != nil {
+		return r, err
+	}
+	before := counted()
+	elapsed, err := runUntilDone(ctx, ws, jobs)
+	r.Commands, r.Elapsed = counted()-before, elapsed
+	if err != nil {
+		return r, err
+	}
+	n, err := db.Collection(harmonia.CollectionEvents).CountDocuments(ctx, bson.D{})
+	if err != nil {
+		return r, err
+	}
+	if n != int64(2*jobs) {
+		return r, fmt.Errorf("%d log lines written, want %d", n, 2*jobs)
 	}
 	return r, nil
 }

@@ -1,0 +1,167 @@
+package harmonia_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/harmonia-ml/harmonia"
+)
+
+// overlapCounter tells whether a job ever ran in two live handlers at once.
+type overlapCounter struct {
+	active, runs sync.Map // job id → *atomic.Int32
+	overlaps     atomic.Int32
+}
+
+// enter marks job as running and returns the function that marks it done.
+func (o *overlapCounter) enter(id bson.ObjectID) func() {
+	a, _ := o.active.LoadOrStore(id, new(atomic.Int32))
+	r, _ := o.runs.LoadOrStore(id, new(atomic.Int32))
+	if a.(*atomic.Int32).Add(1) > 1 {
+		o.overlaps.Add(1)
+	}
+	r.(*atomic.Int32).Add(1)
+	return func() { a.(*atomic.Int32).Add(-1) }
+}
+
+// TestBatchClaimAbandonedWorkers: 8 workers claim batches of up to 8 of
+// 500 jobs. Two of them (20%) are abandoned mid-run: after a few jobs
+// their handlers hang and nothing heart-beats (the interval is an hour),
+// as if the process froze; once the others are done, they stop (their
+// frozen handlers outlive the shutdown, so their jobs are left to their
+// leases). The clock passes the lease: the abandoned jobs are claimed
+// again and succeed, no job ran in two live handlers at once, none was
+// lost, and when the frozen handlers finally return every one of their
+// finishes is refused.
+func TestBatchClaimAbandonedWorkers(t *testing.T) {
+	t.Parallel()
+	const n, workers, abandoned = 500, 8, 2
+	b := setup(t)
+	enqueueNumbered(t, b, n)
+	var live overlapCounter
+	thaw := make(chan struct{})
+	var frozen atomic.Int32
+	h := func(worker int, done *atomic.Int32) harmonia.Handler {
+		return func(ctx context.Context, job *harmonia.Job, log *harmonia.JobLogger) (any, error) {
+			if worker < abandoned && done.Add(1) > 5 {
+				frozen.Add(1)
+				<-thaw
+				return bson.D{{Key: "by", Value: worker}}, nil
+			}
+			defer live.enter(job.ID)()
+			return bson.D{{Key: "by", Value: worker}}, log.Log(ctx, harmonia.LevelInfo, "ran")
+		}
+	}
+	start := time.Now()
+	var ws []*harmonia.Worker
+	var stops []func()
+	for i := range workers {
+		w, err := harmonia.NewWorker(b.store, &harmonia.WorkerOptions{ID: fmt.Sprintf("w%d", i), Concurrency: 8,
+			Handlers: handlers(h(i, new(atomic.Int32))), PollInterval: 20 * time.Millisecond,
+			LeaseDuration: time.Hour, HeartbeatInterval: 59 * time.Minute, ShutdownTimeout: 10 * time.Millisecond})
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(b.ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = w.Run(ctx)
+		}()
+		stop := sync.OnceFunc(func() {
+			cancel()
+			<-done
+		})
+		t.Cleanup(stop)
+		ws, stops = append(ws, w), append(stops, stop)
+	}
+	waitWithin(t, 5*time.Minute, "the live workers to finish the other jobs", func() bool {
+		f := frozen.Load()
+		return f > 0 && sumStats(ws).Succeeded == n-int64(f)
+	})
+	f := frozen.Load()
+	require.LessOrEqual(t, f, int32(abandoned*8), "an abandoned worker holds at most its batch")
+	require.EqualValues(t, f, countJobs(t, b, statusIs(harmonia.JobRunning)))
+	for _, stop := range stops[:abandoned] {
+		stop() // the frozen handlers outlive the shutdown: their jobs are left to their leases
+	}
+
+	b.clock.Advance(time.Hour + time.Second)
+	waitWithin(t, 5*time.Minute, "the abandoned jobs to be claimed again", func() bool { return sumStats(ws).Succeeded == n })
+	close(thaw)
+	waitWithin(t, 2*time.Minute, "the frozen finishes to be refused", func() bool { return sumStats(ws).LeaseLost == int64(f) })
+
+	stats := sumStats(ws)
+	require.Zero(t, live.overlaps.Load(), "jobs run by two live handlers at once")
+	require.EqualValues(t, n+f, stats.Claimed)
+	require.Zero(t, stats.Failed)
+	jobs := allJobs(t, b)
+	require.Len(t, jobs, n)
+	reclaimed := 0
+	for _, j := range jobs {
+		require.Equal(t, harmonia.JobSuccess, j.Status)
+		if j.Attempt == 2 {
+			reclaimed++
+			require.Contains(t, j.Errors[0].Error, "lease expired")
+			require.GreaterOrEqual(t, int(j.Result.Lookup("by").Int32()), abandoned, "job %s: recorded by a live worker", j.ID.Hex())
+		}
+	}
+	require.EqualValues(t, f, reclaimed)
+	t.Logf("%d jobs, %d workers (%d abandoned, %d jobs frozen): %d claims, %d stale finishes refused, %s",
+		n, workers, abandoned, f, stats.Claimed, stats.LeaseLost, time.Since(start).Round(time.Millisecond))
+}
+
+// TestLeaseHeldAgainstSlowServer: 8 workers with 1 s leases run jobs that
+// outlast a lease, against a server that holds every update and find of
+// theirs for a fifth of a lease before running it. The Store keeps real
+// time. No live worker loses a lease, and no job runs twice.
+//
+// It does not run in parallel: other tests' commands queue at the same
+// server and would slow it past the fail point's fifth of a lease.
+func TestLeaseHeldAgainstSlowServer(t *testing.T) {
+	b, failPoint, _ := failPointStore(t)
+	store, err := harmonia.Open(b.ctx, b.db, nil)
+	require.NoError(t, err)
+	const n = 32
+	enqueueNumbered(t, b, n)
+	var o overlapCounter
+	h := func(ctx context.Context, job *harmonia.Job, log *harmonia.JobLogger) (any, error) {
+		defer o.enter(job.ID)()
+		select {
+		case <-time.After(time.Duration(1000+40*jobNumber(job)) * time.Millisecond):
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+		return nil, log.Log(ctx, harmonia.LevelInfo, "slept")
+	}
+	failPoint("alwaysOn", bson.D{{Key: "failCommands", Value: bson.A{"update", "find", "insert"}},
+		{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 200}})
+	var ws []*harmonia.Worker
+	for i := range 8 {
+		w, err := harmonia.NewWorker(store, &harmonia.WorkerOptions{ID: fmt.Sprintf("w%d", i), Concurrency: 2,
+			Handlers: handlers(h), LeaseDuration: time.Second, PollInterval: 50 * time.Millisecond})
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(b.ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = w.Run(ctx)
+		}()
+		t.Cleanup(func() {
+			cancel()
+			<-done
+		})
+		ws = append(ws, w)
+	}
+	waitWithin(t, 3*time.Minute, "every job to succeed", func() bool { return sumStats(ws).Succeeded == n })
+	stats := sumStats(ws)
+	require.Zero(t, stats.LeaseLost, "a live worker lost a lease")
+	require.Zero(t, o.overlaps.Load())
+	require.EqualValues(t, n, stats.Claimed, "no job ran twice")
+	require.EqualValues(t, n, countJobs(t, b, bson.D{{Key: "status", Value: harmonia.JobSuccess}, {Key: "attempt", Value: 1}}))
+}
