@@ -61,7 +61,7 @@ func (f *front) applyDoc(be *backend, cmd *command, t *txn) (bsoncore.Document, 
 		if cmd.truthy("bypassDocumentValidation") {
 			v = nil
 		}
-		if t == nil && v == nil {
+		if t == nil && v == nil && !f.pinnable(cmd) {
 			return nil, errPassThrough
 		}
 		w := &writer{f: f, be: be, cmd: cmd, t: t, v: v, res: resourceOf(cmd)}
@@ -334,6 +334,20 @@ func (w *writer) runStatement(key string, stmt bsoncore.Document, limit int64) (
 		if err != nil {
 			return nil, nil, err
 		}
+		if pinnedStatement(stmt, q) {
+			// See match.go: decide the other conditions here, and run
+			// the statement pinned to {_id}, or not at all.
+			match, known := false, true
+			if len(pre) > 0 {
+				match, known = matchScalars(pre[0], q)
+			}
+			switch {
+			case known && !match:
+				return nil, noMatchReply(), nil
+			case known:
+				stmt = editDoc(stmt, nil, bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: rawValue(id)}}}})
+			}
+		}
 		rep, err := w.be.run(w.single(key, stmt))
 		return pre, rep, err
 	}
@@ -347,6 +361,24 @@ func (w *writer) runStatement(key string, stmt bsoncore.Document, limit int64) (
 	}
 	rep, err := w.be.run(w.single(key, stmt))
 	return pre, rep, err
+}
+
+// noMatchReply is the reply of a statement that matched no document.
+func noMatchReply() bsoncore.Document {
+	return bsoncore.NewDocumentBuilder().AppendInt32("n", 0).AppendInt32("nModified", 0).AppendDouble("ok", 1).Build()
+}
+
+// pinnable reports whether cmd, which needs no statement-by-statement
+// run of its own, has an update or delete statement for the pinned path
+// of match.go, which the writer runs.
+func (f *front) pinnable(cmd *command) bool {
+	switch cmd.name {
+	case "update":
+		return anyPinned(cmd, "updates")
+	case "delete":
+		return anyPinned(cmd, "deletes")
+	}
+	return false
 }
 
 // idEquality returns the value q requires _id to equal, if it does: a
