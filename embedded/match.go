@@ -17,14 +17,11 @@ import (
 // does not match). Conditions it cannot decide leave the statement as it
 // was.
 
-// pinnedStatement reports whether an update or delete statement with q can
-// take the pinned path: q pins _id and has other conditions, and the
-// statement neither upserts nor carries a collation (which changes how
-// strings compare).
+// pinnedStatement reports whether an update or delete statement whose
+// filter q pins _id can take the pinned path: q has other conditions, and
+// the statement neither upserts nor carries a collation (which changes
+// how strings compare).
 func pinnedStatement(stmt, q bsoncore.Document) bool {
-	if _, ok := idEquality(q); !ok {
-		return false
-	}
 	elems, err := q.Elements()
 	if err != nil || len(elems) < 2 {
 		return false
@@ -32,15 +29,15 @@ func pinnedStatement(stmt, q bsoncore.Document) bool {
 	return !truthy(stmt.Lookup("upsert")) && stmt.Lookup("collation").Type == 0
 }
 
-// anyPinned reports whether a write command has a statement that may take
-// the pinned path.
+// anyPinned reports whether an update or delete command (statements under
+// key) has a statement that may take the pinned path.
 func anyPinned(cmd *command, key string) bool {
 	arr, _ := cmd.lookup(key).ArrayOK()
 	vals, _ := arr.Values()
 	for _, v := range vals {
 		stmt, _ := v.DocumentOK()
 		q, _ := stmt.Lookup("q").DocumentOK()
-		if pinnedStatement(stmt, q) {
+		if _, ok := idEquality(q); ok && pinnedStatement(stmt, q) {
 			return true
 		}
 	}

@@ -61,7 +61,7 @@ func (f *front) applyDoc(be *backend, cmd *command, t *txn) (bsoncore.Document, 
 		if cmd.truthy("bypassDocumentValidation") {
 			v = nil
 		}
-		if t == nil && v == nil && !f.pinnable(cmd) {
+		if t == nil && v == nil && !hasPinned(cmd) {
 			return nil, errPassThrough
 		}
 		w := &writer{f: f, be: be, cmd: cmd, t: t, v: v, res: resourceOf(cmd)}
@@ -351,6 +351,12 @@ func (w *writer) runStatement(key string, stmt bsoncore.Document, limit int64) (
 		rep, err := w.be.run(w.single(key, stmt))
 		return pre, rep, err
 	}
+	if w.t == nil && w.v == nil {
+		// The writer runs this command only for its pinned statements:
+		// this one has nothing to remember or check.
+		rep, err := w.be.run(w.single(key, stmt))
+		return nil, rep, err
+	}
 	pre, err := w.be.find(w.res.db, w.res.coll, q, bsoncore.Value{}, limit)
 	if err != nil {
 		return nil, nil, err
@@ -368,10 +374,10 @@ func noMatchReply() bsoncore.Document {
 	return bsoncore.NewDocumentBuilder().AppendInt32("n", 0).AppendInt32("nModified", 0).AppendDouble("ok", 1).Build()
 }
 
-// pinnable reports whether cmd, which needs no statement-by-statement
+// hasPinned reports whether cmd, which needs no statement-by-statement
 // run of its own, has an update or delete statement for the pinned path
 // of match.go, which the writer runs.
-func (f *front) pinnable(cmd *command) bool {
+func hasPinned(cmd *command) bool {
 	switch cmd.name {
 	case "update":
 		return anyPinned(cmd, "updates")
