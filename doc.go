@@ -140,15 +140,28 @@
 // after at most BatchWait for the worker's other handlers, and never past
 // a lease's deadline.
 //
-// The expiry is written from the worker's clock (the Store's Options.Now),
-// and other workers compare it with theirs when they look for expired
-// leases. The embedded server has no update pipelines, so it cannot stamp
-// $$NOW itself; harmonia uses the clients' clocks on every deployment. A
-// worker whose clock runs ahead of the lease holder's by d sees the lease
-// expire d early: clocks must agree to within the margin between
+// Which clock sets and judges expiries is the Store's [LeaseClock]. Where
+// the server offers its own clock ($$NOW: MongoDB 4.2 and later, and the
+// embedded server, [Capabilities.ServerClock]) claims and heartbeats set
+// lease_expires_at to the server's $$NOW plus the lease, in an update
+// pipeline, and claims look for expired leases with an $expr against
+// $$NOW: one clock decides, and the workers' clocks may disagree by any
+// amount. The worker still gives a job up on its own monotonic clock,
+// counted from the sending, which never runs past the server's expiry.
+// Job.LeaseExpiresAt is then the worker's estimate (its clock at the
+// sending plus the lease), not the stored value.
+//
+// Elsewhere (MongoDB before 4.2, LeaseClockLocal, or a Store whose
+// Options.Now is set, as tests do) the expiry is written from the
+// worker's clock, and other workers compare it with theirs. A worker
+// whose clock runs ahead of the lease holder's by d sees the lease expire
+// d early: clocks must agree to within the margin between
 // HeartbeatInterval and LeaseDuration (two thirds of the lease by
 // default, 20 s with the 30 s default lease). NTP keeps hosts within
 // milliseconds; a host with a broken clock can take over live jobs.
+// A job's run-after, backoffs and a [Scheduler]'s periods are always on
+// the clients' clocks: skew there delays or hastens work, never runs it
+// twice at once.
 //
 // The built-in handlers check and fetch artifact files:
 // [ValidateHandler] (size and sha256 of the local file),

@@ -80,6 +80,10 @@ type Options struct {
 	// Defaults to false: production deployments create indexes with the
 	// migrate package, which records them.
 	EnsureIndexes bool
+	// LeaseClock is the clock job leases are measured on.
+	// Defaults to LeaseClockAuto: the server's where it offers one and
+	// Now is not set.
+	LeaseClock LeaseClock
 	// Rand is the source of the retry jitter; tests set it for repeatable
 	// waits. The Store serializes its use. Defaults to math/rand/v2's
 	// top-level source.
@@ -104,19 +108,26 @@ type Capabilities struct {
 	// Validators reports server-side $jsonSchema validators (the server
 	// knows collMod); EnsureIndexes installs them when true.
 	Validators bool
+	// ServerClock reports that the server evaluates $$NOW, its own clock,
+	// in queries ($expr) and update pipelines: MongoDB 4.2 and later, and
+	// the embedded server. Job leases are then measured on it (see
+	// [LeaseClock]).
+	ServerClock bool
 }
 
 // Store is harmonia's handle on one MongoDB database. It is safe for
 // concurrent use. The caller owns the *mongo.Client behind the database and
 // disconnects it; the Store holds no resources of its own.
 type Store struct {
-	db    *mongo.Database
-	now   func() time.Time
-	log   *slog.Logger
-	caps  Capabilities
-	opts  Options
-	hooks testHooks
-	cols  collections
+	db   *mongo.Database
+	now  func() time.Time
+	log  *slog.Logger
+	caps Capabilities
+	opts Options
+	// leaseClock is LeaseClockServer or LeaseClockLocal.
+	leaseClock LeaseClock
+	hooks      testHooks
+	cols       collections
 	// indexes records the unique indexes Open found missing.
 	indexes indexState
 	// randMu serializes the use of opts.Rand.
@@ -183,7 +194,11 @@ func Open(ctx context.Context, db *mongo.Database, opts *Options) (*Store, error
 		return nil, invalidf("store", "require_transactions",
 			"the deployment (%s %s) has no multi-document transactions: use a replica set or mongos", caps.Topology, caps.ServerVersion)
 	}
-	s := &Store{db: db, now: o.Now, log: o.Logger, caps: caps, opts: o}
+	leaseClock, err := resolveLeaseClock(o.LeaseClock, caps, opts != nil && opts.Now != nil)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: db, now: o.Now, log: o.Logger, caps: caps, opts: o, leaseClock: leaseClock}
 	s.cols = collections{
 		artifacts: db.Collection(CollectionArtifacts),
 		licenses:  db.Collection(CollectionLicenses),
@@ -301,6 +316,9 @@ func detectCapabilities(ctx context.Context, db *mongo.Database) (Capabilities, 
 		c.Validators = ce.Code == 26 // NamespaceNotFound
 	default:
 		return Capabilities{}, wrapErr("store", "collMod", err)
+	}
+	if c.ServerClock, err = probeServerClock(ctx, db); err != nil {
+		return Capabilities{}, err
 	}
 	return c, nil
 }

@@ -166,6 +166,17 @@ func (s *Store) leaseUpdate(op *leaseOp, now time.Time) (bson.D, func()) {
 	}
 }
 
+// leaseStatement is leaseUpdate as it is sent: a heartbeat's on the
+// Store's lease clock.
+func (s *Store) leaseStatement(op *leaseOp, now time.Time) (any, func(), error) {
+	update, apply := s.leaseUpdate(op, now)
+	if op.kind != opHeartbeat {
+		return update, apply, nil
+	}
+	sent, err := s.onLeaseClock(update, op.lease)
+	return sent, apply, err
+}
+
 // writeLeases applies ops, each conditioned on its job's lease, with one
 // insert of their buffered log lines into the events collection (first,
 // so that a recorded outcome never lacks its lines; an event inserted
@@ -194,12 +205,15 @@ func (s *Store) writeLeases(ctx context.Context, ops []*leaseOp) ([]error, error
 	applies := make([]func(), len(ops))
 	ids := make([]bson.ObjectID, len(ops))
 	for i, op := range ops {
-		update, apply := s.leaseUpdate(op, now)
+		sent, apply, err := s.leaseStatement(op, now)
+		if err != nil {
+			return nil, err
+		}
 		filter := bson.D{{Key: "_id", Value: op.job.ID}, {Key: "lease_token", Value: op.job.LeaseToken}, {Key: "status", Value: JobRunning}}
 		if op.job.LeaseToken == "" {
 			filter = bson.D{{Key: "_id", Value: bson.NilObjectID}}
 		}
-		models[i], applies[i], ids[i] = mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(update), apply, op.job.ID
+		models[i], applies[i], ids[i] = mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(sent), apply, op.job.ID
 	}
 	res, err := s.cols.jobs.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
 	if err != nil {

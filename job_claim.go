@@ -47,11 +47,13 @@ var claimSort = bson.D{{Key: "priority", Value: -1}, {Key: "run_after", Value: 1
 // maxWriteBatchSize (100,000 statements on MongoDB, 50 on the embedded
 // server).
 //
-// The lease is measured on the Store's clock (Options.Now), read before
-// the update is sent: a worker that counts lease from when it sent the
-// claim never outlives it on its own clock. Other workers judge expiry on
-// their own clocks, so clocks must agree to well within a lease (see
-// "Leases" in the package documentation).
+// The lease is measured on the Store's [LeaseClock]: on the server's
+// clock ($$NOW) where it offers one, otherwise on the Store's clock
+// (Options.Now), read before the update is sent, so that a worker that
+// counts its lease from when it sent the claim never outlives it. On the
+// Store's clock, other workers judge expiry on their own clocks, which
+// must then agree to well within a lease (see "Leases" in the package
+// documentation).
 //
 // Errors: [CodeInvalid] (no worker id, no types, n outside 1 to
 // MaxClaimBatch, lease under a millisecond), [CodeInternal].
@@ -89,19 +91,21 @@ func checkClaim(workerID string, types []JobType, lease time.Duration) error {
 	return nil
 }
 
-// claimableFilter selects the jobs of types that a claim may take at now.
-func claimableFilter(types []JobType, now time.Time) bson.D {
+// claimableFilter selects the jobs of types that a claim may take at now:
+// pending jobs whose run-after has passed on the Store's clock, and
+// running jobs whose lease expired on the lease clock.
+func (s *Store) claimableFilter(types []JobType, now time.Time) bson.D {
 	ofType := bson.E{Key: "type", Value: bson.D{{Key: "$in", Value: types}}}
 	return bson.D{{Key: "$or", Value: bson.A{
 		bson.D{{Key: "status", Value: JobPending}, ofType, {Key: "run_after", Value: bson.D{{Key: "$lte", Value: now}}}},
-		bson.D{{Key: "status", Value: JobRunning}, ofType, {Key: "lease_expires_at", Value: bson.D{{Key: "$lt", Value: now}}}},
+		bson.D{{Key: "status", Value: JobRunning}, ofType, s.leaseExpired(now)},
 	}}}
 }
 
 // claimCandidates reads the first limit claimable jobs, in claim order.
 func (s *Store) claimCandidates(ctx context.Context, types []JobType, limit int) ([]jobDoc, error) {
 	o := options.Find().SetSort(claimSort).SetLimit(int64(limit))
-	return findAll[jobDoc](ctx, s.cols.jobs, EntityJob, claimableFilter(types, s.Now()), limit, o)
+	return findAll[jobDoc](ctx, s.cols.jobs, EntityJob, s.claimableFilter(types, s.Now()), limit, o)
 }
 
 // claimSet is what a claim sets on a job.
@@ -144,6 +148,10 @@ func (s *Store) stampCandidates(ctx context.Context, workerID string, cands []jo
 	token := rand.Text()
 	set := claimSet(workerID, token, now, expires)
 	inc := bson.E{Key: "$inc", Value: bson.D{{Key: "attempt", Value: 1}}}
+	fresh, err := s.onLeaseClock(bson.D{{Key: "$set", Value: set}, inc}, lease)
+	if err != nil {
+		return nil, 0, err
+	}
 	models := make([]mongo.WriteModel, 0, len(cands))
 	ids := make([]bson.ObjectID, 0, len(cands))
 	takeovers := false
@@ -155,20 +163,23 @@ func (s *Store) stampCandidates(ctx context.Context, workerID string, cands []jo
 				lastLease.Value = c.FinishedLease
 			}
 			filter := bson.D{{Key: "_id", Value: c.ID}, {Key: "status", Value: JobPending}, lastLease}
-			models = append(models, mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(bson.D{{Key: "$set", Value: set}, inc}))
+			models = append(models, mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(fresh))
 			ids = append(ids, c.ID)
 			continue
 		}
 		takeovers = true
 		filter := bson.D{{Key: "_id", Value: c.ID}, {Key: "status", Value: JobRunning}, {Key: "lease_token", Value: c.LeaseToken},
-			{Key: "lease_expires_at", Value: bson.D{{Key: "$lt", Value: now}}}}
+			s.leaseExpired(now)}
 		ae := expiredAttempt(&c.Job, now)
 		if c.Attempt >= c.MaxAttempts {
 			models = append(models, mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(expiredLastUpdate(c.ID, c.LeaseToken, ae, now)))
 			continue
 		}
-		update := bson.D{{Key: "$set", Value: append(slices.Clone(set), bson.E{Key: "error", Value: ae.Error})}, inc,
-			{Key: "$push", Value: bson.D{{Key: "errors", Value: ae}}}}
+		update, err := s.onLeaseClock(bson.D{{Key: "$set", Value: append(slices.Clone(set), bson.E{Key: "error", Value: ae.Error})}, inc,
+			{Key: "$push", Value: bson.D{{Key: "errors", Value: ae}}}}, lease)
+		if err != nil {
+			return nil, 0, err
+		}
 		models = append(models, mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(update))
 		ids = append(ids, c.ID)
 	}

@@ -69,7 +69,10 @@ func (s *Store) ReleaseJob(ctx context.Context, job *Job) error {
 
 // writeLease applies op with one lease-conditioned update.
 func (s *Store) writeLease(ctx context.Context, op *leaseOp, verb string) error {
-	update, apply := s.leaseUpdate(op, s.Now())
+	update, apply, err := s.leaseStatement(op, s.Now())
+	if err != nil {
+		return err
+	}
 	if err := s.leaseWrite(ctx, op.job, verb, update); err != nil {
 		return err
 	}

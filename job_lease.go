@@ -18,7 +18,8 @@ import (
 // findOneAndUpdate: it takes the pending job with the highest priority
 // (then the earliest run-after, then the oldest) whose run-after has
 // passed, or a running job whose lease has expired, sets it running under
-// a fresh lease token that expires lease from now, and counts the
+// a fresh lease token that expires lease from now (on the Store's
+// [LeaseClock]), and counts the
 // attempt. Every later write for the job (Heartbeat, AppendLog,
 // CompleteJob, FailJob, ReleaseJob) must present that token.
 //
@@ -55,12 +56,15 @@ func (s *Store) claimOne(ctx context.Context, workerID string, types []JobType, 
 	now := s.Now()
 	expires := now.Add(lease).Truncate(time.Millisecond)
 	token := rand.Text()
-	update := bson.D{{Key: "$set", Value: claimSet(workerID, token, now, expires)}, {Key: "$inc", Value: bson.D{{Key: "attempt", Value: 1}}}}
+	update, err := s.onLeaseClock(bson.D{{Key: "$set", Value: claimSet(workerID, token, now, expires)}, {Key: "$inc", Value: bson.D{{Key: "attempt", Value: 1}}}}, lease)
+	if err != nil {
+		return nil, nil, err
+	}
 	// The document before the update tells a fresh claim from a take-over;
 	// the claimed state is known from the update itself.
 	o := options.FindOneAndUpdate().SetReturnDocument(options.Before).SetSort(claimSort)
 	var before Job
-	if err := s.cols.jobs.FindOneAndUpdate(ctx, claimableFilter(types, now), update, o).Decode(&before); err != nil {
+	if err := s.cols.jobs.FindOneAndUpdate(ctx, s.claimableFilter(types, now), update, o).Decode(&before); err != nil {
 		if errors.Is(err, mongo.ErrNoDocuments) {
 			return nil, nil, nil
 		}
@@ -104,7 +108,7 @@ func (s *Store) takeOver(ctx context.Context, job, prev *Job) (bool, error) {
 }
 
 // leaseWrite applies update to job if the caller still holds its lease.
-func (s *Store) leaseWrite(ctx context.Context, job *Job, op string, update bson.D) error {
+func (s *Store) leaseWrite(ctx context.Context, job *Job, op string, update any) error {
 	if job.LeaseToken == "" {
 		return leaseLost(job, op)
 	}
@@ -125,7 +129,8 @@ func leaseLost(job *Job, op string) error {
 			op, job.ID.Hex(), job.Attempt)}
 }
 
-// Heartbeat extends the lease of a running job to lease from now.
+// Heartbeat extends the lease of a running job to lease from now, on the
+// Store's [LeaseClock].
 //
 // Errors: [CodeConflict] wrapping [ErrLeaseLost], [CodeInternal].
 func (s *Store) Heartbeat(ctx context.Context, job *Job, lease time.Duration) error {

@@ -128,7 +128,7 @@ type WorkerOptions struct {
 	Concurrency int
 	// LeaseDuration is how long a claim or a heartbeat holds a job: a job
 	// whose worker stops heart-beating for that long may be claimed by
-	// another worker. It is measured on the Store's clock (Options.Now).
+	// another worker. It is measured on the Store's [LeaseClock].
 	// Defaults to LeaseDurationDefault.
 	LeaseDuration time.Duration
 	// HeartbeatInterval is how often the worker extends the lease of each

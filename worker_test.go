@@ -470,6 +470,7 @@ func TestWorkerWakesOnEnqueue(t *testing.T) {
 	t.Parallel()
 	db, counter := harmoniatest.CountingDatabase(t)
 	b := setupOn(t, db)
+	counter.Reset() // Open's probes
 	ok := func(context.Context, *harmonia.Job, *harmonia.JobLogger) (any, error) { return nil, nil }
 	w, _ := startWorker(t, b, harmonia.WorkerOptions{Handlers: handlers(ok), PollInterval: time.Hour, Concurrency: 1})
 	waitFor(t, "the first claim", func() bool { return counter.Count("find") > 0 })

@@ -34,7 +34,9 @@
 //   - TTL indexes (expireAfterSeconds) and partialFilterExpression,
 //   - text indexes,
 //   - $lookup and $facet aggregation stages,
-//   - pipeline-style updates and arrayFilters,
+//   - pipeline-style updates beyond those the front evaluates (see
+//     "Server time") and arrayFilters,
+//   - $expr, except comparisons of a field with $$NOW (see "Server time"),
 //   - change streams,
 //   - $elemMatch on sub-document fields.
 //
@@ -70,6 +72,31 @@
 // $rename, $unset, $setOnInsert, $currentDate), ordered and unordered bulk
 // writes with upserts, distinct, and aggregation with $match, $group,
 // $unwind, $sort, $limit and $project.
+//
+// # Server time
+//
+// MongoDB 4.2 and later evaluate $$NOW, the server's clock, in queries
+// ($expr) and update pipelines; clients that must agree on time (job
+// leases) take it from there rather than from their own clocks. FerretDB
+// v1 refuses both, so the front evaluates $$NOW itself, from
+// [Options.Now], in the forms such clients use, and rewrites the command
+// before FerretDB sees it:
+//   - in a filter (of find, count, distinct, update, delete,
+//     findAndModify, an aggregation's $match; at the top level or under $and, $or, $nor), an $expr
+//     comparing a field path with $$NOW, such as
+//     {$expr: {$lt: ["$lease_expires_at", "$$NOW"]}}, becomes the query
+//     condition {lease_expires_at: {$lt: <now>}}. Unlike MongoDB's, it
+//     matches only documents whose field is a date;
+//   - an update pipeline of $set (or $addFields) and $unset stages
+//     becomes the operator update that does the same, when each field it
+//     sets is a constant (a scalar or {$literal: v}), $$NOW,
+//     {$add: ["$$NOW", ms]}, {$add: [{$ifNull: ["$f", 0]}, n]} on its own
+//     field f (an $inc), or {$concatArrays: [{$ifNull: ["$f", []]},
+//     [v, ...]]} on its own field (a $push), and no field is touched
+//     twice.
+//
+// Anything else with $$NOW or a pipeline is refused with NotImplemented
+// (238). $$NOW is read once per command.
 //
 // # One command at a time
 //

@@ -72,6 +72,11 @@ type Options struct {
 	// MongoDB). Defaults to TransactionWaitDefault.
 	TransactionWait time.Duration
 
+	// Now is the server's clock: the time $$NOW evaluates to (see
+	// "Server time" in the package documentation). Tests set it to a
+	// clock that disagrees with their clients'. Defaults to time.Now.
+	Now func() time.Time
+
 	// ramDir replaces ramDirDefault, for tests.
 	ramDir string
 
@@ -176,6 +181,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 		txnLifetime: opts.TransactionLifetime,
 		txnWait:     opts.TransactionWait,
 		electionID:  bson.NewObjectID(),
+		now:         opts.Now,
 	}, validators)
 	s.uri = "mongodb://" + clientHost(tcpAddr) + "/"
 	if opts.ReplicaSet != "" {

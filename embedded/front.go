@@ -84,6 +84,7 @@ type frontConfig struct {
 	txnLifetime time.Duration
 	txnWait     time.Duration
 	electionID  bson.ObjectID
+	now         func() time.Time // the clock $$NOW reads
 }
 
 // errFrontClosed is returned to a command that waited while the front closed.
@@ -97,6 +98,9 @@ func newFront(ln net.Listener, dial func() (net.Conn, error), log *slog.Logger, 
 	}
 	if cfg.txnWait <= 0 {
 		cfg.txnWait = TransactionWaitDefault
+	}
+	if cfg.now == nil {
+		cfg.now = time.Now
 	}
 	if validators == nil {
 		validators = &validatorStore{byNS: map[resource]*collValidator{}}
@@ -326,6 +330,12 @@ func (c *clientConn) dispatch(req []byte) ([][]byte, error) {
 
 	tf := txnFieldsOf(cmd)
 	inTxn := f.cfg.replSet != "" && tf.inTxn
+	if cerr := f.rewriteNow(cmd); cerr != nil {
+		if inTxn {
+			f.failTxn(tf, "a command in it failed")
+		}
+		return c.reply(cmd, cerr.doc()), nil
+	}
 	act := f.fail.match(cmd.name, c.appName)
 	if act != nil {
 		if act.block > 0 {

@@ -1,0 +1,180 @@
+package harmonia_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/harmonia-ml/harmonia"
+	"github.com/harmonia-ml/harmonia/harmoniatest"
+)
+
+// skewedStore opens a Store on db whose clock is off by skew, with its
+// leases on clock.
+func skewedStore(t *testing.T, db *mongo.Database, skew time.Duration, clock harmonia.LeaseClock) *harmonia.Store {
+	t.Helper()
+	s, err := harmonia.Open(t.Context(), db, &harmonia.Options{
+		Now:        func() time.Time { return time.Now().Add(skew) },
+		LeaseClock: clock, EnsureIndexes: true,
+	})
+	require.NoError(t, err)
+	return s
+}
+
+// requireServerClock skips t on a lane whose server has no $$NOW.
+func requireServerClock(t *testing.T, db *mongo.Database) {
+	t.Helper()
+	s, err := harmonia.Open(t.Context(), db, nil)
+	require.NoError(t, err)
+	if !s.Capabilities().ServerClock {
+		t.Skipf("lane %q: the server does not evaluate $$NOW (MongoDB 4.2 or later does)", harmoniatest.CurrentLane(t).Name)
+	}
+	require.Equal(t, harmonia.LeaseClockServer, s.LeaseClock(), "the default where the server has a clock")
+}
+
+func storedExpiry(t *testing.T, db *mongo.Database, id bson.ObjectID) time.Time {
+	t.Helper()
+	var doc struct {
+		Expires time.Time `bson:"lease_expires_at"`
+	}
+	require.NoError(t, db.Collection(harmonia.CollectionJobs).FindOne(t.Context(), bson.D{{Key: "_id", Value: id}}).Decode(&doc))
+	return doc.Expires
+}
+
+// TestLeaseServerClockIgnoresSkew: two workers whose clocks are two hours
+// apart share a job. On the Stores' own clocks, the worker ahead takes
+// the job from the one behind the moment it is claimed. On the server's
+// clock, the lease is stored from the server's $$NOW, the worker ahead
+// cannot take it while it is heart-beaten, and takes it over (through
+// the batch claim) once the heartbeats stop and it expires; the stale
+// finish is then refused.
+func TestLeaseServerClockIgnoresSkew(t *testing.T) {
+	t.Parallel()
+	db := harmoniatest.Database(t)
+	requireServerClock(t, db)
+	ctx := t.Context()
+	const short = 2 * time.Second
+	types := []harmonia.JobType{noop}
+	enqueue := func(s *harmonia.Store) *harmonia.Job {
+		res, err := s.Enqueue(ctx, noop, nil, nil)
+		require.NoError(t, err)
+		return res.Job
+	}
+
+	// The hazard: on local clocks a live lease is taken over at once.
+	behindLocal, aheadLocal := skewedStore(t, db, -time.Hour, harmonia.LeaseClockLocal), skewedStore(t, db, time.Hour, harmonia.LeaseClockLocal)
+	require.Equal(t, harmonia.LeaseClockLocal, behindLocal.LeaseClock())
+	first := enqueue(behindLocal)
+	held, err := behindLocal.ClaimJob(ctx, "behind", types, short)
+	require.NoError(t, err)
+	require.Equal(t, first.ID, held.ID)
+	stolen, err := aheadLocal.ClaimJob(ctx, "ahead", types, short)
+	require.NoError(t, err)
+	require.NotNil(t, stolen, "on local clocks two hours apart, the live lease looks expired")
+	require.Equal(t, first.ID, stolen.ID)
+	require.NoError(t, aheadLocal.CompleteJob(ctx, stolen, nil))
+
+	// On the server's clock the skew does not matter.
+	behind, ahead := skewedStore(t, db, -time.Hour, harmonia.LeaseClockServer), skewedStore(t, db, time.Hour, harmonia.LeaseClockServer)
+	job := enqueue(behind)
+	sent := time.Now()
+	mine, err := behind.ClaimJob(ctx, "behind", types, short)
+	require.NoError(t, err)
+	require.Equal(t, job.ID, mine.ID)
+	expires := storedExpiry(t, db, job.ID)
+	require.WithinDuration(t, sent.Add(short), expires, time.Minute, "the lease is stored on the server's clock, not the claimer's (an hour behind)")
+
+	none, err := ahead.ClaimJobs(ctx, "ahead", types, 8, short)
+	require.NoError(t, err)
+	require.Empty(t, none, "a live lease is not taken over, whatever the claimer's clock says")
+	alone, err := ahead.ClaimJob(ctx, "ahead", types, short)
+	require.NoError(t, err)
+	require.Nil(t, alone)
+
+	time.Sleep(short / 2)
+	require.NoError(t, behind.Heartbeat(ctx, mine, short))
+	renewed := storedExpiry(t, db, job.ID)
+	require.Greater(t, renewed.Sub(expires), short/4, "the heartbeat moved the expiry on the server's clock")
+	none, err = ahead.ClaimJobs(ctx, "ahead", types, 8, short)
+	require.NoError(t, err)
+	require.Empty(t, none)
+
+	var taken []*harmonia.Job
+	waitWithin(t, 20*time.Second, "the lease to expire on the server's clock", func() bool {
+		taken, err = ahead.ClaimJobs(ctx, "ahead", types, 8, short)
+		require.NoError(t, err)
+		return len(taken) > 0
+	})
+	if harmoniatest.CurrentLane(t).Embedded { // the server's clock is this machine's
+		require.False(t, time.Now().Before(renewed), "taken over before the stored expiry")
+	}
+	require.Len(t, taken, 1)
+	require.Equal(t, job.ID, taken[0].ID)
+	require.Equal(t, 2, taken[0].Attempt)
+	require.Equal(t, "ahead", taken[0].WorkerID)
+	require.Len(t, taken[0].Errors, 1)
+	require.Contains(t, taken[0].Errors[0].Error, "lease expired")
+	requireLeaseLost(t, behind.CompleteJob(ctx, mine, nil))
+	require.NoError(t, ahead.CompleteJob(ctx, taken[0], nil))
+}
+
+// TestLeaseServerClockSkewedWorkers: two worker processes whose clocks
+// are two hours apart run jobs that outlast a lease, heart-beating on
+// the server's clock: no live worker loses a lease and no job runs
+// twice.
+func TestLeaseServerClockSkewedWorkers(t *testing.T) {
+	t.Parallel()
+	db := harmoniatest.Database(t)
+	requireServerClock(t, db)
+	ctx := t.Context()
+	const n = 12
+	behind := skewedStore(t, db, -time.Hour, harmonia.LeaseClockServer)
+	for i := range n {
+		_, err := behind.Enqueue(ctx, noop, bson.D{{Key: "n", Value: i}}, nil)
+		require.NoError(t, err)
+	}
+	var o overlapCounter
+	h := func(ctx context.Context, job *harmonia.Job, log *harmonia.JobLogger) (any, error) {
+		defer o.enter(job.ID)()
+		select {
+		case <-time.After(1500 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+		return nil, log.Log(ctx, harmonia.LevelInfo, "slept past a lease")
+	}
+	var ws []*harmonia.Worker
+	for i, skew := range []time.Duration{-time.Hour, time.Hour} {
+		w, err := harmonia.NewWorker(skewedStore(t, db, skew, harmonia.LeaseClockServer), &harmonia.WorkerOptions{
+			ID: fmt.Sprintf("skewed-%d", i), Concurrency: 4, Handlers: handlers(h),
+			LeaseDuration: time.Second, HeartbeatInterval: 250 * time.Millisecond, PollInterval: 20 * time.Millisecond})
+		require.NoError(t, err)
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = w.Run(runCtx)
+		}()
+		t.Cleanup(func() {
+			cancel()
+			<-done
+		})
+		ws = append(ws, w)
+	}
+	waitWithin(t, time.Minute, "every job to succeed", func() bool { return sumStats(ws).Succeeded == n })
+	stats := sumStats(ws)
+	require.Zero(t, stats.LeaseLost, "a live worker lost a lease")
+	require.Zero(t, o.overlaps.Load(), "a job ran in two handlers at once")
+	require.EqualValues(t, n, stats.Claimed, "no job was claimed twice")
+	for i, w := range ws {
+		require.NotZero(t, w.Stats().Succeeded, "worker %d ran no job", i)
+	}
+	n1, err := db.Collection(harmonia.CollectionJobs).CountDocuments(ctx, bson.D{{Key: "status", Value: harmonia.JobSuccess}, {Key: "attempt", Value: 1}})
+	require.NoError(t, err)
+	require.EqualValues(t, n, n1)
+}
