@@ -12,7 +12,8 @@ import (
 
 // Open a Store over a database and see what the deployment supports. The
 // embedded server of this example is a standalone server without
-// transactions, so Publish will use the staged path.
+// transactions, so Publish will use the staged path; it has its own
+// clock ($$NOW), so job leases are measured on it.
 func ExampleOpen() {
 	ctx := context.Background()
 	db, done := docdb.Database(ctx)
@@ -27,6 +28,8 @@ func ExampleOpen() {
 	}
 	caps := store.Capabilities()
 	fmt.Println("topology:", caps.Topology, "transactions:", caps.Transactions)
+	fmt.Println("server clock:", caps.ServerClock, "leases on:", store.LeaseClock())
 	// Output:
 	// topology: standalone transactions: false
+	// server clock: true leases on: server
 }

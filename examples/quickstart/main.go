@@ -65,7 +65,7 @@ func run(ctx context.Context) (err error) {
 		return err
 	}
 	caps := store.Capabilities()
-	step("connected to the %s server (%s %s, transactions: %t)", conn.Lane, caps.Topology, caps.ServerVersion, caps.Transactions)
+	step("connected to the %s server (%s %s, transactions: %t, job leases on the %s clock)", conn.Lane, caps.Topology, caps.ServerVersion, caps.Transactions, store.LeaseClock())
 
 	runner, err := migrate.New(conn.DB, migrate.Builtin(), nil)
 	if err != nil {
