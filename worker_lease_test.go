@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/harmonia-ml/harmonia"
+	"github.com/harmonia-ml/harmonia/harmoniatest"
 )
 
 // overlapCounter tells whether a job ever ran in two live handlers at once.
@@ -119,7 +120,8 @@ func TestBatchClaimAbandonedWorkers(t *testing.T) {
 // TestLeaseHeldAgainstSlowServer: 8 workers with 1 s leases run jobs that
 // outlast a lease, against a server that holds every update and find of
 // theirs for a fifth of a lease before running it. The Store keeps real
-// time. No live worker loses a lease, and no job runs twice.
+// time, and its leases are on the server's clock where the server has
+// one. No live worker loses a lease, and no job runs twice.
 //
 // It does not run in parallel: other tests' commands queue at the same
 // server and would slow it past the fail point's fifth of a lease.
@@ -127,6 +129,7 @@ func TestLeaseHeldAgainstSlowServer(t *testing.T) {
 	b, failPoint, _ := failPointStore(t)
 	store, err := harmonia.Open(b.ctx, b.db, nil)
 	require.NoError(t, err)
+	t.Logf("lane %s: leases on the %s clock", harmoniatest.CurrentLane(t).Name, store.LeaseClock())
 	const n = 32
 	enqueueNumbered(t, b, n)
 	var o overlapCounter
