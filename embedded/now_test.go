@@ -185,3 +185,27 @@ func TestNowRefusesOtherForms(t *testing.T) {
 	require.NoError(t, coll.FindOne(ctx, bson.D{{Key: "_id", Value: 1}}).Decode(&one))
 	require.Equal(t, bson.M{"_id": int32(1), "t": bson.NewDateTimeFromTime(serverNow.Add(-time.Hour)), "n": int32(1)}, one)
 }
+
+// A refused pipeline in a transaction aborts it, as a failed command does
+// on MongoDB: its earlier writes are undone and commit fails.
+func TestNowRefusalAbortsTransaction(t *testing.T) {
+	t.Parallel()
+	coll := nowColl(t, "rs0")
+	ctx := ctxTimeout(t)
+	sess, err := coll.Database().Client().StartSession()
+	require.NoError(t, err)
+	defer sess.EndSession(context.Background())
+	require.NoError(t, sess.StartTransaction())
+	sctx := mongo.NewSessionContext(ctx, sess)
+	_, err = coll.UpdateOne(sctx, bson.D{{Key: "_id", Value: 1}}, mongo.Pipeline{{{Key: "$set", Value: bson.D{{Key: "n", Value: 7}}}}})
+	require.NoError(t, err)
+	_, err = coll.UpdateOne(sctx, bson.D{{Key: "_id", Value: 2}}, mongo.Pipeline{{{Key: "$project", Value: bson.D{{Key: "n", Value: 1}}}}})
+	var ce mongo.ServerError
+	require.ErrorAs(t, err, &ce)
+	require.True(t, ce.HasErrorCode(int(codeNotImplemented)), "%v", err)
+	require.Error(t, sess.CommitTransaction(ctx), "the transaction was aborted")
+
+	var one bson.M
+	require.NoError(t, coll.FindOne(ctx, bson.D{{Key: "_id", Value: 1}}).Decode(&one))
+	require.EqualValues(t, 1, one["n"], "the transaction's first write was undone")
+}
