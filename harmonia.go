@@ -186,7 +186,7 @@ func Open(ctx context.Context, db *mongo.Database, opts *Options) (*Store, error
 	if err := o.applyJobDefaults(); err != nil {
 		return nil, err
 	}
-	caps, err := detectCapabilities(ctx, db)
+	caps, err := DetectCapabilities(ctx, db)
 	if err != nil {
 		return nil, err
 	}
@@ -272,14 +272,18 @@ func (s *Store) Database() *mongo.Database { return s.db }
 // BSON dates keep, in UTC.
 func (s *Store) Now() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
 
-// detectCapabilities finds out what the deployment does: hello tells the
-// topology and whether it has logical sessions, and collMod on a
-// collection that does not exist tells whether it keeps validators
-// (NamespaceNotFound, where a server without them answers that it has no
-// such command). The server's name decides nothing: FerretDB behind
-// harmonia's embedded front has transactions and validators in its
-// replica-set mode.
-func detectCapabilities(ctx context.Context, db *mongo.Database) (Capabilities, error) {
+// DetectCapabilities finds out what the deployment behind db does, as
+// [Open] does for its [Store.Capabilities]: hello tells the topology and
+// whether it has logical sessions; collMod on a collection that does not
+// exist tells whether it keeps validators (NamespaceNotFound, where a
+// server without them answers that it has no such command); and a find
+// whose filter compares with $$NOW tells whether it has its own clock.
+// The server's name decides nothing: FerretDB behind harmonia's embedded
+// front has transactions and validators in its replica-set mode, and
+// $$NOW in both modes. It reads and writes nothing in db.
+//
+// Errors: [CodeInternal] when the server cannot be reached.
+func DetectCapabilities(ctx context.Context, db *mongo.Database) (Capabilities, error) {
 	admin := db.Client().Database("admin")
 	var hello struct {
 		SetName        string `bson:"setName"`

@@ -26,17 +26,6 @@ func skewedStore(t *testing.T, db *mongo.Database, skew time.Duration, clock har
 	return s
 }
 
-// requireServerClock skips t on a lane whose server has no $$NOW.
-func requireServerClock(t *testing.T, db *mongo.Database) {
-	t.Helper()
-	s, err := harmonia.Open(t.Context(), db, nil)
-	require.NoError(t, err)
-	if !s.Capabilities().ServerClock {
-		t.Skipf("lane %q: the server does not evaluate $$NOW (MongoDB 4.2 or later does)", harmoniatest.CurrentLane(t).Name)
-	}
-	require.Equal(t, harmonia.LeaseClockServer, s.LeaseClock(), "the default where the server has a clock")
-}
-
 func storedExpiry(t *testing.T, db *mongo.Database, id bson.ObjectID) time.Time {
 	t.Helper()
 	var doc struct {
@@ -55,9 +44,12 @@ func storedExpiry(t *testing.T, db *mongo.Database, id bson.ObjectID) time.Time 
 // finish is then refused.
 func TestLeaseServerClockIgnoresSkew(t *testing.T) {
 	t.Parallel()
+	harmoniatest.RequireServerClock(t)
 	db := harmoniatest.Database(t)
-	requireServerClock(t, db)
 	ctx := t.Context()
+	plain, err := harmonia.Open(ctx, db, nil)
+	require.NoError(t, err)
+	require.Equal(t, harmonia.LeaseClockServer, plain.LeaseClock(), "the default where the server has a clock")
 	const short = 2 * time.Second
 	types := []harmonia.JobType{noop}
 	enqueue := func(s *harmonia.Store) *harmonia.Job {
@@ -129,8 +121,8 @@ func TestLeaseServerClockIgnoresSkew(t *testing.T) {
 // twice.
 func TestLeaseServerClockSkewedWorkers(t *testing.T) {
 	t.Parallel()
+	harmoniatest.RequireServerClock(t)
 	db := harmoniatest.Database(t)
-	requireServerClock(t, db)
 	ctx := t.Context()
 	const n = 12
 	behind := skewedStore(t, db, -time.Hour, harmonia.LeaseClockServer)

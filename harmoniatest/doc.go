@@ -40,7 +40,7 @@
 // The first test that needs the server prints the lane to standard output,
 // for example:
 //
-//	harmoniatest: lane=embedded-replset transactions=true validators=true uri=mongodb://127.0.0.1:41237/?replicaSet=rs0 server=process
+//	harmoniatest: lane=embedded-replset transactions=true validators=true server_clock=true uri=mongodb://127.0.0.1:41237/?replicaSet=rs0 server=process
 //
 // (go test shows a passing package's output only with -v.) Tests that need
 // what a lane lacks skip with a message naming the lane; see

@@ -61,6 +61,9 @@ type Lane struct {
 	// Validators reports whether the server enforces $jsonSchema
 	// validators (create and collMod with a validator).
 	Validators bool
+	// ServerClock reports whether the server evaluates $$NOW, so that
+	// job leases are measured on its clock ([harmonia.LeaseClock]).
+	ServerClock bool
 }
 
 // startTimeout bounds the start of the shared server, a mongod download
@@ -98,8 +101,8 @@ func sharedServer(t testing.TB) *server {
 					where = " server=process"
 				}
 			}
-			fmt.Printf("harmoniatest: lane=%s transactions=%t validators=%t uri=%s%s\n",
-				l.Name, l.Transactions, l.Validators, redact(l.URI), where)
+			fmt.Printf("harmoniatest: lane=%s transactions=%t validators=%t server_clock=%t uri=%s%s\n",
+				l.Name, l.Transactions, l.Validators, l.ServerClock, redact(l.URI), where)
 		}
 	})
 	if shared.err != nil {
@@ -153,15 +156,11 @@ func openServer(ctx context.Context, getenv func(string) string) (_ *server, err
 	if err != nil {
 		return nil, err
 	}
-	h, err := hello(ctx, s.client)
+	caps, err := harmonia.DetectCapabilities(ctx, s.client.Database("harmoniatest_probe"))
 	if err != nil {
 		return nil, err
 	}
-	s.lane.Transactions = h.SetName != "" || h.Msg == "isdbgrid"
-	s.lane.Validators, err = hasValidators(ctx, s.client)
-	if err != nil {
-		return nil, err
-	}
+	s.lane.Transactions, s.lane.Validators, s.lane.ServerClock = caps.Transactions, caps.Validators, caps.ServerClock
 	return s, nil
 }
 
@@ -176,25 +175,6 @@ func embeddedTopology(getenv func(string) string) (lane, replSet string, err err
 	default:
 		return "", "", fmt.Errorf("%s=%q: want replset or standalone", EnvEmbeddedTopology, v)
 	}
-}
-
-// hasValidators reports whether the server knows collMod, which installs
-// validators: asked to change a collection that does not exist, MongoDB
-// answers NamespaceNotFound (26), a server without it CommandNotFound or
-// NotImplemented.
-func hasValidators(ctx context.Context, client *mongo.Client) (bool, error) {
-	err := client.Database("harmoniatest_probe").RunCommand(ctx, bson.D{
-		{Key: "collMod", Value: "no_such_collection"}, {Key: "validationLevel", Value: "strict"}}).Err()
-	var ce mongo.CommandError
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.As(err, &ce) && ce.Code == 26:
-		return true, nil
-	case errors.As(err, &ce):
-		return false, nil
-	}
-	return false, fmt.Errorf("collMod: %w", err)
 }
 
 // close disconnects from the server and stops what the lane started.
@@ -213,9 +193,7 @@ func (s *server) close() error {
 
 // helloReply holds the fields of the hello command this package reads.
 type helloReply struct {
-	SetName           string `bson:"setName"`
-	Msg               string `bson:"msg"`
-	IsWritablePrimary bool   `bson:"isWritablePrimary"`
+	IsWritablePrimary bool `bson:"isWritablePrimary"`
 }
 
 func hello(ctx context.Context, client *mongo.Client) (helloReply, error) {
@@ -268,6 +246,15 @@ func RequireValidators(t testing.TB) {
 	t.Helper()
 	if lane := CurrentLane(t); !lane.Validators {
 		t.Skipf("needs a server with $jsonSchema validators; lane %q has none", lane.Name)
+	}
+}
+
+// RequireServerClock skips t unless the lane's server evaluates $$NOW,
+// so that job leases can be measured on its clock.
+func RequireServerClock(t testing.TB) {
+	t.Helper()
+	if lane := CurrentLane(t); !lane.ServerClock {
+		t.Skipf("needs a server that evaluates $$NOW (MongoDB 4.2 or later, or the embedded server); lane %q has none", lane.Name)
 	}
 }
 

@@ -132,15 +132,15 @@ func TestOpenServerURI(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, s.close()) })
 
-	assert.Equal(t, Lane{Name: LaneURI, URI: srv.URI(), Transactions: false, Validators: true}, s.lane)
+	assert.Equal(t, Lane{Name: LaneURI, URI: srv.URI(), Transactions: false, Validators: true, ServerClock: true}, s.lane)
 	require.NoError(t, s.client.Ping(ctx, nil))
 }
 
 func TestOpenServerEmbedded(t *testing.T) {
 	for topology, want := range map[string]Lane{
-		"":           {Name: LaneEmbeddedReplSet, Embedded: true, Transactions: true, Validators: true},
-		"replset":    {Name: LaneEmbeddedReplSet, Embedded: true, Transactions: true, Validators: true},
-		"standalone": {Name: LaneEmbedded, Embedded: true, Transactions: false, Validators: true},
+		"":           {Name: LaneEmbeddedReplSet, Embedded: true, Transactions: true, Validators: true, ServerClock: true},
+		"replset":    {Name: LaneEmbeddedReplSet, Embedded: true, Transactions: true, Validators: true, ServerClock: true},
+		"standalone": {Name: LaneEmbedded, Embedded: true, Transactions: false, Validators: true, ServerClock: true},
 	} {
 		t.Run("topology="+topology, func(t *testing.T) {
 			testOpenServerEmbedded(t, topology, want)
