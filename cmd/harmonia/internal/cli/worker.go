@@ -82,8 +82,8 @@ and other commands at it with --uri to use them side by side.`,
 				names[i] = string(t)
 			}
 			slices.Sort(names)
-			fmt.Fprintf(a.stderr, "worker %s: running %s jobs under %s, %d at a time; stop with Ctrl-C\n",
-				w.ID(), strings.Join(names, ", "), root, eff.Concurrency)
+			fmt.Fprintf(a.stderr, "worker %s: running %s jobs under %s, %d at a time, %s leases on the %s clock; stop with Ctrl-C\n",
+				w.ID(), strings.Join(names, ", "), root, eff.Concurrency, eff.LeaseDuration, store.LeaseClock())
 			if err := w.Run(ctx); err != nil {
 				return err
 			}

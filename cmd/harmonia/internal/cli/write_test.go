@@ -227,6 +227,7 @@ func TestWorkerRunsJobsUntilStopped(t *testing.T) {
 		t.Fatal("the worker did not stop when its context ended")
 	}
 	require.Contains(t, errOut.String(), "worker cli-test: running validate jobs under "+f.dir)
+	require.Contains(t, errOut.String(), "30s leases on the server clock", "the embedded server has a clock")
 	require.Contains(t, out.String(), "worker cli-test stopped: 1 claimed, 1 succeeded, 0 failed")
 
 	r := f.fails(ExitInvalid, "worker")
