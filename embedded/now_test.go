@@ -209,3 +209,39 @@ func TestNowRefusalAbortsTransaction(t *testing.T) {
 	require.NoError(t, coll.FindOne(ctx, bson.D{{Key: "_id", Value: 1}}).Decode(&one))
 	require.EqualValues(t, 1, one["n"], "the transaction's first write was undone")
 }
+
+// FuzzRewriteNow rewrites arbitrary commands: it must never panic, and
+// what it sends on is a valid document.
+func FuzzRewriteNow(f *testing.F) {
+	seed := func(name string, d bson.D) {
+		b, err := bson.Marshal(d)
+		require.NoError(f, err)
+		f.Add(name, b)
+	}
+	now := bson.A{"$t", "$$NOW"}
+	seed("find", bson.D{{Key: "find", Value: "c"}, {Key: "filter", Value: bson.D{{Key: "$or", Value: bson.A{
+		bson.D{{Key: "$expr", Value: bson.D{{Key: "$lt", Value: now}}}}, bson.D{{Key: "t", Value: 1}}}}}}})
+	seed("update", bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: bson.A{bson.D{
+		{Key: "q", Value: bson.D{{Key: "$expr", Value: bson.D{{Key: "$gte", Value: now}}}}},
+		{Key: "u", Value: bson.A{
+			bson.D{{Key: "$set", Value: bson.D{{Key: "a", Value: bson.D{{Key: "$add", Value: bson.A{"$$NOW", 5}}}},
+				{Key: "l", Value: bson.D{{Key: "$concatArrays", Value: bson.A{bson.D{{Key: "$ifNull", Value: bson.A{"$l", bson.A{}}}}, bson.A{1}}}}}}}},
+			bson.D{{Key: "$unset", Value: bson.A{"b"}}},
+		}},
+	}}}})
+	seed("findAndModify", bson.D{{Key: "findAndModify", Value: "c"}, {Key: "query", Value: bson.D{}},
+		{Key: "update", Value: bson.A{bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: bson.D{{Key: "$add", Value: bson.A{bson.D{{Key: "$ifNull", Value: bson.A{"$n", 0}}}, 1.5}}}}}}}}}})
+	seed("aggregate", bson.D{{Key: "aggregate", Value: "c"}, {Key: "pipeline", Value: bson.A{bson.D{{Key: "$match", Value: bson.D{{Key: "$expr", Value: bson.D{{Key: "$eq", Value: bson.A{"$$NOW", "$$NOW"}}}}}}}}}})
+	fr := &front{cfg: frontConfig{now: func() time.Time { return serverNow }}}
+	f.Fuzz(func(t *testing.T, name string, doc []byte) {
+		if bson.Raw(doc).Validate() != nil {
+			return
+		}
+		cmd := &command{name: name, doc: doc, raw: doc}
+		if cerr := fr.rewriteNow(cmd); cerr != nil {
+			require.NotEmpty(t, cerr.msg)
+			return
+		}
+		require.NoError(t, bson.Raw(cmd.doc).Validate())
+	})
+}
