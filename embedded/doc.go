@@ -96,7 +96,9 @@
 //     twice.
 //
 // Anything else with $$NOW or a pipeline is refused with NotImplemented
-// (238). $$NOW is read once per command.
+// (238). $$NOW is read once per command. As MongoDB does, the front
+// refuses an upsert whose filter has an $expr, with
+// QueryFeatureNotAllowed (224).
 //
 // # One command at a time
 //

@@ -272,6 +272,7 @@ const (
 	codeWriteConflict                      = 112
 	codeConflictingOperationInProgress     = 117
 	codeDocumentValidationFailure          = 121
+	codeQueryFeatureNotAllowed             = 224
 	codeTransactionTooOld                  = 225
 	codeNotImplemented                     = 238
 	codeNoSuchTransaction                  = 251
@@ -290,6 +291,7 @@ var codeNames = map[int32]string{
 	codeWriteConflict:                      "WriteConflict",
 	codeConflictingOperationInProgress:     "ConflictingOperationInProgress",
 	codeDocumentValidationFailure:          "DocumentValidationFailure",
+	codeQueryFeatureNotAllowed:             "QueryFeatureNotAllowed",
 	codeTransactionTooOld:                  "TransactionTooOld",
 	codeNotImplemented:                     "NotImplemented",
 	codeNoSuchTransaction:                  "NoSuchTransaction",

@@ -28,6 +28,11 @@ import (
 //     {$concatArrays: [{$ifNull: ["$f", []]}, [v, ...]]} on its own field
 //     (a $push). A pipeline outside these forms, one that touches a field
 //     twice, or another use of $$NOW, is refused with NotImplemented.
+//
+// As on MongoDB, an upsert whose filter has an $expr is refused, with
+// QueryFeatureNotAllowed (224): the server could not build the document
+// to insert from it. (MongoDB reports it as the statement's write error;
+// the front refuses the whole command.)
 
 // nowFilterKeys names, by command, the fields that hold a query filter,
 // at the top level or in each statement (or stage) of the array the
@@ -68,6 +73,9 @@ func (f *front) rewriteNow(cmd *command) *cmdError {
 				}
 			}
 		case e.Key == filterKey && cmd.name != "update" && cmd.name != "delete":
+			if cmd.name == "findAndModify" && cmd.truthy("upsert") && hasExpr(e.Value) {
+				return upsertExpr()
+			}
 			e.Value, err = nowFilter(e.Value, now)
 		case cmd.name == "findAndModify" && e.Key == "update":
 			if stages, ok := e.Value.(bson.A); ok {
@@ -111,9 +119,18 @@ func needsNow(cmd *command) bool {
 // or delete statement.
 func rewriteStatement(stmt bson.D, filterKey string, now bson.DateTime) (bson.D, *cmdError) {
 	var err *cmdError
+	upsert := false
+	for _, e := range stmt {
+		if e.Key == "upsert" {
+			upsert, _ = e.Value.(bool)
+		}
+	}
 	for i := range stmt {
 		switch e := &stmt[i]; e.Key {
 		case filterKey:
+			if upsert && hasExpr(e.Value) {
+				return nil, upsertExpr()
+			}
 			e.Value, err = nowFilter(e.Value, now)
 		case "u":
 			if stages, ok := e.Value.(bson.A); ok {
@@ -125,6 +142,30 @@ func rewriteStatement(stmt bson.D, filterKey string, now bson.DateTime) (bson.D,
 		}
 	}
 	return stmt, nil
+}
+
+// hasExpr reports whether the filter v has an $expr, at its top level or
+// under $and, $or or $nor.
+func hasExpr(v any) bool {
+	filter, _ := v.(bson.D)
+	for _, e := range filter {
+		switch e.Key {
+		case "$expr":
+			return true
+		case "$and", "$or", "$nor":
+			branches, _ := e.Value.(bson.A)
+			for _, b := range branches {
+				if hasExpr(b) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func upsertExpr() *cmdError {
+	return errorf(codeQueryFeatureNotAllowed, "$expr is not allowed in the query predicate for an upsert")
 }
 
 // mirror gives the comparison that holds with its operands swapped.

@@ -181,9 +181,23 @@ func TestNowRefusesOtherForms(t *testing.T) {
 	require.ErrorAs(t, err, &ce)
 	require.True(t, ce.HasErrorCode(int(codeNotImplemented)), "%v", err)
 
+	// MongoDB refuses $expr in an upsert's filter; so does the front.
+	expired := nowExpr("$lt", "$t", "$$NOW")
+	_, err = coll.UpdateOne(ctx, append(bson.D{{Key: "_id", Value: 9}}, expired...), bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 2}}}},
+		options.UpdateOne().SetUpsert(true))
+	require.ErrorAs(t, err, &ce)
+	require.True(t, ce.HasErrorCode(int(codeQueryFeatureNotAllowed)), "%v", err)
+	err = coll.FindOneAndUpdate(ctx, bson.D{{Key: "$or", Value: bson.A{expired}}}, bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 2}}}},
+		options.FindOneAndUpdate().SetUpsert(true)).Err()
+	require.ErrorAs(t, err, &ce)
+	require.True(t, ce.HasErrorCode(int(codeQueryFeatureNotAllowed)), "%v", err)
+
 	var one bson.M
 	require.NoError(t, coll.FindOne(ctx, bson.D{{Key: "_id", Value: 1}}).Decode(&one))
 	require.Equal(t, bson.M{"_id": int32(1), "t": bson.NewDateTimeFromTime(serverNow.Add(-time.Hour)), "n": int32(1)}, one)
+	n, err := coll.CountDocuments(ctx, bson.D{})
+	require.NoError(t, err)
+	require.EqualValues(t, 4, n, "nothing upserted")
 }
 
 // A refused pipeline in a transaction aborts it, as a failed command does

@@ -774,11 +774,10 @@ func (r *Runner) useTransaction(ctx context.Context, m *Migration) (bool, error)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.caps == nil {
-		s, err := harmonia.Open(ctx, r.db, &harmonia.Options{Now: r.opts.Now, Logger: r.opts.Logger})
+		caps, err := harmonia.DetectCapabilities(ctx, r.db)
 		if err != nil {
 			return false, err
 		}
-		caps := s.Capabilities()
 		r.caps = &caps
 	}
 	return r.caps.Transactions, nil
