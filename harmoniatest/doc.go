@@ -44,8 +44,8 @@
 //
 // (go test shows a passing package's output only with -v.) Tests that need
 // what a lane lacks skip with a message naming the lane; see
-// [RequireTransactions], [RequireValidators], [RequireStandalone] and
-// [CurrentLane].
+// [RequireTransactions], [RequireValidators], [RequireServerClock],
+// [RequireStandalone] and [CurrentLane].
 //
 // Call [Main] from TestMain so that the server this package started, the
 // mongod process in particular, is stopped when the tests end.
