@@ -159,9 +159,11 @@
 // HeartbeatInterval and LeaseDuration (two thirds of the lease by
 // default, 20 s with the 30 s default lease). NTP keeps hosts within
 // milliseconds; a host with a broken clock can take over live jobs.
-// A job's run-after, backoffs and a [Scheduler]'s periods are always on
-// the clients' clocks: skew there delays or hastens work, never runs it
-// twice at once.
+// A job's run-after, backoffs, a [Scheduler]'s periods and period claims,
+// and the migrate package's lock are always on the clients' clocks (their
+// claims are upserts, where MongoDB refuses $expr): skew there delays or
+// hastens work, and only skew past a claim's timeout (a minute by
+// default) lets a second process take over a live claim.
 //
 // The built-in handlers check and fetch artifact files:
 // [ValidateHandler] (size and sha256 of the local file),
