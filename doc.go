@@ -162,7 +162,7 @@
 // A job's run-after, backoffs, a [Scheduler]'s periods and period claims,
 // and the migrate package's lock are always on the clients' clocks (their
 // claims are upserts, where MongoDB refuses $expr): skew there delays or
-// hastens work, and only skew past a claim's timeout (a minute by
+// hastens work, and only skew near a claim's lease (a minute by
 // default) lets a second process take over a live claim.
 //
 // The built-in handlers check and fetch artifact files:
