@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,19 +35,26 @@ import (
 // to insert from it. (MongoDB reports it as the statement's write error;
 // the front refuses the whole command.)
 
-// nowFilterKeys names, by command, the fields that hold a query filter,
-// at the top level or in each statement (or stage) of the array the
-// command names.
-var nowFilterKeys = map[string]string{
-	"find": "filter", "count": "query", "distinct": "query", "findAndModify": "query",
-	"update": "q", "delete": "q", "aggregate": "$match",
+// nowShape says where a command keeps its filters and update pipelines:
+// in each statement, which is a document of the array named list, or the
+// command itself when list is "", under the keys filter and update ("" for
+// none). An aggregation's stages are its statements, and $match their
+// filter.
+type nowShape struct{ list, filter, update string }
+
+var nowShapes = map[string]nowShape{
+	"find": {filter: "filter"}, "count": {filter: "query"}, "distinct": {filter: "query"},
+	"findAndModify": {filter: "query", update: "update"},
+	"update":        {list: "updates", filter: "q", update: "u"},
+	"delete":        {list: "deletes", filter: "q"},
+	"aggregate":     {list: "pipeline", filter: "$match"},
 }
 
 // rewriteNow rewrites cmd's $$NOW and update pipelines as described
 // above. It leaves cmd alone when neither occurs.
 func (f *front) rewriteNow(cmd *command) *cmdError {
-	filterKey, ok := nowFilterKeys[cmd.name]
-	if !ok || !needsNow(cmd) {
+	shape, ok := nowShapes[cmd.name]
+	if !ok || !needsNow(cmd, shape) {
 		return nil
 	}
 	var d bson.D
@@ -55,36 +63,18 @@ func (f *front) rewriteNow(cmd *command) *cmdError {
 	}
 	now := bson.NewDateTimeFromTime(f.cfg.now())
 	var err *cmdError
-	for i := range d {
-		e := &d[i]
-		switch {
-		case cmd.name == "update" && e.Key == "updates", cmd.name == "delete" && e.Key == "deletes":
-			stmts, _ := e.Value.(bson.A)
-			for j := range stmts {
-				if stmt, ok := stmts[j].(bson.D); ok && err == nil {
-					stmts[j], err = rewriteStatement(stmt, filterKey, now)
-				}
-			}
-		case cmd.name == "aggregate" && e.Key == "pipeline":
-			stages, _ := e.Value.(bson.A)
-			for j := range stages {
-				if stage, ok := stages[j].(bson.D); ok && err == nil {
-					stages[j], err = rewriteStatement(stage, filterKey, now)
-				}
-			}
-		case e.Key == filterKey && cmd.name != "update" && cmd.name != "delete":
-			if cmd.name == "findAndModify" && cmd.truthy("upsert") && hasExpr(e.Value) {
-				return upsertExpr()
-			}
-			e.Value, err = nowFilter(e.Value, now)
-		case cmd.name == "findAndModify" && e.Key == "update":
-			if stages, ok := e.Value.(bson.A); ok {
-				e.Value, err = pipelineUpdate(stages, now)
+	if shape.list == "" {
+		d, err = rewriteStatement(d, shape, now)
+	} else if i := slices.IndexFunc(d, func(e bson.E) bool { return e.Key == shape.list }); i >= 0 {
+		stmts, _ := d[i].Value.(bson.A)
+		for j := range stmts {
+			if stmt, ok := stmts[j].(bson.D); ok && err == nil {
+				stmts[j], err = rewriteStatement(stmt, shape, now)
 			}
 		}
-		if err != nil {
-			return err
-		}
+	}
+	if err != nil {
+		return err
 	}
 	b, merr := bson.Marshal(d)
 	if merr != nil {
@@ -96,43 +86,38 @@ func (f *front) rewriteNow(cmd *command) *cmdError {
 
 // needsNow reports whether cmd mentions $$NOW or carries an update
 // pipeline.
-func needsNow(cmd *command) bool {
+func needsNow(cmd *command, shape nowShape) bool {
 	if bytes.Contains(cmd.doc, []byte("$$NOW")) {
 		return true
 	}
-	switch cmd.name {
-	case "findAndModify":
-		return cmd.lookup("update").Type == bsoncore.TypeArray
-	case "update":
-		stmts, _ := cmd.lookup("updates").ArrayOK()
-		vals, _ := stmts.Values()
-		for _, v := range vals {
-			if doc, ok := v.DocumentOK(); ok && doc.Lookup("u").Type == bsoncore.TypeArray {
-				return true
-			}
+	switch {
+	case shape.update == "":
+		return false
+	case shape.list == "":
+		return cmd.lookup(shape.update).Type == bsoncore.TypeArray
+	}
+	stmts, _ := cmd.lookup(shape.list).ArrayOK()
+	vals, _ := stmts.Values()
+	for _, v := range vals {
+		if doc, ok := v.DocumentOK(); ok && doc.Lookup(shape.update).Type == bsoncore.TypeArray {
+			return true
 		}
 	}
 	return false
 }
 
-// rewriteStatement rewrites the filter and update pipeline of one update
-// or delete statement.
-func rewriteStatement(stmt bson.D, filterKey string, now bson.DateTime) (bson.D, *cmdError) {
+// rewriteStatement rewrites the filter and update pipeline of one
+// statement, refusing an upsert whose filter has an $expr.
+func rewriteStatement(stmt bson.D, shape nowShape, now bson.DateTime) (bson.D, *cmdError) {
 	var err *cmdError
-	upsert := false
-	for _, e := range stmt {
-		if e.Key == "upsert" {
-			upsert, _ = e.Value.(bool)
-		}
-	}
 	for i := range stmt {
-		switch e := &stmt[i]; e.Key {
-		case filterKey:
-			if upsert && hasExpr(e.Value) {
+		switch e := &stmt[i]; {
+		case e.Key == shape.filter:
+			if hasExpr(e.Value) && isUpsert(stmt) {
 				return nil, upsertExpr()
 			}
 			e.Value, err = nowFilter(e.Value, now)
-		case "u":
+		case e.Key == shape.update && shape.update != "":
 			if stages, ok := e.Value.(bson.A); ok {
 				e.Value, err = pipelineUpdate(stages, now)
 			}
@@ -142,6 +127,27 @@ func rewriteStatement(stmt bson.D, filterKey string, now bson.DateTime) (bson.D,
 		}
 	}
 	return stmt, nil
+}
+
+// isUpsert reports the statement's upsert option.
+func isUpsert(stmt bson.D) bool {
+	for _, e := range stmt {
+		if e.Key != "upsert" {
+			continue
+		}
+		switch v := e.Value.(type) {
+		case bool:
+			return v
+		case int32:
+			return v != 0
+		case int64:
+			return v != 0
+		case float64:
+			return v != 0
+		}
+		return false
+	}
+	return false
 }
 
 // hasExpr reports whether the filter v has an $expr, at its top level or
