@@ -22,7 +22,7 @@ func TestWaitJobsReturnsFinishedJobsInOrder(t *testing.T) {
 		require.NoError(t, err)
 		ids = append(ids, r.Job.ID)
 	}
-	w, err := harmonia.NewWorker(s, &harmonia.WorkerOptions{PollInterval: 10 * time.Millisecond,
+	_, stop := runWorker(t, ctx, s, harmonia.WorkerOptions{PollInterval: 10 * time.Millisecond,
 		Handlers: map[harmonia.JobType]harmonia.Handler{"square": func(_ context.Context, j *harmonia.Job, _ *harmonia.JobLogger) (any, error) {
 			var p struct {
 				N int `bson:"n"`
@@ -32,15 +32,10 @@ func TestWaitJobsReturnsFinishedJobsInOrder(t *testing.T) {
 			}
 			return bson.D{{Key: "square", Value: p.N * p.N}}, nil
 		}}})
-	require.NoError(t, err)
-	runCtx, stop := context.WithCancel(ctx)
-	stopped := make(chan error, 1)
-	go func() { stopped <- w.Run(runCtx) }()
 	var progress []int
 	jobs, err := s.WaitJobs(ctx, ids, &harmonia.WaitOpts{PollInterval: 10 * time.Millisecond,
 		Progress: func(n, total int) { progress = append(progress, n); require.Equal(t, 3, total) }})
-	stop()
-	require.NoError(t, <-stopped)
+	require.NoError(t, stop())
 	require.NoError(t, err)
 	require.Len(t, jobs, 3)
 	require.Equal(t, 3, progress[len(progress)-1])

@@ -142,20 +142,9 @@ func TestLeaseServerClockSkewedWorkers(t *testing.T) {
 	}
 	var ws []*harmonia.Worker
 	for i, skew := range []time.Duration{-time.Hour, time.Hour} {
-		w, err := harmonia.NewWorker(skewedStore(t, db, skew, harmonia.LeaseClockServer), &harmonia.WorkerOptions{
+		w, _ := runWorker(t, ctx, skewedStore(t, db, skew, harmonia.LeaseClockServer), harmonia.WorkerOptions{
 			ID: fmt.Sprintf("skewed-%d", i), Concurrency: 4, Handlers: handlers(h),
 			LeaseDuration: time.Second, HeartbeatInterval: 250 * time.Millisecond, PollInterval: 20 * time.Millisecond})
-		require.NoError(t, err)
-		runCtx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			_ = w.Run(runCtx)
-		}()
-		t.Cleanup(func() {
-			cancel()
-			<-done
-		})
 		ws = append(ws, w)
 	}
 	waitWithin(t, time.Minute, "every job to succeed", func() bool { return sumStats(ws).Succeeded == n })

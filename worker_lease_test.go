@@ -62,23 +62,11 @@ func TestBatchClaimAbandonedWorkers(t *testing.T) {
 	}
 	start := time.Now()
 	var ws []*harmonia.Worker
-	var stops []func()
+	var stops []func() error
 	for i := range workers {
-		w, err := harmonia.NewWorker(b.store, &harmonia.WorkerOptions{ID: fmt.Sprintf("w%d", i), Concurrency: 8,
+		w, stop := runWorker(t, b.ctx, b.store, harmonia.WorkerOptions{ID: fmt.Sprintf("w%d", i), Concurrency: 8,
 			Handlers: handlers(h(i, new(atomic.Int32))), PollInterval: 20 * time.Millisecond,
 			LeaseDuration: time.Hour, HeartbeatInterval: 59 * time.Minute, ShutdownTimeout: 10 * time.Millisecond})
-		require.NoError(t, err)
-		ctx, cancel := context.WithCancel(b.ctx)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			_ = w.Run(ctx)
-		}()
-		stop := sync.OnceFunc(func() {
-			cancel()
-			<-done
-		})
-		t.Cleanup(stop)
 		ws, stops = append(ws, w), append(stops, stop)
 	}
 	waitWithin(t, 5*time.Minute, "the live workers to finish the other jobs", func() bool {
@@ -89,7 +77,7 @@ func TestBatchClaimAbandonedWorkers(t *testing.T) {
 	require.LessOrEqual(t, f, int32(abandoned*8), "an abandoned worker holds at most its batch")
 	require.EqualValues(t, f, countJobs(t, b, statusIs(harmonia.JobRunning)))
 	for _, stop := range stops[:abandoned] {
-		stop() // the frozen handlers outlive the shutdown: their jobs are left to their leases
+		_ = stop() // the frozen handlers outlive the shutdown: their jobs are left to their leases
 	}
 
 	b.clock.Advance(time.Hour + time.Second)
@@ -146,19 +134,8 @@ func TestLeaseHeldAgainstSlowServer(t *testing.T) {
 		{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 200}})
 	var ws []*harmonia.Worker
 	for i := range 8 {
-		w, err := harmonia.NewWorker(store, &harmonia.WorkerOptions{ID: fmt.Sprintf("w%d", i), Concurrency: 2,
+		w, _ := runWorker(t, b.ctx, store, harmonia.WorkerOptions{ID: fmt.Sprintf("w%d", i), Concurrency: 2,
 			Handlers: handlers(h), LeaseDuration: time.Second, PollInterval: 50 * time.Millisecond})
-		require.NoError(t, err)
-		ctx, cancel := context.WithCancel(b.ctx)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			_ = w.Run(ctx)
-		}()
-		t.Cleanup(func() {
-			cancel()
-			<-done
-		})
 		ws = append(ws, w)
 	}
 	waitWithin(t, 3*time.Minute, "every job to succeed", func() bool { return sumStats(ws).Succeeded == n })

@@ -41,21 +41,33 @@ func waitWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 // startWorker runs a worker until the returned stop is called (or the
-// test ends); stop returns when Run has.
+// test ends); stop returns when Run has, and reports Run's error.
 func startWorker(t *testing.T, b *bundle, cfg harmonia.WorkerOptions) (*harmonia.Worker, func()) {
 	t.Helper()
-	w, err := harmonia.NewWorker(b.store, &cfg)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(b.ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	stop := sync.OnceFunc(func() {
-		cancel()
-		if err := <-done; err != nil {
+	w, stop := runWorker(t, b.ctx, b.store, cfg)
+	report := func() {
+		if err := stop(); err != nil {
 			t.Errorf("worker %s: %v", w.ID(), err)
 		}
+	}
+	t.Cleanup(report)
+	return w, report
+}
+
+// runWorker runs a worker on store until the returned stop is called (or
+// the test ends); stop returns Run's error once Run has returned.
+func runWorker(t *testing.T, ctx context.Context, store *harmonia.Store, cfg harmonia.WorkerOptions) (*harmonia.Worker, func() error) {
+	t.Helper()
+	w, err := harmonia.NewWorker(store, &cfg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	stop := sync.OnceValue(func() error {
+		cancel()
+		return <-done
 	})
-	t.Cleanup(stop)
+	t.Cleanup(func() { _ = stop() })
 	return w, stop
 }
 
