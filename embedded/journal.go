@@ -434,6 +434,43 @@ func (w *writer) logUndo(pre []bsoncore.Document, absent []bsoncore.Value) error
 	return w.f.compactJournal()
 }
 
+// logStatements journals, before an update or delete command of several
+// statements (in the array key) runs, every document that any of them may
+// change, so that the command appends one record rather than one per
+// statement: the document each _id-equality filter names, and all that
+// any other filter matches now. A document that a statement matches only
+// after an earlier statement of the command changed it was recorded
+// through that earlier statement; an upsert's new _id is still journaled
+// by its own statement.
+func (w *writer) logStatements(key string) error {
+	stmts := w.statements(key)
+	if !w.journaling() || len(stmts) < 2 {
+		return nil
+	}
+	var ids []bsoncore.Value
+	var pre []bsoncore.Document
+	for _, stmt := range stmts {
+		q, _ := stmt.Lookup("q").DocumentOK()
+		if id, ok := idEquality(q); ok {
+			ids = append(ids, id)
+			continue
+		}
+		docs, err := w.be.find(w.res.db, w.res.coll, q, bsoncore.Value{}, 0)
+		if err != nil {
+			return err
+		}
+		pre = append(pre, docs...)
+	}
+	if len(ids) > 0 {
+		docs, err := w.be.find(w.res.db, w.res.coll, idsFilter(ids), bsoncore.Value{}, 0)
+		if err != nil {
+			return err
+		}
+		pre = append(pre, docs...)
+	}
+	return w.logUndo(pre, nil)
+}
+
 // logInsert records, before an insert of docs in w's transaction, the
 // state of their ids: absent, or the document that holds the id already
 // (whose insert will fail; an undo must not delete it).

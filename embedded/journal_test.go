@@ -386,3 +386,42 @@ func TestJournalCorruptRefusesStart(t *testing.T) {
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, n, "nothing of the corrupt journal was applied")
 }
+
+// A write command of many statements appends one journal record, not one
+// per statement or document, and a crash after it loses all of it.
+func TestJournalOneRecordPerCommand(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	srv := startServer(t, Options{Dir: dir, ReplicaSet: "rs0"})
+	client := connect(t, srv.URI())
+	c := client.Database("bulk").Collection("c")
+	docs := make([]any, 20)
+	for i := range docs {
+		docs[i] = bson.D{{Key: "_id", Value: i}, {Key: "v", Value: i % 3}}
+	}
+	_, err := c.InsertMany(ctxTimeout(t), docs)
+	require.NoError(t, err)
+	before := all(t, c)
+
+	ctx := openTxn(t, client)
+	var models []mongo.WriteModel // one update command: the driver sends UpdateMany apart
+	for i := range 10 {
+		models = append(models, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: i}}).
+			SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: "x"}}}}))
+	}
+	models = append(models,
+		mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "v", Value: 2}}).SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "w", Value: 1}}}}),
+		mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "v", Value: "x"}}).SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "y", Value: 1}}}}))
+	_, err = c.BulkWrite(ctx, models)
+	require.NoError(t, err)
+	_, err = c.DeleteMany(ctx, bson.D{{Key: "v", Value: 1}})
+	require.NoError(t, err)
+
+	recs, err := readJournal(filepath.Join(dir, journalFileName))
+	require.NoError(t, err)
+	assert.Len(t, recs, 2, "one record for the bulk update, one for the delete")
+	killed := crashCopy(t, dir)
+	require.NoError(t, mongo.SessionFromContext(ctx).AbortTransaction(ctx))
+	srv2 := startServer(t, Options{Dir: killed, ReplicaSet: "rs0"})
+	assert.Equal(t, before, all(t, connect(t, srv2.URI()).Database("bulk").Collection("c")))
+}

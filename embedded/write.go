@@ -282,6 +282,9 @@ func sortWriteErrors(errs bson.A) {
 // update runs each update statement on its own.
 func (w *writer) update() (bsoncore.Document, error) {
 	res := writeResult{hasModified: true}
+	if err := w.logStatements("updates"); err != nil {
+		return nil, err
+	}
 	for i, stmt := range w.statements("updates") {
 		limit := int64(1)
 		if truthy(stmt.Lookup("multi")) {
@@ -440,6 +443,9 @@ func firstWriteError(rep bsoncore.Document) bsoncore.Document {
 // delete runs each delete statement on its own.
 func (w *writer) delete() (bsoncore.Document, error) {
 	var res writeResult
+	if err := w.logStatements("deletes"); err != nil {
+		return nil, err
+	}
 	for i, stmt := range w.statements("deletes") {
 		limit, _ := stmt.Lookup("limit").AsInt64OK()
 		pre, rep, err := w.runStatement("deletes", stmt, limit)
