@@ -110,16 +110,24 @@ func collectionNames(t *testing.T, db *mongo.Database) []string {
 	return names
 }
 
+// startSeeded starts a replica-set-mode server on a new directory with
+// opts, seeds database name (see seed) and returns the directory, the
+// server, a client and the seeded documents.
+func startSeeded(t *testing.T, opts Options, name string) (string, *Server, *mongo.Client, []bson.M) {
+	t.Helper()
+	opts.Dir, opts.ReplicaSet = t.TempDir(), "rs0"
+	srv := startServer(t, opts)
+	client := connect(t, srv.URI())
+	return opts.Dir, srv, client, seed(t, client.Database(name))
+}
+
 // A kill during a transaction (a copy of the directory while it is open)
 // leaves nothing of it after a restart; a transaction committed before it
 // stays; the restart logs what it rolled back.
 func TestJournalRollsBackAfterCrash(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	srv := startServer(t, Options{Dir: dir, ReplicaSet: "rs0"})
-	client := connect(t, srv.URI())
+	dir, _, client, before := startSeeded(t, Options{}, "crash")
 	db := client.Database("crash")
-	before := seed(t, db)
 
 	committed := openTxn(t, client)
 	_, err := db.Collection("c").InsertOne(committed, bson.D{{Key: "_id", Value: 10}, {Key: "v", Value: "kept"}})
@@ -155,11 +163,8 @@ func TestJournalRollsBackAfterCrash(t *testing.T) {
 // torn state the journal exists to prevent.
 func TestJournalOffLeavesTornTransaction(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	srv := startServer(t, Options{Dir: dir, ReplicaSet: "rs0", NoJournal: true})
-	client := connect(t, srv.URI())
+	dir, _, client, before := startSeeded(t, Options{NoJournal: true}, "crash")
 	db := client.Database("crash")
-	before := seed(t, db)
 
 	ctx := openTxn(t, client)
 	writeEverything(t, ctx, db)
@@ -202,11 +207,8 @@ func TestJournalCloseAbortsOpenTransactions(t *testing.T) {
 // bound.
 func TestJournalEmptiesAndCompacts(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	srv := startServer(t, Options{Dir: dir, ReplicaSet: "rs0"})
-	client := connect(t, srv.URI())
+	dir, srv, client, before := startSeeded(t, Options{}, "compact")
 	db := client.Database("compact")
-	before := seed(t, db)
 	size := func() int64 {
 		info, err := os.Stat(filepath.Join(dir, journalFileName))
 		require.NoError(t, err)
