@@ -178,15 +178,18 @@
 //   - Writes in a transaction cost one more round trip each (the read of
 //     the documents before), and the first write to each collection one
 //     more (does it exist?). On a data directory an insert costs one more
-//     (do its _ids exist?), and every write command one synced append to
-//     the journal.
+//     (do its _ids exist?), an update or delete of several statements one
+//     read per statement more (all it may change, read before the first
+//     statement runs), and every write command one synced append to the
+//     journal (and one more per statement that upserts).
 //
 // # Durability and crash recovery
 //
 // The fault model is a crash of the process (kill -9, a panic, the OOM
 // killer) at any moment. In the replica-set mode with a named
 // [Options.Dir], each write command of a transaction first appends one
-// record to the journal harmonia-txn.journal in the directory: the
+// record (not one per document) to the journal harmonia-txn.journal in
+// the directory: the
 // state before the transaction of every document the command may change
 // and has not changed yet (for an upsert the front picks the new
 // document's _id first, so that it is known), and whether the collection
