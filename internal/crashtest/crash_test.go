@@ -34,13 +34,17 @@ const EnvNoJournal = "HARMONIA_CRASH_NOJOURNAL"
 // artifacts each publish marks among those seeded, and the inventory file
 // imported.
 const (
-	publishKills      = 20
-	importKills       = 5
-	seededArtifacts   = 300
-	publishArtifacts  = 200
-	importArtifacts   = 300
-	importVersions    = 3
-	killAfterCommands = 16 // a kill comes after 1 to this many commands of the victim's client: a Publish sends 7
+	publishKills     = 20
+	importKills      = 5
+	seededArtifacts  = 300
+	publishArtifacts = 200
+	importArtifacts  = 300
+	importVersions   = 3
+	// A kill comes after 1 to this many commands of the victim's client:
+	// a Publish sends 7, an import of the file about 40 (each gets its
+	// kill points spread over it, and over a next one).
+	publishCommands = 9
+	importCommands  = 45
 )
 
 // TestKillDuringPublishAndImport kills the server at many points of
@@ -69,7 +73,7 @@ func TestKillDuringPublishAndImport(t *testing.T) {
 	done()
 	for round := range publishKills {
 		windows := rand.New(rand.NewPCG(uint64(round), 21))
-		c.round(fmt.Sprintf("publish %d", round), "crash", func(ctx context.Context, s *harmonia.Store) {
+		c.round(fmt.Sprintf("publish %d", round), "crash", publishCommands, func(ctx context.Context, s *harmonia.Store) {
 			for j := 0; ctx.Err() == nil; j++ {
 				start := windows.IntN(len(ids) - publishArtifacts + 1)
 				req := harmonia.PublishRequest{VersionTag: fmt.Sprintf("r%d.%d", round, j), ArtifactIDs: ids[start : start+publishArtifacts], PublishedBy: "crash"}
@@ -86,7 +90,7 @@ func TestKillDuringPublishAndImport(t *testing.T) {
 	_, err := bench.GenerateInventory(&file, bench.GenerateOptions{Artifacts: importArtifacts, Versions: importVersions})
 	require.NoError(t, err)
 	for round := range importKills {
-		c.round(fmt.Sprintf("import %d", round), "crashimport", func(ctx context.Context, s *harmonia.Store) {
+		c.round(fmt.Sprintf("import %d", round), "crashimport", importCommands, func(ctx context.Context, s *harmonia.Store) {
 			if _, err := inventoryfile.Import(ctx, s, bytes.NewReader(file.Bytes()), nil); err == nil {
 				c.importAcked.Store(true)
 			}
@@ -152,14 +156,14 @@ func (c *crasher) store(name string, ensure bool) (*harmonia.Store, func()) {
 }
 
 // round runs work against database db until the server is killed, after
-// a random number of work's commands and a random moment more, restarts
-// the server and checks every database.
-func (c *crasher) round(name, db string, work func(ctx context.Context, s *harmonia.Store)) {
+// a random number (up to maxCommands) of work's commands and a random
+// moment more, restarts the server and checks every database.
+func (c *crasher) round(name, db string, maxCommands int, work func(ctx context.Context, s *harmonia.Store)) {
 	t := c.t
 	t0 := time.Now()
 	var n atomic.Int64
 	var armed atomic.Bool // Open and EnsureIndexes are not the work
-	target := int64(1 + c.rng.IntN(killAfterCommands))
+	target := int64(1 + c.rng.IntN(maxCommands))
 	pause := time.Duration(c.rng.IntN(20_000)) * time.Microsecond
 	reached := make(chan struct{})
 	s, done := c.storeCounting(db, false, func() {
