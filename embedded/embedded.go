@@ -72,6 +72,17 @@ type Options struct {
 	// MongoDB). Defaults to TransactionWaitDefault.
 	TransactionWait time.Duration
 
+	// NoJournal turns off the journal that makes the replica-set mode's
+	// transactions crash-atomic in a named Dir (see "Durability and crash
+	// recovery" in the package documentation). Without it a transaction
+	// is all-or-nothing only while the process lives: a crash or kill
+	// during one leaves whatever part of it reached storage, for good.
+	// It saves one synced append per write command in a transaction and
+	// per commit. A journal left by an earlier server is still applied
+	// at start. Only the replica-set mode with a named Dir journals.
+	// Defaults to false.
+	NoJournal bool
+
 	// Now is the server's clock: the time $$NOW evaluates to (see
 	// "Server time" in the package documentation). Tests set it to a
 	// clock that disagrees with their clients'. Defaults to time.Now.
@@ -174,6 +185,12 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	dial := func() (net.Conn, error) {
 		return net.DialTimeout(network, addr, 10*time.Second)
 	}
+	jr, err := startJournal(opts, dataDir, dial, logger)
+	if err != nil {
+		_ = ln.Close()
+		stop()
+		return nil, errors.Join(err, <-s.runDone)
+	}
 	tcpAddr := ln.Addr().(*net.TCPAddr)
 	s.front = newFront(ln, dial, logger, frontConfig{
 		replSet:     opts.ReplicaSet,
@@ -182,6 +199,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 		txnWait:     opts.TransactionWait,
 		electionID:  bson.NewObjectID(),
 		now:         opts.Now,
+		journal:     jr,
 	}, validators)
 	s.uri = "mongodb://" + clientHost(tcpAddr) + "/"
 	if opts.ReplicaSet != "" {

@@ -85,6 +85,7 @@ type frontConfig struct {
 	txnWait     time.Duration
 	electionID  bson.ObjectID
 	now         func() time.Time // the clock $$NOW reads
+	journal     *journal         // the transactions' undo journal; nil: none (see journal.go)
 }
 
 // errFrontClosed is returned to a command that waited while the front closed.
@@ -136,10 +137,14 @@ func (f *front) close() {
 	f.mu.Unlock()
 	f.wg.Wait()
 	f.cmd.Lock()
+	f.abortOnClose()
 	for t := range f.active {
 		t.timer.Stop()
 	}
 	f.dropInternal()
+	if f.cfg.journal != nil {
+		_ = f.cfg.journal.close()
+	}
 	f.cmd.Unlock()
 }
 

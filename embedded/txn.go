@@ -66,6 +66,10 @@ type txn struct {
 	// undo holds each document's state before the transaction first
 	// wrote it, per collection.
 	undo map[resource]*undoLog
+	// jid identifies the transaction in the journal; journaled is set
+	// once it has an undo record there (see journal.go).
+	jid       int64
+	journaled bool
 	// done is closed when the transaction ends.
 	done  chan struct{}
 	timer *time.Timer
@@ -76,6 +80,28 @@ type txn struct {
 type undoLog struct {
 	ids []bsoncore.Value             // in the order first written
 	pre map[string]bsoncore.Document // by idKey; nil: the document did not exist
+	// created is set when the collection did not exist before the
+	// transaction wrote it: an abort drops it.
+	created bool
+}
+
+// add records doc (nil: absent) as the state of the document id before
+// the transaction, unless an earlier write recorded it already, and
+// reports whether it did.
+func (u *undoLog) add(id bsoncore.Value, doc bsoncore.Document) bool {
+	k := idKey(id)
+	if _, ok := u.pre[k]; ok {
+		return false
+	}
+	u.ids = append(u.ids, id)
+	u.pre[k] = doc
+	return true
+}
+
+// has reports whether u holds the state of the document id.
+func (u *undoLog) has(id bsoncore.Value) bool {
+	_, ok := u.pre[idKey(id)]
+	return ok
 }
 
 // remember records doc (nil: absent) as the state of the document id
@@ -89,12 +115,7 @@ func (t *txn) remember(r resource, id bsoncore.Value, doc bsoncore.Document) {
 		u = &undoLog{pre: map[string]bsoncore.Document{}}
 		t.undo[r] = u
 	}
-	k := idKey(id)
-	if _, ok := u.pre[k]; ok {
-		return
-	}
-	u.ids = append(u.ids, id)
-	u.pre[k] = doc
+	u.add(id, doc)
 }
 
 func (t *txn) holds(r resource) bool {
@@ -226,6 +247,10 @@ func (f *front) txnFor(key string, tf txnFields) (*txn, *cmdError) {
 			f.abortLocked(s.txn, "a newer transaction started on its session")
 		}
 		t := &txn{sess: s, number: tf.number, undo: map[resource]*undoLog{}, done: make(chan struct{})}
+		if j := f.cfg.journal; j != nil {
+			t.jid = j.next
+			j.next++
+		}
 		s.txnNumber, s.txn = tf.number, t
 		f.active[t] = struct{}{}
 		t.timer = time.AfterFunc(f.cfg.txnLifetime, func() {
@@ -342,7 +367,13 @@ func (f *front) commitOrAbort(cmd *command) bsoncore.Document {
 		case txnAborted:
 			return f.noSuchTxn(t).doc()
 		}
+		if err := f.endRecord(t, recordCommit); err != nil {
+			f.log.Error("embedded: writing a commit record failed", "err", err)
+			f.abortLocked(t, "its commit record could not be written")
+			return errorf(codeInternalError, "Transaction %d was aborted: its commit record could not be written: %v", t.number, err).doc()
+		}
 		f.endLocked(t, txnCommitted)
+		f.settleJournal()
 		return okDoc()
 	}
 	switch t.state {
@@ -383,15 +414,37 @@ func (f *front) abortLocked(t *txn, why string) {
 	if t.state != txnActive {
 		return
 	}
-	if err := f.undo(t); err != nil {
-		// The backend is gone or broken; nothing more can be done here.
-		f.log.Error("embedded: undoing a transaction failed", "err", err)
+	be, err := f.internalBackend()
+	if err == nil {
+		if err = restoreAll(be, t.undo); err != nil {
+			f.dropInternal()
+		}
+	}
+	f.endAborted(t, why, err)
+}
+
+// endAborted ends t, whose undo was applied (or failed with undoErr), and
+// writes its abort record. The caller holds f.cmd.
+func (f *front) endAborted(t *txn, why string, undoErr error) {
+	if undoErr != nil {
+		// The backend is gone or broken; nothing more can be done here
+		// but leave the undo in the journal for the next start.
+		f.log.Error("embedded: undoing a transaction failed", "err", undoErr)
 	}
 	t.why = why
 	f.endLocked(t, txnAborted)
+	err := undoErr
+	if err == nil {
+		err = f.endRecord(t, recordAbort)
+	}
+	if err != nil && f.cfg.journal != nil {
+		f.cfg.journal.keep = true
+	}
+	f.settleJournal()
 }
 
-// endLocked ends t in state and lets its waiters in. The caller holds f.cmd.
+// endLocked ends t in state and lets its waiters in. The caller holds
+// f.cmd, and writes t's end record, if any, after.
 func (f *front) endLocked(t *txn, state txnState) {
 	t.state = state
 	t.undo = nil
@@ -401,22 +454,6 @@ func (f *front) endLocked(t *txn, state txnState) {
 	}
 	delete(f.active, t)
 	close(t.done)
-}
-
-// undo restores every document t wrote to its state before t, through the
-// front's own backend connection. The caller holds f.cmd.
-func (f *front) undo(t *txn) error {
-	be, err := f.internalBackend()
-	if err != nil {
-		return err
-	}
-	for r, u := range t.undo {
-		if err := be.restore(r.db, r.coll, u.ids, u.pre); err != nil {
-			f.dropInternal()
-			return err
-		}
-	}
-	return nil
 }
 
 // idOf returns the _id of doc.

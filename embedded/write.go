@@ -65,6 +65,11 @@ func (f *front) applyDoc(be *backend, cmd *command, t *txn) (bsoncore.Document, 
 			return nil, errPassThrough
 		}
 		w := &writer{f: f, be: be, cmd: cmd, t: t, v: v, res: resourceOf(cmd)}
+		if t != nil {
+			if err := f.touch(be, t, w.res); err != nil {
+				return nil, err
+			}
+		}
 		switch cmd.name {
 		case "insert":
 			return w.insert()
@@ -208,6 +213,9 @@ func (w *writer) insert() (bsoncore.Document, error) {
 		for i, d := range send {
 			arr[i] = bson.Raw(d)
 		}
+		if err := w.logInsert(send); err != nil {
+			return nil, err
+		}
 		doc := editDoc(w.cmd.doc, nil, bson.D{{Key: "documents", Value: arr}})
 		rep, err := w.be.run(doc)
 		if err != nil {
@@ -274,6 +282,9 @@ func sortWriteErrors(errs bson.A) {
 // update runs each update statement on its own.
 func (w *writer) update() (bsoncore.Document, error) {
 	res := writeResult{hasModified: true}
+	if err := w.logStatements("updates"); err != nil {
+		return nil, err
+	}
 	for i, stmt := range w.statements("updates") {
 		limit := int64(1)
 		if truthy(stmt.Lookup("multi")) {
@@ -308,7 +319,9 @@ func (w *writer) update() (bsoncore.Document, error) {
 			}
 			continue
 		}
-		w.rememberAll(pre, upserted)
+		if err := w.rememberAll(pre, upserted); err != nil {
+			return nil, err
+		}
 		n, _ := rep.Lookup("n").AsInt64OK()
 		nm, _ := rep.Lookup("nModified").AsInt64OK()
 		res.n += n
@@ -348,7 +361,7 @@ func (w *writer) runStatement(key string, stmt bsoncore.Document, limit int64) (
 				stmt = editDoc(stmt, nil, bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: rawValue(id)}}}})
 			}
 		}
-		rep, err := w.be.run(w.single(key, stmt))
+		rep, err := w.runLogged(key, stmt, pre)
 		return pre, rep, err
 	}
 	if w.t == nil && w.v == nil {
@@ -365,8 +378,22 @@ func (w *writer) runStatement(key string, stmt bsoncore.Document, limit int64) (
 		id, _ := idOf(pre[0])
 		stmt = editDoc(stmt, nil, bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: rawValue(id)}}}})
 	}
-	rep, err := w.be.run(w.single(key, stmt))
+	rep, err := w.runLogged(key, stmt, pre)
 	return pre, rep, err
+}
+
+// runLogged runs the update or delete statement stmt alone, after
+// recording in the transaction's undo the documents it may change: pre,
+// and the document it upserts when pre is empty.
+func (w *writer) runLogged(key string, stmt bsoncore.Document, pre []bsoncore.Document) (bsoncore.Document, error) {
+	var upsert []bsoncore.Value
+	if len(pre) == 0 && key == "updates" {
+		stmt, upsert = w.pinStatementUpsert(stmt, "q", "u", truthy(stmt.Lookup("upsert")))
+	}
+	if err := w.logUndo(pre, upsert); err != nil {
+		return nil, err
+	}
+	return w.be.run(w.single(key, stmt))
 }
 
 // noMatchReply is the reply of a statement that matched no document.
@@ -416,6 +443,9 @@ func firstWriteError(rep bsoncore.Document) bsoncore.Document {
 // delete runs each delete statement on its own.
 func (w *writer) delete() (bsoncore.Document, error) {
 	var res writeResult
+	if err := w.logStatements("deletes"); err != nil {
+		return nil, err
+	}
 	for i, stmt := range w.statements("deletes") {
 		limit, _ := stmt.Lookup("limit").AsInt64OK()
 		pre, rep, err := w.runStatement("deletes", stmt, limit)
@@ -429,7 +459,9 @@ func (w *writer) delete() (bsoncore.Document, error) {
 			}
 			continue
 		}
-		w.rememberAll(pre, nil)
+		if err := w.rememberAll(pre, nil); err != nil {
+			return nil, err
+		}
 		n, _ := rep.Lookup("n").AsInt64OK()
 		res.n += n
 	}
@@ -443,7 +475,8 @@ func (w *writer) delete() (bsoncore.Document, error) {
 // checks the document as written.
 func (w *writer) findAndModify() (bsoncore.Document, error) {
 	remove := w.cmd.truthy("remove")
-	if _, err := w.cmd.doc.LookupErr("fields"); err == nil || remove {
+	// The journal needs the document before the write: pin it first.
+	if _, err := w.cmd.doc.LookupErr("fields"); err == nil || remove || w.journaling() {
 		return w.findAndModifyPinned(remove)
 	}
 	wantNew := w.cmd.truthy("new")
@@ -460,7 +493,9 @@ func (w *writer) findAndModify() (bsoncore.Document, error) {
 	if err != nil || verr != nil {
 		return verr.docOrNil(), err
 	}
-	w.rememberAll(pre, upserted)
+	if err := w.rememberAll(pre, upserted); err != nil {
+		return nil, err
+	}
 	if !wantNew {
 		return rep, nil
 	}
@@ -492,9 +527,15 @@ func (w *writer) findAndModifyPinned(remove bool) (bsoncore.Document, error) {
 		return nil, err
 	}
 	doc := w.cmd.doc
+	var upsert []bsoncore.Value
 	if len(pre) == 1 {
 		id, _ := idOf(pre[0])
 		doc = editDoc(doc, nil, bson.D{{Key: "query", Value: bson.D{{Key: "_id", Value: rawValue(id)}}}})
+	} else if !remove {
+		doc, upsert = w.pinStatementUpsert(doc, "query", "update", w.cmd.truthy("upsert"))
+	}
+	if err := w.logUndo(pre, upsert); err != nil {
+		return nil, err
 	}
 	rep, err := w.be.run(doc)
 	if err != nil || !replyOK(rep) {
@@ -507,7 +548,9 @@ func (w *writer) findAndModifyPinned(remove bool) (bsoncore.Document, error) {
 			return verr.docOrNil(), err
 		}
 	}
-	w.rememberAll(pre, upserted)
+	if err := w.rememberAll(pre, upserted); err != nil {
+		return nil, err
+	}
 	return rep, nil
 }
 
@@ -530,15 +573,11 @@ func (e *cmdError) docOrNil() bsoncore.Document {
 }
 
 // rememberAll records pre (the documents as they were) and upserted (new
-// documents) in the transaction's undo record.
-func (w *writer) rememberAll(pre []bsoncore.Document, upserted []bsoncore.Value) {
-	for _, d := range pre {
-		id, _ := idOf(d)
-		w.t.remember(w.res, id, d)
-	}
-	for _, id := range upserted {
-		w.t.remember(w.res, id, nil)
-	}
+// documents) in the transaction's undo record, after the write: all of
+// them without a journal, which records them before it (logUndo), and
+// any it could not know before (an upsert pinUpsert could not pin).
+func (w *writer) rememberAll(pre []bsoncore.Document, upserted []bsoncore.Value) error {
+	return w.logUndo(pre, upserted)
 }
 
 // checkWritten reads back the documents a statement may have changed

@@ -95,32 +95,38 @@ func buildDevDB(ctx context.Context) (bin string, remove func() error, err error
 // closes its standard input and waits for it to exit (killing it after
 // 30 seconds).
 func runDevDB(ctx context.Context, bin string, args []string) (uri string, stop func() error, err error) {
+	p, err := startDevDB(ctx, bin, args, os.Stderr)
+	if err != nil {
+		return "", nil, err
+	}
+	return p.uri, p.stop, nil
+}
+
+// devdbProc is a running harmonia-devdb process.
+type devdbProc struct {
+	uri   string
+	cmd   *exec.Cmd
+	stdin io.Closer
+	done  chan error // receives Wait's result once
+}
+
+// startDevDB starts bin with args, its standard error going to stderr,
+// and returns once it prints its URI.
+func startDevDB(ctx context.Context, bin string, args []string, stderr io.Writer) (*devdbProc, error) {
 	cmd := exec.Command(bin, args...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	stop = func() error {
-		_ = stdin.Close()
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-			return errors.New("harmonia-devdb did not stop within 30 seconds of its input closing; killed")
-		}
-	}
+	p := &devdbProc{cmd: cmd, stdin: stdin, done: make(chan error, 1)}
 
 	found := make(chan string, 1)
 	go func() {
@@ -132,13 +138,38 @@ func runDevDB(ctx context.Context, bin string, args []string) (uri string, stop 
 			}
 		}
 		_, _ = io.Copy(io.Discard, stdout)
+		p.done <- cmd.Wait()
 	}()
 	select {
-	case uri = <-found:
-		return uri, stop, nil
+	case p.uri = <-found:
+		return p, nil
 	case <-ctx.Done():
-		return "", nil, errors.Join(ctx.Err(), stop())
+		return nil, errors.Join(ctx.Err(), p.stop())
 	case <-time.After(2 * time.Minute):
-		return "", nil, errors.Join(errors.New("harmonia-devdb printed no URI within 2 minutes"), stop())
+		return nil, errors.Join(errors.New("harmonia-devdb printed no URI within 2 minutes"), p.stop())
 	}
+}
+
+// stop closes the process's standard input and waits for it to exit,
+// killing it after 30 seconds.
+func (p *devdbProc) stop() error {
+	_ = p.stdin.Close()
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return errors.New("harmonia-devdb did not stop within 30 seconds of its input closing; killed")
+	}
+}
+
+// kill kills the process with SIGKILL, as a crash would end it, and
+// waits for it to be gone.
+func (p *devdbProc) kill() error {
+	if err := p.cmd.Process.Kill(); err != nil {
+		return err
+	}
+	<-p.done
+	return nil
 }

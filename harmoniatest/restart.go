@@ -105,16 +105,7 @@ func (r *Restartable) Start(ctx context.Context) error {
 	if r.stop != nil {
 		return nil
 	}
-	// The port was free a moment ago; another process may take it while
-	// the server is down, so retry for a while.
-	var err error
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if err = r.start(ctx); err == nil || time.Now().After(deadline) || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return err
+	return retryStart(ctx, func() error { return r.start(ctx) })
 }
 
 // start starts the server; r.mu is held (or r not yet shared).

@@ -6,6 +6,9 @@
 //	reimport_changed                 entries a second identical import inserted or updated
 //	publish_commands_k10             server commands of a Publish of 10 artifacts
 //	publish_commands_k1000           … of 1,000 artifacts
+//	publish_journal_s_k1000          seconds of a Publish of 1,000 artifacts, embedded replica set on a directory, with its transaction journal
+//	publish_nojournal_s_k1000        … without it (embedded.Options.NoJournal)
+//	journal_cost_pct_k1000           what the journal adds to that publish, %
 //	list_with_licenses_commands_m500 server commands to list 500 artifacts with their licenses
 //	claim_ratio_vs_raw               job claim-and-finish throughput, harmonia ÷ plain driver loop, 4 workers
 //	commands_per_job                 server commands per job logging two lines, amortized, 4 workers of concurrency 4
@@ -17,8 +20,9 @@
 //
 //	go run ./examples/bench [-uri mongodb://…] [-artifacts 20000] [-jobs 500] [-concurrency 4] [-hash-mib 256] [-inventory-mb 100]
 //
-// -only claim,jobcmds runs some of the steps (import, publish, list,
-// claim, jobcmds, sha256, heap).
+// -only claim,jobcmds runs some of the steps (import, publish, journal,
+// list, claim, jobcmds, sha256, heap). The journal step starts embedded
+// servers of its own, whatever -uri says.
 package main
 
 import (
@@ -126,6 +130,7 @@ func run(ctx context.Context, c config) (err error) {
 	}{
 		{"import", benchImport},
 		{"publish", benchPublish},
+		{"journal", benchJournal},
 		{"list", benchList},
 		{"claim", benchClaim},
 		{"jobcmds", benchJobCommands},

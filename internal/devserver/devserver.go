@@ -39,6 +39,10 @@ type Options struct {
 	// ReplicaSet, when set, serves the primary of a one-member replica set
 	// of that name, with multi-document transactions. Defaults to "".
 	ReplicaSet string
+	// NoJournal turns off the replica-set mode's transaction journal
+	// (embedded.Options.NoJournal): transactions are then not
+	// crash-atomic. Defaults to false.
+	NoJournal bool
 	// Logger receives the server's warnings. Defaults to discarding them.
 	Logger *slog.Logger
 }
@@ -52,7 +56,7 @@ func Serve(ctx context.Context, o Options, out io.Writer) error {
 	if o.Addr == "" {
 		o.Addr = AddrDefault
 	}
-	opts := embedded.Options{Dir: o.Dir, Addr: o.Addr, ReplicaSet: o.ReplicaSet, Logger: o.Logger}
+	opts := embedded.Options{Dir: o.Dir, Addr: o.Addr, ReplicaSet: o.ReplicaSet, NoJournal: o.NoJournal, Logger: o.Logger}
 	where := "data in " + o.Dir
 	if o.Memory {
 		opts.Dir, opts.InMemory = "", true
