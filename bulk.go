@@ -36,41 +36,6 @@ type bulkEntity interface {
 	*License | *Dataset | *ModelArtifact
 }
 
-// EachLicense calls fn with every license, in no particular order, reading
-// them with one query streamed in batches. It stops at fn's first error and
-// returns it.
-//
-// Errors: fn's, [CodeInternal].
-func (s *Store) EachLicense(ctx context.Context, fn func(*License) error) error {
-	return each(ctx, s.cols.licenses, EntityLicense, fn)
-}
-
-// EachDataset calls fn with every dataset, as [Store.EachLicense] does.
-//
-// Errors: fn's, [CodeInternal].
-func (s *Store) EachDataset(ctx context.Context, fn func(*Dataset) error) error {
-	return each(ctx, s.cols.datasets, EntityDataset, fn)
-}
-
-// EachArtifact calls fn with every artifact, as [Store.EachLicense] does.
-//
-// Errors: fn's, [CodeInternal].
-func (s *Store) EachArtifact(ctx context.Context, fn func(*ModelArtifact) error) error {
-	return each(ctx, s.cols.artifacts, EntityArtifact, fn)
-}
-
-func each[T any](ctx context.Context, col *mongo.Collection, entity string, fn func(*T) error) error {
-	for v, err := range scanFilter[T](ctx, col, entity, bson.D{}, nil, 1000) {
-		if err != nil {
-			return err
-		}
-		if err := fn(v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // InsertLicenses inserts new licenses, as [Store.CreateLicense] does one,
 // with one unordered insert. An item's ID is kept when set (so that a
 // caller may reference it before the insert), else a new one is set; its

@@ -65,10 +65,10 @@ func TestBulkInsertAndReplaceKeepTheRules(t *testing.T) {
 	require.True(t, got.Published)
 
 	var seen []string
-	require.NoError(t, b.store.EachArtifact(b.ctx, func(a *harmonia.ModelArtifact) error {
+	for a, err := range b.store.AllArtifacts(b.ctx, nil) {
+		require.NoError(t, err)
 		seen = append(seen, a.Key())
-		return nil
-	}))
+	}
 	require.Equal(t, []string{good.Key()}, seen)
 }
 

@@ -36,7 +36,7 @@
 //     [Store.VersionContentsByTag], [Store.DiffVersionsByTag];
 //   - lists take a filter value and return a [Page] whose Next is the
 //     cursor of the following page: [Store.ListArtifacts] and
-//     [Store.ListDatasets] ([Filter]), [Store.ListLicenses]
+//     [Store.ListDatasets] ([DatasetFilter]), [Store.ListLicenses]
 //     ([LicenseFilter]), [Store.ListVersions] ([VersionFilter]);
 //   - bulk calls ([Store.InsertArtifacts], [Store.ReplaceArtifacts],
 //     [Store.EachArtifact] and their siblings for licenses and datasets)

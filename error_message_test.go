@@ -9,6 +9,7 @@ import (
 
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/harmoniatest"
+	"github.com/harmonia-ml/harmonia/worker"
 )
 
 // TestErrorMessages quotes the text of each kind of error: the code at
@@ -51,8 +52,8 @@ func TestErrorMessages(t *testing.T) {
 			return err
 		}, "harmonia: job: params: must encode as a BSON document (a struct, map, bson.D or bson.Raw) (invalid)", true},
 		{"worker options by document name", func() error {
-			_, err := harmonia.NewWorker(s, &harmonia.WorkerOptions{Concurrency: -1,
-				Handlers: map[harmonia.JobType]harmonia.Handler{"noop": nil}})
+			_, err := worker.New(s, &worker.Options{Concurrency: -1,
+				Handlers: map[harmonia.JobType]worker.Handler{"noop": nil}})
 			return err
 		}, "harmonia: worker: handlers: the handler of job type \"noop\" is nil (invalid)", false},
 		{"get-or-create conflict", func() error {

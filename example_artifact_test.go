@@ -52,7 +52,7 @@ func ExampleStore_ListArtifactsWithLicenses() {
 			log.Fatal(err)
 		}
 	}
-	page, err := store.ListArtifactsWithLicenses(ctx, harmonia.Filter{NamePrefix: "model-"})
+	page, err := store.ListArtifactsWithLicenses(ctx, harmonia.ArtifactFilter{NamePrefix: "model-"})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -2,13 +2,9 @@ package harmonia_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log"
-	"os"
-	"path/filepath"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -16,81 +12,6 @@ import (
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/internal/docdb"
 )
-
-// Enqueue a validate job and run a worker with the built-in validate
-// handler: it checks the artifact's file under the worker's root and
-// records verified_at on the artifact.
-func ExampleWorker() {
-	ctx := context.Background()
-	store, done := docdb.Store(ctx, nil)
-	defer done()
-
-	// A model file under the directory the worker's handlers work in.
-	root, err := os.MkdirTemp("", "harmonia-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(root)
-	model := []byte("model weights")
-	if err := os.WriteFile(filepath.Join(root, "tiny.onnx"), model, 0o644); err != nil {
-		log.Fatal(err)
-	}
-	sum := sha256.Sum256(model)
-	a := &harmonia.ModelArtifact{Name: "tiny", Version: "1.0.0", Path: "tiny.onnx",
-		SizeBytes: int64(len(model)), Hashes: harmonia.Hashes{SHA256: hex.EncodeToString(sum[:])}}
-	if err := store.CreateArtifact(ctx, a); err != nil {
-		log.Fatal(err)
-	}
-
-	res, err := store.Enqueue(ctx, harmonia.JobValidate, harmonia.ValidateParams{ArtifactID: a.ID},
-		&harmonia.EnqueueOpts{UniqueKey: "validate:" + a.Key()})
-	if err != nil {
-		log.Fatal(err)
-	}
-
-	validate, err := harmonia.ValidateHandler(store, root)
-	if err != nil {
-		log.Fatal(err)
-	}
-	w, err := harmonia.NewWorker(store, &harmonia.WorkerOptions{
-		Handlers: map[harmonia.JobType]harmonia.Handler{harmonia.JobValidate: validate},
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	stopped := make(chan error, 1)
-	go func() { stopped <- w.Run(runCtx) }()
-	jobs, err := store.WaitJobs(ctx, []bson.ObjectID{res.Job.ID}, &harmonia.WaitOpts{PollInterval: 10 * time.Millisecond})
-	stop() // a graceful shutdown: Run returns once its handlers have
-	if err := errors.Join(err, <-stopped); err != nil {
-		log.Fatal(err)
-	}
-	job := jobs[0]
-	var result harmonia.VerifyResult
-	if err := job.DecodeResult(&result); err != nil {
-		log.Fatal(err)
-	}
-
-	fmt.Println(job.Status, "at attempt", job.Attempt, "checked", result.Path, result.SizeBytes, "bytes")
-	events, err := store.JobLog(ctx, job.ID)
-	if err != nil {
-		log.Fatal(err)
-	}
-	for _, ev := range events {
-		fmt.Println(ev.Level, ev.Message)
-	}
-	got, err := store.GetArtifact(ctx, a.ID)
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println("verified:", got.VerifiedAt != nil)
-	// Output:
-	// success at attempt 1 checked tiny.onnx 13 bytes
-	// info validating tiny@1.0.0: tiny.onnx, 13 bytes
-	// info size and sha256 match
-	// verified: true
-}
 
 // Run jobs with a loop of one's own: claim, write as the lease holder,
 // finish. A second enqueue with the same unique key returns the pending
@@ -198,14 +119,14 @@ func ExampleStore_ClaimJobs() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	outcomes := make([]harmonia.JobOutcome, len(jobs))
+	outcomes := make([]*harmonia.LeaseWrite, len(jobs))
 	for i, job := range jobs {
-		outcomes[i] = harmonia.JobOutcome{Job: job, Result: bson.D{{Key: "n", Value: job.Params.Lookup("n").Int32()}}}
+		outcomes[i] = &harmonia.LeaseWrite{Job: job, Op: harmonia.LeaseComplete, Result: bson.D{{Key: "n", Value: job.Params.Lookup("n").Int32()}}}
 		if i == 3 {
-			outcomes[i] = harmonia.JobOutcome{Job: job, Err: harmonia.Permanent(errors.New("corrupt image"))}
+			outcomes[i] = &harmonia.LeaseWrite{Job: job, Op: harmonia.LeaseFail, Err: harmonia.Permanent(errors.New("corrupt image"))}
 		}
 	}
-	errs, err := store.FinishJobs(ctx, outcomes)
+	errs, err := store.WriteLeases(ctx, outcomes)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -225,7 +146,7 @@ func ExampleStore_ClaimJobs() {
 func ExamplePermanent() {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-	store, done := docdb.Store(ctx, &harmonia.Options{Now: func() time.Time { return now }})
+	store, done := docdb.Store(ctx, &harmonia.Options{Test: &harmonia.TestOptions{Now: func() time.Time { return now }}})
 	defer done()
 	if _, err := store.Enqueue(ctx, "convert", bson.D{{Key: "format", Value: "tflite"}}, &harmonia.EnqueueOpts{MaxAttempts: 5}); err != nil {
 		log.Fatal(err)
@@ -253,25 +174,4 @@ func ExamplePermanent() {
 	// Output:
 	// pending after attempt 1 of 5
 	// failed after attempt 2 of 5 - unsupported format: tflite
-}
-
-// Hash a file as the validate and download handlers do: streamed through
-// a pooled buffer, so memory does not grow with the file.
-func ExampleHashFile() {
-	dir, err := os.MkdirTemp("", "harmonia-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "weights.bin")
-	if err := os.WriteFile(path, []byte("test"), 0o644); err != nil {
-		log.Fatal(err)
-	}
-	sum, size, err := harmonia.HashFile(context.Background(), path)
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(size, sum)
-	// Output:
-	// 4 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 }

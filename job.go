@@ -8,10 +8,10 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// JobType names what a job does. Workers run each type with the [Handler]
-// registered for it: the built-in types ([JobValidate], [JobDownload],
-// [JobInference]) have handlers in harmonia, and callers register handlers
-// for their own types.
+// JobType names what a job does. Workers (package worker) run each type
+// with the handler registered for it: the built-in types ([JobValidate],
+// [JobDownload], [JobInference]) have handlers in package worker, and
+// callers register handlers for their own types.
 type JobType string
 
 // JobStatus is a job's state, stored as a stable string.
@@ -110,7 +110,7 @@ func (j *Job) DecodeParams(v any) error {
 
 // DecodeResult decodes the result document of a finished job (what its
 // handler returned) into v, a pointer to a struct with bson tags (for the
-// built-in validate and download handlers: [VerifyResult]). A
+// built-in validate and download handlers: worker.VerifyResult). A
 // job without a result leaves v as it is. It is the twin of
 // [Job.DecodeParams].
 //

@@ -233,13 +233,23 @@ type candidatePool struct {
 	enqueued <-chan struct{}
 }
 
-// candidatePools holds a Store's pools by job types.
-type candidatePools struct {
+// ClaimPool claims jobs for the workers that share it: it reads the
+// claimable jobs of their types together and shares them out, so that
+// the workers of one process never compete for a job and one sorted read
+// serves many claims. Workers that share a Store should share one pool.
+// It is safe for concurrent use.
+type ClaimPool struct {
+	store *Store
 	mu    sync.Mutex
 	pools map[string]*candidatePool
 }
 
-func (p *candidatePools) get(types []JobType) *candidatePool {
+// NewClaimPool returns a pool that claims the jobs of store.
+func NewClaimPool(store *Store) *ClaimPool {
+	return &ClaimPool{store: store, pools: make(map[string]*candidatePool)}
+}
+
+func (p *ClaimPool) get(types []JobType) *candidatePool {
 	key := make([]string, len(types))
 	for i, t := range types {
 		key[i] = string(t)
@@ -248,9 +258,6 @@ func (p *candidatePools) get(types []JobType) *candidatePool {
 	k := strings.Join(key, "\x00")
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.pools == nil {
-		p.pools = make(map[string]*candidatePool)
-	}
 	if p.pools[k] == nil {
 		p.pools[k] = &candidatePool{}
 	}
@@ -313,11 +320,25 @@ func (p *candidatePool) drop() {
 	p.cands = nil
 }
 
-// claimPooled claims up to n jobs for a worker of this Store through the
-// pool of its types: usually one update command, and a sorted read only
-// when the pool runs low or goes stale.
-func (s *Store) claimPooled(ctx context.Context, workerID string, types []JobType, n int, lease time.Duration) ([]*Job, error) {
-	pool := s.pools.get(types)
+// ClaimJobs claims up to n jobs of one of types for the worker workerID,
+// as [Store.ClaimJobs] does, through the pool's candidates: usually with
+// one update command, and a sorted read only when the candidates of types
+// run low, are older than a second, or predate an enqueue through the
+// pool's Store ([Store.JobsEnqueued]). It draws the jobs at random among
+// the first 4n candidates of the best priority, so that the pools of
+// several processes seldom pick the same ones; within a priority, jobs
+// therefore start in run-after order give or take a few batches.
+//
+// Errors: as [Store.ClaimJobs].
+func (p *ClaimPool) ClaimJobs(ctx context.Context, workerID string, types []JobType, n int, lease time.Duration) ([]*Job, error) {
+	if err := checkClaim(workerID, types, lease); err != nil {
+		return nil, err
+	}
+	if n < 1 || n > MaxClaimBatch {
+		return nil, invalidf(EntityJob, "n", "claim between 1 and %d jobs at a time (got %d)", MaxClaimBatch, n)
+	}
+	s := p.store
+	pool := p.get(types)
 	for range 3 {
 		cands, err := pool.take(ctx, s, types, n)
 		if err != nil || len(cands) == 0 {

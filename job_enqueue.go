@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -245,6 +246,9 @@ func encodeDoc(v any) (bson.Raw, error) {
 	case nil:
 		return nil, nil
 	case bson.Raw:
+		if v == nil {
+			return nil, nil
+		}
 		return v, v.Validate()
 	}
 	return bson.Marshal(v)
@@ -295,4 +299,58 @@ func (s *Store) lockHolders(ctx context.Context, docs []jobDoc, idx []int) (map[
 		out[found[i].UniqueLock] = &found[i].Job
 	}
 	return out, nil
+}
+
+// JobsEnqueued returns a channel that is closed when this Store next
+// enqueues a job or gives one back to the queue ([Store.ReleaseJob]), so
+// that idle workers of this process need not wait for their next poll.
+// Call it again after each close for the next one. Jobs enqueued through
+// other Stores or processes close nothing: poll for those.
+func (s *Store) JobsEnqueued() <-chan struct{} { return s.enqueued.wait() }
+
+// wakeup lets goroutines wait for the next wake call.
+type wakeup struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// wait returns a channel that is closed by the next wake.
+func (w *wakeup) wait() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ch == nil {
+		w.ch = make(chan struct{})
+	}
+	return w.ch
+}
+
+// wake wakes every goroutine waiting.
+func (w *wakeup) wake() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ch != nil {
+		close(w.ch)
+		w.ch = nil
+	}
+}
+
+// JobKeysInUse returns which of keys a job carries as its unique key,
+// pending, running or finished, with one query. A scheduler enqueues
+// only the periods whose keys it does not find.
+//
+// Errors: [CodeInternal].
+func (s *Store) JobKeysInUse(ctx context.Context, keys []string) (map[string]bool, error) {
+	type keyOnly struct {
+		Key string `bson:"unique_key"`
+	}
+	found, err := findAll[keyOnly](ctx, s.cols.jobs, EntityJob, bson.D{{Key: "unique_key", Value: bson.D{{Key: "$in", Value: keys}}}}, len(keys),
+		options.Find().SetProjection(bson.D{{Key: "unique_key", Value: 1}, {Key: "_id", Value: 0}}))
+	if err != nil {
+		return nil, err
+	}
+	have := make(map[string]bool, len(found))
+	for _, f := range found {
+		have[f.Key] = true
+	}
+	return have, nil
 }

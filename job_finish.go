@@ -20,15 +20,14 @@ func (s *Store) CompleteJob(ctx context.Context, job *Job, result any) error {
 	if job == nil {
 		return nilArgument(EntityJob)
 	}
-	raw, err := encodeResult(result)
-	if err != nil {
-		return err
-	}
-	return s.writeLease(ctx, &leaseOp{job: job, kind: opComplete, result: raw}, "complete")
+	return s.writeLease(ctx, &LeaseWrite{Job: job, Op: LeaseComplete, Result: result})
 }
 
-// encodeResult encodes a handler's result as a document.
-func encodeResult(result any) (bson.Raw, error) {
+// EncodeResult encodes a job's result (a handler's, for example) as a
+// document, as [Store.CompleteJob] stores it.
+//
+// Errors: [CodeInvalid] when result does not encode as a document.
+func EncodeResult(result any) (bson.Raw, error) {
 	raw, err := encodeDoc(result)
 	if err != nil {
 		return nil, invalidCause(EntityJob, "result", err, "must encode as a BSON document (a struct, map, bson.D or bson.Raw)")
@@ -48,7 +47,7 @@ func (s *Store) FailJob(ctx context.Context, job *Job, cause error) error {
 	if job == nil {
 		return nilArgument(EntityJob)
 	}
-	return s.writeLease(ctx, &leaseOp{job: job, kind: opFail, cause: cause}, "fail")
+	return s.writeLease(ctx, &LeaseWrite{Job: job, Op: LeaseFail, Err: cause})
 }
 
 // ReleaseJob gives a running job back to the queue without using up its
@@ -60,23 +59,10 @@ func (s *Store) ReleaseJob(ctx context.Context, job *Job) error {
 	if job == nil {
 		return nilArgument(EntityJob)
 	}
-	if err := s.writeLease(ctx, &leaseOp{job: job, kind: opRelease}, "release"); err != nil {
+	if err := s.writeLease(ctx, &LeaseWrite{Job: job, Op: LeaseRelease}); err != nil {
 		return err
 	}
 	s.enqueued.wake()
-	return nil
-}
-
-// writeLease applies op with one lease-conditioned update.
-func (s *Store) writeLease(ctx context.Context, op *leaseOp, verb string) error {
-	update, apply, err := s.leaseStatement(op, s.Now())
-	if err != nil {
-		return err
-	}
-	if err := s.leaseWrite(ctx, op.job, verb, update); err != nil {
-		return err
-	}
-	apply()
 	return nil
 }
 
@@ -132,10 +118,10 @@ func (s *Store) backoff(attempt int) time.Duration {
 }
 
 func (s *Store) randInt64N(n int64) int64 {
-	if s.opts.Rand == nil {
+	if s.opts.Test == nil || s.opts.Test.Rand == nil {
 		return mrand.Int64N(n)
 	}
 	s.randMu.Lock()
 	defer s.randMu.Unlock()
-	return s.opts.Rand.Int64N(n)
+	return s.opts.Test.Rand.Int64N(n)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"slices"
 	"time"
 
@@ -105,37 +104,4 @@ func (s *Store) takeOver(ctx context.Context, job, prev *Job) (bool, error) {
 	}
 	job.Error, job.Errors, job.UpdatedAt = ae.Error, append(slices.Clip(job.Errors), ae), now
 	return true, nil
-}
-
-// leaseWrite applies update to job if the caller still holds its lease.
-func (s *Store) leaseWrite(ctx context.Context, job *Job, op string, update any) error {
-	if job.LeaseToken == "" {
-		return leaseLost(job, op)
-	}
-	filter := bson.D{{Key: "_id", Value: job.ID}, {Key: "lease_token", Value: job.LeaseToken}, {Key: "status", Value: JobRunning}}
-	res, err := s.cols.jobs.UpdateOne(ctx, filter, update)
-	if err != nil {
-		return wrapErr(EntityJob, op+" job", err)
-	}
-	if res.MatchedCount == 0 {
-		return leaseLost(job, op)
-	}
-	return nil
-}
-
-func leaseLost(job *Job, op string) error {
-	return &Error{Code: CodeConflict, Entity: EntityJob, Field: "lease_token", Err: ErrLeaseLost,
-		Reason: fmt.Sprintf("cannot %s job %s (attempt %d): its lease expired and another worker claimed it, or it is no longer running",
-			op, job.ID.Hex(), job.Attempt)}
-}
-
-// Heartbeat extends the lease of a running job to lease from now, on the
-// Store's [LeaseClock].
-//
-// Errors: [CodeConflict] wrapping [ErrLeaseLost], [CodeInternal].
-func (s *Store) Heartbeat(ctx context.Context, job *Job, lease time.Duration) error {
-	if job == nil {
-		return nilArgument(EntityJob)
-	}
-	return s.writeLease(ctx, &leaseOp{job: job, kind: opHeartbeat, lease: lease}, "heartbeat")
 }

@@ -92,5 +92,5 @@ func jobFilterDoc(f JobFilter) (bson.D, error) {
 		d = append(d, bson.E{Key: "unique_key", Value: f.UniqueKey})
 	}
 	// The created range and the cursor, as the other lists write them.
-	return append(d, filterDoc(Filter{CreatedFrom: f.CreatedFrom, CreatedBefore: f.CreatedBefore, After: f.After})...), nil
+	return append(d, filterDoc(ArtifactFilter{CreatedFrom: f.CreatedFrom, CreatedBefore: f.CreatedBefore, After: f.After})...), nil
 }

@@ -65,16 +65,23 @@ func (s *Store) AppendLog(ctx context.Context, job *Job, level LogLevel, message
 	return nil
 }
 
-// newEvent returns the log line of job at level, now, its message cut at
-// MaxLogMessageBytes.
+// newEvent returns the log line of job at level, now.
 func (s *Store) newEvent(job *Job, level LogLevel, message string) (Event, error) {
+	return NewLogEvent(job, level, message, s.Now())
+}
+
+// NewLogEvent returns the log line of job at level, at the time at, its
+// message cut at MaxLogMessageBytes, for [LeaseWrite].Lines.
+//
+// Errors: [CodeInvalid] (unknown level).
+func NewLogEvent(job *Job, level LogLevel, message string, at time.Time) (Event, error) {
 	switch level {
 	case LevelDebug, LevelInfo, LevelWarn, LevelError:
 	default:
 		return Event{}, invalidf(EntityJob, "level", "log level %q is not one of debug, info, warn, error", level)
 	}
 	return Event{ID: bson.NewObjectID(), SchemaVersion: SchemaVersion, JobID: job.ID, Attempt: job.Attempt,
-		Level: level, Message: textcut.Cut(message, MaxLogMessageBytes), At: s.Now()}, nil
+		Level: level, Message: textcut.Cut(message, MaxLogMessageBytes), At: at}, nil
 }
 
 // logTail returns tail with the lines of events added at its end, keeping

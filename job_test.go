@@ -298,7 +298,7 @@ func TestJobFailRetriesWithBackoff(t *testing.T) {
 	t.Parallel()
 	base, maxWait := time.Minute, 3*time.Minute
 	b := setupOn(t, harmoniatest.Database(t), func(o *harmonia.Options) {
-		o.JobBackoffBase, o.JobBackoffMax, o.Rand = base, maxWait, rand.New(rand.NewPCG(1, 2))
+		o.JobBackoffBase, o.JobBackoffMax, o.Test.Rand = base, maxWait, rand.New(rand.NewPCG(1, 2))
 	})
 	j := b.enqueue(t, noop, nil, &harmonia.EnqueueOpts{MaxAttempts: 4})
 	waits := []time.Duration{base, 2 * base, maxWait}

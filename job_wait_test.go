@@ -22,16 +22,14 @@ func TestWaitJobsReturnsFinishedJobsInOrder(t *testing.T) {
 		require.NoError(t, err)
 		ids = append(ids, r.Job.ID)
 	}
-	_, stop := runWorker(t, ctx, s, harmonia.WorkerOptions{PollInterval: 10 * time.Millisecond,
-		Handlers: map[harmonia.JobType]harmonia.Handler{"square": func(_ context.Context, j *harmonia.Job, _ *harmonia.JobLogger) (any, error) {
-			var p struct {
-				N int `bson:"n"`
-			}
-			if err := j.DecodeParams(&p); err != nil {
-				return nil, err
-			}
-			return bson.D{{Key: "square", Value: p.N * p.N}}, nil
-		}}})
+	// A loop of the kind a custom worker runs squares the jobs.
+	loopCtx, stopLoop := context.WithCancel(ctx)
+	loopDone := make(chan error, 1)
+	go func() { loopDone <- squareJobs(loopCtx, s) }()
+	stop := func() error {
+		stopLoop()
+		return <-loopDone
+	}
 	var progress []int
 	jobs, err := s.WaitJobs(ctx, ids, &harmonia.WaitOpts{PollInterval: 10 * time.Millisecond,
 		Progress: func(n, total int) { progress = append(progress, n); require.Equal(t, 3, total) }})
@@ -73,4 +71,31 @@ func TestWaitJobsStopsWithTheContextAndRefusesUnknownIDs(t *testing.T) {
 	jobs, err := s.WaitJobs(ctx, nil, nil)
 	require.NoError(t, err)
 	require.Empty(t, jobs)
+}
+
+// squareJobs claims and completes "square" jobs, recording n*n, until ctx
+// ends.
+func squareJobs(ctx context.Context, s *harmonia.Store) error {
+	for ctx.Err() == nil {
+		jobs, err := s.ClaimJobs(ctx, "squarer", []harmonia.JobType{"square"}, 3, time.Minute)
+		if err != nil {
+			return err
+		}
+		if len(jobs) == 0 {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		for _, j := range jobs {
+			var p struct {
+				N int `bson:"n"`
+			}
+			if err := j.DecodeParams(&p); err != nil {
+				return err
+			}
+			if err := s.CompleteJob(ctx, j, bson.D{{Key: "square", Value: p.N * p.N}}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

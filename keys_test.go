@@ -61,7 +61,7 @@ func TestHarmoniatestStoreEnsuresUniqueKeys(t *testing.T) {
 	require.NoError(t, s.CreateArtifact(ctx, validArtifact()))
 	err := s.CreateArtifact(ctx, validArtifact())
 	require.ErrorIs(t, err, harmonia.ErrConflict)
-	page, err := s.ListArtifacts(ctx, harmonia.Filter{})
+	page, err := s.ListArtifacts(ctx, harmonia.ArtifactFilter{})
 	require.NoError(t, err)
 	require.Len(t, page.Items, 1)
 }

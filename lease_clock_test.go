@@ -1,8 +1,6 @@
 package harmonia_test
 
 import (
-	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -13,18 +11,6 @@ import (
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/harmoniatest"
 )
-
-// skewedStore opens a Store on db whose clock is off by skew, with its
-// leases on clock.
-func skewedStore(t *testing.T, db *mongo.Database, skew time.Duration, clock harmonia.LeaseClock) *harmonia.Store {
-	t.Helper()
-	s, err := harmonia.Open(t.Context(), db, &harmonia.Options{
-		Now:        func() time.Time { return time.Now().Add(skew) },
-		LeaseClock: clock, EnsureIndexes: true,
-	})
-	require.NoError(t, err)
-	return s
-}
 
 func storedExpiry(t *testing.T, db *mongo.Database, id bson.ObjectID) time.Time {
 	t.Helper()
@@ -113,49 +99,4 @@ func TestLeaseServerClockIgnoresSkew(t *testing.T) {
 	require.Contains(t, taken[0].Errors[0].Error, "lease expired")
 	requireLeaseLost(t, behind.CompleteJob(ctx, mine, nil))
 	require.NoError(t, ahead.CompleteJob(ctx, taken[0], nil))
-}
-
-// TestLeaseServerClockSkewedWorkers: two worker processes whose clocks
-// are two hours apart run jobs that outlast a lease, heart-beating on
-// the server's clock: no live worker loses a lease and no job runs
-// twice.
-func TestLeaseServerClockSkewedWorkers(t *testing.T) {
-	t.Parallel()
-	harmoniatest.RequireServerClock(t)
-	db := harmoniatest.Database(t)
-	ctx := t.Context()
-	const n = 12
-	behind := skewedStore(t, db, -time.Hour, harmonia.LeaseClockServer)
-	for i := range n {
-		_, err := behind.Enqueue(ctx, noop, bson.D{{Key: "n", Value: i}}, nil)
-		require.NoError(t, err)
-	}
-	var o overlapCounter
-	h := func(ctx context.Context, job *harmonia.Job, log *harmonia.JobLogger) (any, error) {
-		defer o.enter(job.ID)()
-		select {
-		case <-time.After(1500 * time.Millisecond):
-		case <-ctx.Done():
-			return nil, context.Cause(ctx)
-		}
-		return nil, log.Log(ctx, harmonia.LevelInfo, "slept past a lease")
-	}
-	var ws []*harmonia.Worker
-	for i, skew := range []time.Duration{-time.Hour, time.Hour} {
-		w, _ := runWorker(t, ctx, skewedStore(t, db, skew, harmonia.LeaseClockServer), harmonia.WorkerOptions{
-			ID: fmt.Sprintf("skewed-%d", i), Concurrency: 4, Handlers: handlers(h),
-			LeaseDuration: time.Second, HeartbeatInterval: 250 * time.Millisecond, PollInterval: 20 * time.Millisecond})
-		ws = append(ws, w)
-	}
-	waitWithin(t, time.Minute, "every job to succeed", func() bool { return sumStats(ws).Succeeded == n })
-	stats := sumStats(ws)
-	require.Zero(t, stats.LeaseLost, "a live worker lost a lease")
-	require.Zero(t, o.overlaps.Load(), "a job ran in two handlers at once")
-	require.EqualValues(t, n, stats.Claimed, "no job was claimed twice")
-	for i, w := range ws {
-		require.NotZero(t, w.Stats().Succeeded, "worker %d ran no job", i)
-	}
-	n1, err := db.Collection(harmonia.CollectionJobs).CountDocuments(ctx, bson.D{{Key: "status", Value: harmonia.JobSuccess}, {Key: "attempt", Value: 1}})
-	require.NoError(t, err)
-	require.EqualValues(t, n, n1)
 }

@@ -71,7 +71,7 @@
 // ImportOptions.AllOrNothing is set; DryRun reports without writing.
 //
 // How it reads what exists: once per collection, at the first section
-// that needs it, [harmonia.Store.EachArtifact] (and its siblings) streams
+// that needs it, [harmonia.Store.AllArtifacts] (and its siblings) streams
 // every document, and the importer keeps its key and a fingerprint of its
 // comparable fields in a compact index (about 135 bytes per document),
 // with which it detects duplicates, resolves references and recognises

@@ -31,6 +31,7 @@ import (
 	"github.com/harmonia-ml/harmonia/examples/internal/exampledb"
 	"github.com/harmonia-ml/harmonia/examples/inventory"
 	"github.com/harmonia-ml/harmonia/migrate"
+	"github.com/harmonia-ml/harmonia/worker"
 )
 
 // corrupted is the sample file the quickstart damages before validating.
@@ -94,11 +95,11 @@ func run(ctx context.Context) (err error) {
 	}
 	step("corrupted %s on disk (one byte flipped): validation must catch it", corrupted)
 
-	arts, err := store.ListArtifacts(ctx, harmonia.Filter{Limit: harmonia.ListLimitMax})
+	arts, err := store.ListArtifacts(ctx, harmonia.ArtifactFilter{Limit: harmonia.ListLimitMax})
 	if err != nil {
 		return err
 	}
-	dss, err := store.ListDatasets(ctx, harmonia.Filter{Limit: harmonia.ListLimitMax})
+	dss, err := store.ListDatasets(ctx, harmonia.DatasetFilter{Limit: harmonia.ListLimitMax})
 	if err != nil {
 		return err
 	}
@@ -147,12 +148,12 @@ func validateAll(ctx context.Context, store *harmonia.Store, root string, ids []
 	}
 	step("enqueued %d validate jobs", len(enq))
 
-	validate, err := harmonia.ValidateHandler(store, root)
+	validate, err := worker.ValidateHandler(store, root)
 	if err != nil {
 		return nil, err
 	}
-	w, err := harmonia.NewWorker(store, &harmonia.WorkerOptions{
-		Handlers:     map[harmonia.JobType]harmonia.Handler{harmonia.JobValidate: validate},
+	w, err := worker.New(store, &worker.Options{
+		Handlers:     map[harmonia.JobType]worker.Handler{harmonia.JobValidate: validate},
 		Concurrency:  2,
 		PollInterval: 50 * time.Millisecond,
 	})
@@ -209,7 +210,7 @@ func summary(ctx context.Context, store *harmonia.Store, pub *harmonia.PublishRe
 		job := "-"
 		if j := jobs[a.ID]; j != nil {
 			job = fmt.Sprintf("%s (attempt %d)", j.Status, j.Attempt)
-			var checked harmonia.VerifyResult
+			var checked worker.VerifyResult
 			if err := j.DecodeResult(&checked); err != nil {
 				return err
 			}

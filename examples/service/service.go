@@ -48,7 +48,7 @@ func (s *Service) Handler() http.Handler {
 // listArtifacts answers GET /artifacts?tag=vision&name_prefix=res&limit=50&after=<id>.
 func (s *Service) listArtifacts(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := harmonia.Filter{TagsAny: q["tag"], NamePrefix: q.Get("name_prefix")}
+	f := harmonia.ArtifactFilter{TagsAny: q["tag"], NamePrefix: q.Get("name_prefix")}
 	var err error
 	if f.Limit, f.After, err = pageParams(q); err != nil {
 		s.fail(w, err)
