@@ -102,29 +102,29 @@
 //
 // # Jobs
 //
-// [Store.Enqueue] adds a job; a unique key keeps one pending or running
+// [Queue.Enqueue] adds a job; a unique key keeps one pending or running
 // job per key, and a params value with a Validate method is checked
 // before anything is written. A [Worker] claims jobs under a lease,
 // heart-beats while its [Handler] runs, and records the outcome:
 // success, a retry after a backoff, or failure once the attempts are used
 // up or the handler returns a [Permanent] error. A job whose worker dies
-// is taken over when its lease expires. [Store.CancelJob] takes a pending
+// is taken over when its lease expires. [Queue.CancelJob] takes a pending
 // job off the queue, or stops a running one at its next heartbeat
 // ([JobCancelled], [ErrJobCancelled]). Handlers log through a [JobLogger]
-// to the job's log_tail and the events collection ([Store.JobLog]).
+// to the job's log_tail and the events collection ([Queue.JobLog]).
 //
 // A worker works in batches, so that its commands per job stay under one
 // (examples/bench: 0.80 for jobs that log two lines, where a claim, two
 // writes per line and a finish made six). It claims jobs for all
-// its free slots at once ([Store.ClaimJobs]: one stamp per job, in one
+// its free slots at once ([Queue.ClaimJobs]: one stamp per job, in one
 // update command), and the workers of one Store share the claimable jobs
 // one sorted read found, so that they do not compete for them. One
 // goroutine per worker writes its heartbeats, outcomes and buffered log
 // lines together: one update command (one statement per job, each
 // conditioned on the job's own lease: [Store.FinishJobs] for your own
 // loops) and one insert of events per round. The single-job calls
-// ([Store.ClaimJob], [Store.Heartbeat], [Store.AppendLog],
-// [Store.CompleteJob], [Store.FailJob], [Store.ReleaseJob]) remain for
+// ([Store.ClaimJob], [Queue.Heartbeat], [Queue.AppendLog],
+// [Queue.CompleteJob], [Queue.FailJob], [Queue.ReleaseJob]) remain for
 // loops that run handlers themselves.
 //
 // # Leases
@@ -172,9 +172,9 @@
 // [InferenceHandler] (your function, given the artifact); [HashFile] is
 // their streaming digest.
 //
-// [Store.ListJobs] pages through jobs by status, type, worker, unique key
-// and creation time. [Store.PruneJobs] deletes finished jobs and their
-// log lines older than a cutoff ([Store.EnsureJobTTL] lets a MongoDB
+// [Queue.ListJobs] pages through jobs by status, type, worker, unique key
+// and creation time. [Queue.PruneJobs] deletes finished jobs and their
+// log lines older than a cutoff ([Queue.EnsureJobTTL] lets a MongoDB
 // server do it continuously). A [Scheduler] enqueues the jobs of periodic
 // [Schedule]s (an interval or a cron line) once per period across every
 // process that runs one; [AuditSchedule] re-verifies the published

@@ -235,7 +235,7 @@ func PublishedContentConflict(entity, what string) *Error {
 var ErrLeaseLost = errors.New("lease lost")
 
 // ErrJobCancelled is the cause of the error a worker gets when it writes
-// to a running job that [Store.CancelJob] cancelled, and the cause
+// to a running job that [Queue.CancelJob] cancelled, and the cause
 // ([context.Cause]) of its handler's context, which the worker cancels
 // at the job's next heartbeat. Such errors have the code [CodeConflict];
 // test for them with

@@ -16,23 +16,23 @@ import (
 // Run jobs with a loop of one's own: claim, write as the lease holder,
 // finish. A second enqueue with the same unique key returns the pending
 // job instead of queueing another.
-func ExampleStore_ClaimJob() {
+func ExampleQueue_ClaimJob() {
 	ctx := context.Background()
 	store, done := docdb.Store(ctx, nil)
 	defer done()
 
 	opts := &harmonia.EnqueueOpts{UniqueKey: "reindex", MaxAttempts: 2}
-	first, err := store.Enqueue(ctx, "reindex", bson.D{{Key: "shard", Value: 3}}, opts)
+	first, err := store.Queue().Enqueue(ctx, "reindex", bson.D{{Key: "shard", Value: 3}}, opts)
 	if err != nil {
 		log.Fatal(err)
 	}
-	again, err := store.Enqueue(ctx, "reindex", bson.D{{Key: "shard", Value: 3}}, opts)
+	again, err := store.Queue().Enqueue(ctx, "reindex", bson.D{{Key: "shard", Value: 3}}, opts)
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println("duplicate:", again.Duplicate, again.Job.ID == first.Job.ID)
 
-	job, err := store.ClaimJob(ctx, "worker-1", []harmonia.JobType{"reindex"}, time.Minute)
+	job, err := store.Queue().ClaimJob(ctx, "worker-1", []harmonia.JobType{"reindex"}, time.Minute)
 	if err != nil || job == nil {
 		log.Fatal("no job: ", err)
 	}
@@ -42,16 +42,16 @@ func ExampleStore_ClaimJob() {
 	if err := job.DecodeParams(&p); err != nil {
 		log.Fatal(err)
 	}
-	if err := store.AppendLog(ctx, job, harmonia.LevelInfo, fmt.Sprintf("reindexing shard %d", p.Shard)); err != nil {
+	if err := store.Queue().AppendLog(ctx, job, harmonia.LevelInfo, fmt.Sprintf("reindexing shard %d", p.Shard)); err != nil {
 		log.Fatal(err)
 	}
-	if err := store.CompleteJob(ctx, job, bson.D{{Key: "documents", Value: 1200}}); err != nil {
+	if err := store.Queue().CompleteJob(ctx, job, bson.D{{Key: "documents", Value: 1200}}); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(job.Status, job.Attempt, job.Result.Lookup("documents").Int32())
 
 	// The lease is gone with the finish: a late write is refused.
-	err = store.Heartbeat(ctx, job, time.Minute)
+	err = store.Queue().Heartbeat(ctx, job, time.Minute)
 	fmt.Println(errors.Is(err, harmonia.ErrLeaseLost))
 	// Output:
 	// duplicate: true true
@@ -64,34 +64,34 @@ func ExampleStore_ClaimJob() {
 // cancelled too: its lease ends, so its worker's next heartbeat (or its
 // outcome) is refused, and a Worker cancels the handler's context with
 // ErrJobCancelled.
-func ExampleStore_CancelJob() {
+func ExampleQueue_CancelJob() {
 	ctx := context.Background()
 	store, done := docdb.Store(ctx, nil)
 	defer done()
 
 	opts := &harmonia.EnqueueOpts{UniqueKey: "rebuild-index"}
-	res, err := store.Enqueue(ctx, "rebuild", nil, opts)
+	res, err := store.Queue().Enqueue(ctx, "rebuild", nil, opts)
 	if err != nil {
 		log.Fatal(err)
 	}
-	cancelled, err := store.CancelJob(ctx, res.Job.ID)
+	cancelled, err := store.Queue().CancelJob(ctx, res.Job.ID)
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(cancelled.Status)
-	again, err := store.Enqueue(ctx, "rebuild", nil, opts)
+	again, err := store.Queue().Enqueue(ctx, "rebuild", nil, opts)
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println("the key is free:", !again.Duplicate)
-	job, err := store.ClaimJob(ctx, "worker-1", []harmonia.JobType{"rebuild"}, time.Minute)
+	job, err := store.Queue().ClaimJob(ctx, "worker-1", []harmonia.JobType{"rebuild"}, time.Minute)
 	if err != nil || job == nil {
 		log.Fatal("no job: ", err)
 	}
-	if _, err := store.CancelJob(ctx, job.ID); err != nil {
+	if _, err := store.Queue().CancelJob(ctx, job.ID); err != nil {
 		log.Fatal(err)
 	}
-	err = store.Heartbeat(ctx, job, time.Minute)
+	err = store.Queue().Heartbeat(ctx, job, time.Minute)
 	fmt.Println("heartbeat refused:", errors.Is(err, harmonia.ErrLeaseLost))
 	// Output:
 	// cancelled
@@ -103,7 +103,7 @@ func ExampleStore_CancelJob() {
 // for the claim (a find and one update stamping every job), one for the
 // outcomes, however many jobs. An outcome whose lease was lost would be
 // refused alone.
-func ExampleStore_ClaimJobs() {
+func ExampleQueue_ClaimJobs() {
 	ctx := context.Background()
 	store, done := docdb.Store(ctx, nil)
 	defer done()
@@ -111,11 +111,11 @@ func ExampleStore_ClaimJobs() {
 	for i := range batch {
 		batch[i] = harmonia.EnqueueParams{Type: "thumbnail", Params: bson.D{{Key: "n", Value: i}}}
 	}
-	if _, err := store.EnqueueMany(ctx, batch); err != nil {
+	if _, err := store.Queue().EnqueueMany(ctx, batch); err != nil {
 		log.Fatal(err)
 	}
 
-	jobs, err := store.ClaimJobs(ctx, "worker-1", []harmonia.JobType{"thumbnail"}, 4, time.Minute)
+	jobs, err := store.Queue().ClaimJobs(ctx, "worker-1", []harmonia.JobType{"thumbnail"}, 4, time.Minute)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func ExampleStore_ClaimJobs() {
 			outcomes[i] = &harmonia.LeaseWrite{Job: job, Op: harmonia.LeaseFail, Err: harmonia.Permanent(errors.New("corrupt image"))}
 		}
 	}
-	errs, err := store.WriteLeases(ctx, outcomes)
+	errs, err := store.Queue().WriteLeases(ctx, outcomes)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -148,11 +148,11 @@ func ExamplePermanent() {
 	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	store, done := docdb.Store(ctx, &harmonia.Options{Test: &harmonia.TestOptions{Now: func() time.Time { return now }}})
 	defer done()
-	if _, err := store.Enqueue(ctx, "convert", bson.D{{Key: "format", Value: "tflite"}}, &harmonia.EnqueueOpts{MaxAttempts: 5}); err != nil {
+	if _, err := store.Queue().Enqueue(ctx, "convert", bson.D{{Key: "format", Value: "tflite"}}, &harmonia.EnqueueOpts{MaxAttempts: 5}); err != nil {
 		log.Fatal(err)
 	}
 	claim := func() *harmonia.Job {
-		job, err := store.ClaimJob(ctx, "worker-1", []harmonia.JobType{"convert"}, time.Minute)
+		job, err := store.Queue().ClaimJob(ctx, "worker-1", []harmonia.JobType{"convert"}, time.Minute)
 		if err != nil || job == nil {
 			log.Fatal("no job: ", err)
 		}
@@ -160,14 +160,14 @@ func ExamplePermanent() {
 	}
 
 	job := claim()
-	if err := store.FailJob(ctx, job, errors.New("converter busy")); err != nil {
+	if err := store.Queue().FailJob(ctx, job, errors.New("converter busy")); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(job.Status, "after attempt", job.Attempt, "of", job.MaxAttempts)
 
 	now = now.Add(time.Hour) // past the backoff
 	job = claim()
-	if err := store.FailJob(ctx, job, harmonia.Permanent(errors.New("unsupported format: tflite"))); err != nil {
+	if err := store.Queue().FailJob(ctx, job, harmonia.Permanent(errors.New("unsupported format: tflite"))); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(job.Status, "after attempt", job.Attempt, "of", job.MaxAttempts, "-", job.Error)

@@ -146,7 +146,10 @@ type Store struct {
 	indexes indexState
 	// randMu serializes the use of opts.Test.Rand.
 	randMu sync.Mutex
-	// enqueued is closed by the next enqueue ([Store.JobsEnqueued]).
+	// queue and bulk are the Store's Queue() and Bulk().
+	queue Queue
+	bulk  Bulk
+	// enqueued is closed by the next enqueue ([Queue.JobsEnqueued]).
 	enqueued wakeup
 }
 
@@ -212,6 +215,7 @@ func Open(ctx context.Context, db *mongo.Database, opts *Options) (*Store, error
 		return nil, err
 	}
 	s := &Store{db: db, now: now, log: o.Logger, caps: caps, opts: o, leaseClock: leaseClock}
+	s.queue.store, s.bulk.store = s, s
 	s.cols = collections{
 		artifacts: db.Collection(CollectionArtifacts),
 		licenses:  db.Collection(CollectionLicenses),
@@ -280,10 +284,6 @@ func (s *Store) Capabilities() Capabilities { return s.caps }
 
 // Database returns the database the Store works on.
 func (s *Store) Database() *mongo.Database { return s.db }
-
-// Logger returns the logger of the Store's notices (Options.Logger), for
-// the packages that extend it, such as its worker, to log beside it.
-func (s *Store) Logger() *slog.Logger { return s.log }
 
 // Now returns the Store's current time, truncated to the millisecond that
 // BSON dates keep, in UTC.

@@ -96,7 +96,7 @@ func enqueueNumbered(t *testing.T, b *bundle, n int) []bson.ObjectID {
 	for i := range params {
 		params[i] = harmonia.EnqueueParams{Type: noop, Params: bson.D{{Key: "n", Value: i}}}
 	}
-	res, err := b.store.EnqueueMany(b.ctx, params)
+	res, err := b.store.Queue().EnqueueMany(b.ctx, params)
 	require.NoError(t, err)
 	ids := make([]bson.ObjectID, n)
 	for i, r := range res {

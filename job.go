@@ -25,7 +25,7 @@ const (
 	JobRunning JobStatus = "running"
 	JobSuccess JobStatus = "success"
 	JobFailed  JobStatus = "failed"
-	// JobCancelled is a job that [Store.CancelJob] took off the queue,
+	// JobCancelled is a job that [Queue.CancelJob] took off the queue,
 	// pending or running (its handler is then stopped at its next
 	// heartbeat).
 	JobCancelled JobStatus = "cancelled"
@@ -129,6 +129,18 @@ func (j *Job) DecodeResult(v any) error {
 // GetJob returns the job with id.
 //
 // Errors: [CodeNotFound], [CodeInternal].
-func (s *Store) GetJob(ctx context.Context, id bson.ObjectID) (*Job, error) {
+func (q *Queue) GetJob(ctx context.Context, id bson.ObjectID) (*Job, error) {
+	s := q.store
 	return findOne[Job](ctx, s.cols.jobs, EntityJob, bson.D{{Key: "_id", Value: id}}, "id "+id.Hex())
 }
+
+// Queue is the job queue of a [Store]: its data operations (enqueue,
+// claim, the lease holder's writes, list, wait, cancel, prune), which
+// the worker package and custom loops call. It shares the Store's
+// database, clock and options; get it with [Store.Queue].
+type Queue struct {
+	store *Store
+}
+
+// Queue returns the Store's job queue.
+func (s *Store) Queue() *Queue { return &s.queue }

@@ -14,7 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// EnqueueOpts are the per-job options of [Store.Enqueue]. A nil
+// EnqueueOpts are the per-job options of [Queue.Enqueue]. A nil
 // *EnqueueOpts takes every default.
 type EnqueueOpts struct {
 	// Priority orders the claimable jobs: higher first. Defaults to 0.
@@ -32,11 +32,11 @@ type EnqueueOpts struct {
 	UniqueKey string
 }
 
-// EnqueueParams is one job of [Store.EnqueueMany].
+// EnqueueParams is one job of [Queue.EnqueueMany].
 type EnqueueParams struct {
 	// Type is the job's type.
 	Type JobType
-	// Params is the job's input, as for [Store.Enqueue].
+	// Params is the job's input, as for [Queue.Enqueue].
 	Params any
 	// Opts are the job's options; nil takes every default.
 	Opts *EnqueueOpts
@@ -64,8 +64,9 @@ type EnqueueResult struct {
 // It joins the transaction ctx carries, if any (see [Store.InTransaction]).
 //
 // Errors: [CodeInvalid] (nothing written), [CodeInternal].
-func (s *Store) Enqueue(ctx context.Context, t JobType, params any, opts *EnqueueOpts) (*EnqueueResult, error) {
-	res, err := s.EnqueueMany(ctx, []EnqueueParams{{Type: t, Params: params, Opts: opts}})
+func (q *Queue) Enqueue(ctx context.Context, t JobType, params any, opts *EnqueueOpts) (*EnqueueResult, error) {
+	s := q.store
+	res, err := s.Queue().EnqueueMany(ctx, []EnqueueParams{{Type: t, Params: params, Opts: opts}})
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +84,8 @@ func (s *Store) Enqueue(ctx context.Context, t JobType, params any, opts *Enqueu
 // Errors: [CodeInvalid] naming the index of the first invalid job
 // (nothing written), [CodeConflict] when unique keys keep being taken and
 // freed under it (rare; retry), [CodeInternal].
-func (s *Store) EnqueueMany(ctx context.Context, jobs []EnqueueParams) ([]EnqueueResult, error) {
+func (q *Queue) EnqueueMany(ctx context.Context, jobs []EnqueueParams) ([]EnqueueResult, error) {
+	s := q.store
 	now := s.Now()
 	docs := make([]jobDoc, len(jobs))
 	for i, p := range jobs {
@@ -302,11 +304,11 @@ func (s *Store) lockHolders(ctx context.Context, docs []jobDoc, idx []int) (map[
 }
 
 // JobsEnqueued returns a channel that is closed when this Store next
-// enqueues a job or gives one back to the queue ([Store.ReleaseJob]), so
+// enqueues a job or gives one back to the queue ([Queue.ReleaseJob]), so
 // that idle workers of this process need not wait for their next poll.
 // Call it again after each close for the next one. Jobs enqueued through
 // other Stores or processes close nothing: poll for those.
-func (s *Store) JobsEnqueued() <-chan struct{} { return s.enqueued.wait() }
+func (q *Queue) JobsEnqueued() <-chan struct{} { return q.store.enqueued.wait() }
 
 // wakeup lets goroutines wait for the next wake call.
 type wakeup struct {
@@ -339,7 +341,8 @@ func (w *wakeup) wake() {
 // only the periods whose keys it does not find.
 //
 // Errors: [CodeInternal].
-func (s *Store) JobKeysInUse(ctx context.Context, keys []string) (map[string]bool, error) {
+func (q *Queue) JobKeysInUse(ctx context.Context, keys []string) (map[string]bool, error) {
+	s := q.store
 	type keyOnly struct {
 		Key string `bson:"unique_key"`
 	}

@@ -16,7 +16,8 @@ import (
 //
 // Errors: [CodeInvalid] (result is not a document; nothing written),
 // [CodeConflict] wrapping [ErrLeaseLost], [CodeInternal].
-func (s *Store) CompleteJob(ctx context.Context, job *Job, result any) error {
+func (q *Queue) CompleteJob(ctx context.Context, job *Job, result any) error {
+	s := q.store
 	if job == nil {
 		return nilArgument(EntityJob)
 	}
@@ -24,7 +25,7 @@ func (s *Store) CompleteJob(ctx context.Context, job *Job, result any) error {
 }
 
 // EncodeResult encodes a job's result (a handler's, for example) as a
-// document, as [Store.CompleteJob] stores it.
+// document, as [Queue.CompleteJob] stores it.
 //
 // Errors: [CodeInvalid] when result does not encode as a document.
 func EncodeResult(result any) (bson.Raw, error) {
@@ -43,7 +44,8 @@ func EncodeResult(result any) (bson.Raw, error) {
 // its Status and RunAfter are updated.
 //
 // Errors: [CodeConflict] wrapping [ErrLeaseLost], [CodeInternal].
-func (s *Store) FailJob(ctx context.Context, job *Job, cause error) error {
+func (q *Queue) FailJob(ctx context.Context, job *Job, cause error) error {
+	s := q.store
 	if job == nil {
 		return nilArgument(EntityJob)
 	}
@@ -55,7 +57,8 @@ func (s *Store) FailJob(ctx context.Context, job *Job, cause error) error {
 // worker to claim. Workers release their jobs when they shut down.
 //
 // Errors: [CodeConflict] wrapping [ErrLeaseLost], [CodeInternal].
-func (s *Store) ReleaseJob(ctx context.Context, job *Job) error {
+func (q *Queue) ReleaseJob(ctx context.Context, job *Job) error {
+	s := q.store
 	if job == nil {
 		return nilArgument(EntityJob)
 	}
@@ -76,7 +79,8 @@ func (s *Store) ReleaseJob(ctx context.Context, job *Job) error {
 // It joins the transaction ctx carries, if any (see [Store.InTransaction]).
 //
 // Errors: [CodeNotFound], [CodeConflict] (finished already), [CodeInternal].
-func (s *Store) CancelJob(ctx context.Context, id bson.ObjectID) (*Job, error) {
+func (q *Queue) CancelJob(ctx context.Context, id bson.ObjectID) (*Job, error) {
+	s := q.store
 	now := s.Now()
 	update := bson.D{
 		{Key: "$set", Value: bson.D{
@@ -95,7 +99,7 @@ func (s *Store) CancelJob(ctx context.Context, id bson.ObjectID) (*Job, error) {
 	if !errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, wrapErr(EntityJob, "cancel", err)
 	}
-	cur, err := s.GetJob(ctx, id)
+	cur, err := s.Queue().GetJob(ctx, id)
 	if err != nil {
 		return nil, err
 	}

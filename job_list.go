@@ -11,7 +11,7 @@ import (
 // jobStatuses lists every job status, in the order of a job's life.
 var jobStatuses = []JobStatus{JobPending, JobRunning, JobSuccess, JobFailed, JobCancelled}
 
-// JobFilter selects jobs for [Store.ListJobs]; zero fields do not filter.
+// JobFilter selects jobs for [Queue.ListJobs]; zero fields do not filter.
 // Results are ordered by id (the order jobs were enqueued); pass the
 // previous page's Next as After to read the following page.
 type JobFilter struct {
@@ -46,7 +46,8 @@ type JobFilter struct {
 // Errors: [CodeInvalid] naming the field (an unknown status, a malformed
 // type, an empty or reversed created range, a limit out of range; nothing
 // read), [CodeInternal].
-func (s *Store) ListJobs(ctx context.Context, f JobFilter) (*Page[*Job], error) {
+func (q *Queue) ListJobs(ctx context.Context, f JobFilter) (*Page[*Job], error) {
+	s := q.store
 	filter, err := jobFilterDoc(f)
 	if err != nil {
 		return nil, err

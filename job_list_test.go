@@ -17,7 +17,7 @@ func listJobIDs(t *testing.T, b *bundle, f harmonia.JobFilter) []bson.ObjectID {
 	t.Helper()
 	var ids []bson.ObjectID
 	for {
-		p, err := b.store.ListJobs(b.ctx, f)
+		p, err := b.store.Queue().ListJobs(b.ctx, f)
 		require.NoError(t, err)
 		for _, j := range p.Items {
 			ids = append(ids, j.ID)
@@ -60,11 +60,11 @@ func TestListJobsFilters(t *testing.T) {
 		require.Equal(t, want, j.ID)
 		return j
 	}
-	_, err := b.store.CancelJob(b.ctx, cancelled.ID)
+	_, err := b.store.Queue().CancelJob(b.ctx, cancelled.ID)
 	require.NoError(t, err)
 	claimID("w1", noop, running.ID)
-	require.NoError(t, b.store.CompleteJob(b.ctx, claimID("w1", noop, succeeded.ID), nil))
-	require.NoError(t, b.store.FailJob(b.ctx, claimID("w2", noop, failed.ID), errors.New("boom")))
+	require.NoError(t, b.store.Queue().CompleteJob(b.ctx, claimID("w1", noop, succeeded.ID), nil))
+	require.NoError(t, b.store.Queue().FailJob(b.ctx, claimID("w2", noop, failed.ID), errors.New("boom")))
 	claimID("w2", other, otherRunning.ID)
 
 	ids := func(js ...*harmonia.Job) []bson.ObjectID {
@@ -106,7 +106,7 @@ func TestListJobsFilters(t *testing.T) {
 		})
 	}
 
-	p, err := b.store.ListJobs(b.ctx, harmonia.JobFilter{WorkerID: "w1", Statuses: []harmonia.JobStatus{harmonia.JobSuccess}})
+	p, err := b.store.Queue().ListJobs(b.ctx, harmonia.JobFilter{WorkerID: "w1", Statuses: []harmonia.JobStatus{harmonia.JobSuccess}})
 	require.NoError(t, err)
 	require.Len(t, p.Items, 1)
 	require.Equal(t, b.job(t, succeeded.ID), p.Items[0], "a listed job is the job as stored")
@@ -120,20 +120,20 @@ func TestListJobsPaging(t *testing.T) {
 	for range 7 {
 		want = append(want, b.enqueue(t, noop, nil, nil).ID)
 	}
-	p, err := b.store.ListJobs(b.ctx, harmonia.JobFilter{Limit: 3})
+	p, err := b.store.Queue().ListJobs(b.ctx, harmonia.JobFilter{Limit: 3})
 	require.NoError(t, err)
 	require.Len(t, p.Items, 3)
 	require.Equal(t, want[2], p.Next, "the cursor is the page's last id")
-	p, err = b.store.ListJobs(b.ctx, harmonia.JobFilter{Limit: 3, After: p.Next})
+	p, err = b.store.Queue().ListJobs(b.ctx, harmonia.JobFilter{Limit: 3, After: p.Next})
 	require.NoError(t, err)
 	require.Equal(t, want[3:6], []bson.ObjectID{p.Items[0].ID, p.Items[1].ID, p.Items[2].ID})
-	p, err = b.store.ListJobs(b.ctx, harmonia.JobFilter{Limit: 3, After: p.Next})
+	p, err = b.store.Queue().ListJobs(b.ctx, harmonia.JobFilter{Limit: 3, After: p.Next})
 	require.NoError(t, err)
 	require.Len(t, p.Items, 1)
 	require.Equal(t, want[6], p.Items[0].ID)
 	require.False(t, p.More(), "the last page has no cursor")
 
-	p, err = b.store.ListJobs(b.ctx, harmonia.JobFilter{Limit: 7})
+	p, err = b.store.Queue().ListJobs(b.ctx, harmonia.JobFilter{Limit: 7})
 	require.NoError(t, err)
 	require.Len(t, p.Items, 7)
 	require.False(t, p.More(), "a page that holds the rest exactly is the last")
@@ -160,12 +160,12 @@ func TestListJobsRefusesInvalidFilters(t *testing.T) {
 		{"limit too large", harmonia.JobFilter{Limit: harmonia.ListLimitMax + 1}, "limit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := b.store.ListJobs(b.ctx, tc.f)
+			p, err := b.store.Queue().ListJobs(b.ctx, tc.f)
 			require.Nil(t, p)
 			requireInvalid(t, err, harmonia.EntityJob, tc.field)
 		})
 	}
-	p, err := b.store.ListJobs(b.ctx, harmonia.JobFilter{Limit: harmonia.ListLimitMax, CreatedFrom: &now, CreatedBefore: &later})
+	p, err := b.store.Queue().ListJobs(b.ctx, harmonia.JobFilter{Limit: harmonia.ListLimitMax, CreatedFrom: &now, CreatedBefore: &later})
 	require.NoError(t, err)
 	require.Len(t, p.Items, 1, "the largest limit and a one-second range are accepted")
 }

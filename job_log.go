@@ -45,7 +45,8 @@ type Event struct {
 //
 // Errors: [CodeInvalid] (unknown level), [CodeConflict] wrapping
 // [ErrLeaseLost] (nothing written), [CodeInternal].
-func (s *Store) AppendLog(ctx context.Context, job *Job, level LogLevel, message string) error {
+func (q *Queue) AppendLog(ctx context.Context, job *Job, level LogLevel, message string) error {
+	s := q.store
 	if job == nil {
 		return nilArgument(EntityJob)
 	}
@@ -99,7 +100,8 @@ func (s *Store) logTail(tail []string, events []Event) []string {
 // query.
 //
 // Errors: [CodeInternal].
-func (s *Store) JobLog(ctx context.Context, id bson.ObjectID) ([]Event, error) {
+func (q *Queue) JobLog(ctx context.Context, id bson.ObjectID) ([]Event, error) {
+	s := q.store
 	o := options.Find().SetSort(bson.D{{Key: "at", Value: 1}, {Key: "_id", Value: 1}})
 	return findAll[Event](ctx, s.cols.events, EntityJob, bson.D{{Key: "job_id", Value: id}}, 10000, o)
 }

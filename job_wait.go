@@ -8,11 +8,11 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// WaitPollIntervalDefault is how often [Store.WaitJobs] reads the jobs it
+// WaitPollIntervalDefault is how often [Queue.WaitJobs] reads the jobs it
 // waits for when WaitOpts.PollInterval is 0.
 const WaitPollIntervalDefault = 100 * time.Millisecond
 
-// WaitOpts are the options of [Store.WaitJobs]. A nil *WaitOpts takes
+// WaitOpts are the options of [Queue.WaitJobs]. A nil *WaitOpts takes
 // every default.
 type WaitOpts struct {
 	// PollInterval is how long WaitJobs waits between two reads of the
@@ -38,7 +38,8 @@ func (st JobStatus) IsFinal() bool {
 // Errors: [CodeInvalid] (a negative PollInterval), [CodeNotFound] naming
 // the ids that are not jobs, [CodeInternal] (also when ctx ends first,
 // with ctx's error as the cause).
-func (s *Store) WaitJobs(ctx context.Context, ids []bson.ObjectID, opts *WaitOpts) ([]*Job, error) {
+func (q *Queue) WaitJobs(ctx context.Context, ids []bson.ObjectID, opts *WaitOpts) ([]*Job, error) {
+	s := q.store
 	var o WaitOpts
 	if opts != nil {
 		o = *opts

@@ -18,7 +18,7 @@ func TestWaitJobsReturnsFinishedJobsInOrder(t *testing.T) {
 	s := harmoniatest.Store(t, nil)
 	var ids []bson.ObjectID
 	for i := range 3 {
-		r, err := s.Enqueue(ctx, "square", bson.D{{Key: "n", Value: i + 2}}, nil)
+		r, err := s.Queue().Enqueue(ctx, "square", bson.D{{Key: "n", Value: i + 2}}, nil)
 		require.NoError(t, err)
 		ids = append(ids, r.Job.ID)
 	}
@@ -31,7 +31,7 @@ func TestWaitJobsReturnsFinishedJobsInOrder(t *testing.T) {
 		return <-loopDone
 	}
 	var progress []int
-	jobs, err := s.WaitJobs(ctx, ids, &harmonia.WaitOpts{PollInterval: 10 * time.Millisecond,
+	jobs, err := s.Queue().WaitJobs(ctx, ids, &harmonia.WaitOpts{PollInterval: 10 * time.Millisecond,
 		Progress: func(n, total int) { progress = append(progress, n); require.Equal(t, 3, total) }})
 	require.NoError(t, stop())
 	require.NoError(t, err)
@@ -56,19 +56,19 @@ func TestWaitJobsStopsWithTheContextAndRefusesUnknownIDs(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	s := harmoniatest.Store(t, nil)
-	r, err := s.Enqueue(ctx, "nobody-runs-this", nil, nil)
+	r, err := s.Queue().Enqueue(ctx, "nobody-runs-this", nil, nil)
 	require.NoError(t, err)
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
-	_, err = s.WaitJobs(short, []bson.ObjectID{r.Job.ID}, &harmonia.WaitOpts{PollInterval: 5 * time.Millisecond})
+	_, err = s.Queue().WaitJobs(short, []bson.ObjectID{r.Job.ID}, &harmonia.WaitOpts{PollInterval: 5 * time.Millisecond})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.ErrorIs(t, err, harmonia.ErrInternal)
 
-	_, err = s.WaitJobs(ctx, []bson.ObjectID{r.Job.ID, bson.NewObjectID()}, nil)
+	_, err = s.Queue().WaitJobs(ctx, []bson.ObjectID{r.Job.ID, bson.NewObjectID()}, nil)
 	require.ErrorIs(t, err, harmonia.ErrNotFound)
-	_, err = s.WaitJobs(ctx, nil, &harmonia.WaitOpts{PollInterval: -1})
+	_, err = s.Queue().WaitJobs(ctx, nil, &harmonia.WaitOpts{PollInterval: -1})
 	require.ErrorIs(t, err, harmonia.ErrInvalid)
-	jobs, err := s.WaitJobs(ctx, nil, nil)
+	jobs, err := s.Queue().WaitJobs(ctx, nil, nil)
 	require.NoError(t, err)
 	require.Empty(t, jobs)
 }
@@ -77,7 +77,7 @@ func TestWaitJobsStopsWithTheContextAndRefusesUnknownIDs(t *testing.T) {
 // ends.
 func squareJobs(ctx context.Context, s *harmonia.Store) error {
 	for ctx.Err() == nil {
-		jobs, err := s.ClaimJobs(ctx, "squarer", []harmonia.JobType{"square"}, 3, time.Minute)
+		jobs, err := s.Queue().ClaimJobs(ctx, "squarer", []harmonia.JobType{"square"}, 3, time.Minute)
 		if err != nil {
 			return err
 		}
@@ -92,7 +92,7 @@ func squareJobs(ctx context.Context, s *harmonia.Store) error {
 			if err := j.DecodeParams(&p); err != nil {
 				return err
 			}
-			if err := s.CompleteJob(ctx, j, bson.D{{Key: "square", Value: p.N * p.N}}); err != nil {
+			if err := s.Queue().CompleteJob(ctx, j, bson.D{{Key: "square", Value: p.N * p.N}}); err != nil {
 				return err
 			}
 		}

@@ -15,7 +15,7 @@ import (
 )
 
 // LeaseOp is what a [LeaseWrite] does to its job. The zero LeaseOp is
-// none: [Store.WriteLeases] refuses it.
+// none: [Queue.WriteLeases] refuses it.
 type LeaseOp int
 
 // The writes of a lease holder.
@@ -35,7 +35,7 @@ const (
 )
 
 // LeaseWrite is one write of the holder of a running job's lease, for
-// [Store.WriteLeases]: a heartbeat or an outcome, with the log lines
+// [Queue.WriteLeases]: a heartbeat or an outcome, with the log lines
 // buffered since the holder's last write.
 type LeaseWrite struct {
 	// Job is the running job, as claimed; a written op updates it.
@@ -150,8 +150,8 @@ func (s *Store) leaseStatement(op *LeaseWrite, now time.Time) (any, func(), erro
 // so that a recorded outcome never lacks its lines; an event inserted
 // again after a failed call is skipped as a duplicate) and one update
 // command of one statement per op. Every write of a lease holder goes
-// through it: [Store.Heartbeat], [Store.CompleteJob], [Store.FailJob] and
-// [Store.ReleaseJob] are WriteLeases of one op.
+// through it: [Queue.Heartbeat], [Queue.CompleteJob], [Queue.FailJob] and
+// [Queue.ReleaseJob] are WriteLeases of one op.
 //
 // It returns one error per op, nil where it was written (and applied to
 // its Job): [CodeInvalid] for a nil Job or a Result that is not a
@@ -162,7 +162,8 @@ func (s *Store) leaseStatement(op *LeaseWrite, now time.Time) (any, func(), erro
 // Errors (the second result): [CodeInternal] when the write failed as a
 // whole; the ops may then be written or not, and writing them again is
 // safe (refused ones come back as lost leases).
-func (s *Store) WriteLeases(ctx context.Context, ops []*LeaseWrite) ([]error, error) {
+func (q *Queue) WriteLeases(ctx context.Context, ops []*LeaseWrite) ([]error, error) {
+	s := q.store
 	errs := make([]error, len(ops))
 	valid := make([]*LeaseWrite, 0, len(ops))
 	idx := make([]int, 0, len(ops))
@@ -319,7 +320,8 @@ func leaseLost(job *Job, op string) error {
 // Store's [LeaseClock].
 //
 // Errors: [CodeConflict] wrapping [ErrLeaseLost], [CodeInternal].
-func (s *Store) Heartbeat(ctx context.Context, job *Job, lease time.Duration) error {
+func (q *Queue) Heartbeat(ctx context.Context, job *Job, lease time.Duration) error {
+	s := q.store
 	if job == nil {
 		return nilArgument(EntityJob)
 	}
@@ -328,7 +330,7 @@ func (s *Store) Heartbeat(ctx context.Context, job *Job, lease time.Duration) er
 
 // writeLease writes one op through WriteLeases.
 func (s *Store) writeLease(ctx context.Context, op *LeaseWrite) error {
-	errs, err := s.WriteLeases(ctx, []*LeaseWrite{op})
+	errs, err := s.Queue().WriteLeases(ctx, []*LeaseWrite{op})
 	if err != nil {
 		return err
 	}
@@ -394,7 +396,7 @@ func resolveLeaseClock(want LeaseClock, caps Capabilities) (LeaseClock, error) {
 
 // LeaseClock returns the clock this Store's job leases are measured on:
 // LeaseClockServer or LeaseClockLocal.
-func (s *Store) LeaseClock() LeaseClock { return s.leaseClock }
+func (q *Queue) LeaseClock() LeaseClock { return q.store.leaseClock }
 
 // probeServerClock reports whether the server evaluates $$NOW in an
 // $expr, with one find on a collection that does not exist. MongoDB

@@ -35,56 +35,56 @@ func TestLeaseServerClockIgnoresSkew(t *testing.T) {
 	ctx := t.Context()
 	plain, err := harmonia.Open(ctx, db, nil)
 	require.NoError(t, err)
-	require.Equal(t, harmonia.LeaseClockServer, plain.LeaseClock(), "the default where the server has a clock")
+	require.Equal(t, harmonia.LeaseClockServer, plain.Queue().LeaseClock(), "the default where the server has a clock")
 	const short = 2 * time.Second
 	types := []harmonia.JobType{noop}
 	enqueue := func(s *harmonia.Store) *harmonia.Job {
-		res, err := s.Enqueue(ctx, noop, nil, nil)
+		res, err := s.Queue().Enqueue(ctx, noop, nil, nil)
 		require.NoError(t, err)
 		return res.Job
 	}
 
 	// The hazard: on local clocks a live lease is taken over at once.
 	behindLocal, aheadLocal := skewedStore(t, db, -time.Hour, harmonia.LeaseClockLocal), skewedStore(t, db, time.Hour, harmonia.LeaseClockLocal)
-	require.Equal(t, harmonia.LeaseClockLocal, behindLocal.LeaseClock())
+	require.Equal(t, harmonia.LeaseClockLocal, behindLocal.Queue().LeaseClock())
 	first := enqueue(behindLocal)
-	held, err := behindLocal.ClaimJob(ctx, "behind", types, short)
+	held, err := behindLocal.Queue().ClaimJob(ctx, "behind", types, short)
 	require.NoError(t, err)
 	require.Equal(t, first.ID, held.ID)
-	stolen, err := aheadLocal.ClaimJob(ctx, "ahead", types, short)
+	stolen, err := aheadLocal.Queue().ClaimJob(ctx, "ahead", types, short)
 	require.NoError(t, err)
 	require.NotNil(t, stolen, "on local clocks two hours apart, the live lease looks expired")
 	require.Equal(t, first.ID, stolen.ID)
-	require.NoError(t, aheadLocal.CompleteJob(ctx, stolen, nil))
+	require.NoError(t, aheadLocal.Queue().CompleteJob(ctx, stolen, nil))
 
 	// On the server's clock the skew does not matter.
 	behind, ahead := skewedStore(t, db, -time.Hour, harmonia.LeaseClockServer), skewedStore(t, db, time.Hour, harmonia.LeaseClockServer)
 	job := enqueue(behind)
 	sent := time.Now()
-	mine, err := behind.ClaimJob(ctx, "behind", types, short)
+	mine, err := behind.Queue().ClaimJob(ctx, "behind", types, short)
 	require.NoError(t, err)
 	require.Equal(t, job.ID, mine.ID)
 	expires := storedExpiry(t, db, job.ID)
 	require.WithinDuration(t, sent.Add(short), expires, time.Minute, "the lease is stored on the server's clock, not the claimer's (an hour behind)")
 
-	none, err := ahead.ClaimJobs(ctx, "ahead", types, 8, short)
+	none, err := ahead.Queue().ClaimJobs(ctx, "ahead", types, 8, short)
 	require.NoError(t, err)
 	require.Empty(t, none, "a live lease is not taken over, whatever the claimer's clock says")
-	alone, err := ahead.ClaimJob(ctx, "ahead", types, short)
+	alone, err := ahead.Queue().ClaimJob(ctx, "ahead", types, short)
 	require.NoError(t, err)
 	require.Nil(t, alone)
 
 	time.Sleep(short / 2)
-	require.NoError(t, behind.Heartbeat(ctx, mine, short))
+	require.NoError(t, behind.Queue().Heartbeat(ctx, mine, short))
 	renewed := storedExpiry(t, db, job.ID)
 	require.Greater(t, renewed.Sub(expires), short/4, "the heartbeat moved the expiry on the server's clock")
-	none, err = ahead.ClaimJobs(ctx, "ahead", types, 8, short)
+	none, err = ahead.Queue().ClaimJobs(ctx, "ahead", types, 8, short)
 	require.NoError(t, err)
 	require.Empty(t, none)
 
 	var taken []*harmonia.Job
 	waitWithin(t, 20*time.Second, "the lease to expire on the server's clock", func() bool {
-		taken, err = ahead.ClaimJobs(ctx, "ahead", types, 8, short)
+		taken, err = ahead.Queue().ClaimJobs(ctx, "ahead", types, 8, short)
 		require.NoError(t, err)
 		return len(taken) > 0
 	})
@@ -97,6 +97,6 @@ func TestLeaseServerClockIgnoresSkew(t *testing.T) {
 	require.Equal(t, "ahead", taken[0].WorkerID)
 	require.Len(t, taken[0].Errors, 1)
 	require.Contains(t, taken[0].Errors[0].Error, "lease expired")
-	requireLeaseLost(t, behind.CompleteJob(ctx, mine, nil))
-	require.NoError(t, ahead.CompleteJob(ctx, taken[0], nil))
+	requireLeaseLost(t, behind.Queue().CompleteJob(ctx, mine, nil))
+	require.NoError(t, ahead.Queue().CompleteJob(ctx, taken[0], nil))
 }

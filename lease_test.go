@@ -26,7 +26,7 @@ func TestBatchClaimCommandsConstant(t *testing.T) {
 	var order []int
 	for i, n := range []int{1, 5, 30} {
 		counter.Reset()
-		jobs, err := b.store.ClaimJobs(b.ctx, "w1", []harmonia.JobType{noop}, n, lease)
+		jobs, err := b.store.Queue().ClaimJobs(b.ctx, "w1", []harmonia.JobType{noop}, n, lease)
 		require.NoError(t, err)
 		require.Len(t, jobs, n)
 		require.Equal(t, map[string]int{"find": 1, "update": 1}, counter.Counts(), "claim of %d", n)
@@ -46,12 +46,12 @@ func TestBatchClaimCommandsConstant(t *testing.T) {
 	for i := range order {
 		require.Equal(t, i, order[i], "run-after, then age")
 	}
-	jobs, err := b.store.ClaimJobs(b.ctx, "w1", []harmonia.JobType{noop}, 10, lease)
+	jobs, err := b.store.Queue().ClaimJobs(b.ctx, "w1", []harmonia.JobType{noop}, 10, lease)
 	require.NoError(t, err)
 	require.Len(t, jobs, 1, "what is left")
 
 	for _, n := range []int{0, harmonia.MaxClaimBatch + 1} {
-		_, err = b.store.ClaimJobs(b.ctx, "w1", []harmonia.JobType{noop}, n, lease)
+		_, err = b.store.Queue().ClaimJobs(b.ctx, "w1", []harmonia.JobType{noop}, n, lease)
 		requireInvalid(t, err, harmonia.EntityJob, "n")
 	}
 }
@@ -73,7 +73,7 @@ func TestBatchClaimConcurrentOneOwner(t *testing.T) {
 		require.NoError(t, err)
 		wg.Go(func() {
 			for {
-				jobs, err := s.ClaimJobs(b.ctx, fmt.Sprintf("w%d", w), []harmonia.JobType{noop}, 8, lease)
+				jobs, err := s.Queue().ClaimJobs(b.ctx, fmt.Sprintf("w%d", w), []harmonia.JobType{noop}, 8, lease)
 				if err != nil || len(jobs) == 0 {
 					errs[w] = err
 					return
@@ -103,13 +103,13 @@ func TestBatchClaimTakesOverExpiredLeases(t *testing.T) {
 	b := setup(t)
 	again := b.enqueue(t, noop, nil, nil)
 	last := b.enqueue(t, noop, nil, &harmonia.EnqueueOpts{MaxAttempts: 1})
-	stale, err := b.store.ClaimJobs(b.ctx, "w1", []harmonia.JobType{noop}, 2, lease)
+	stale, err := b.store.Queue().ClaimJobs(b.ctx, "w1", []harmonia.JobType{noop}, 2, lease)
 	require.NoError(t, err)
 	require.Len(t, stale, 2)
 	b.clock.Advance(lease + time.Second)
 	fresh := b.enqueue(t, noop, nil, nil)
 
-	jobs, err := b.store.ClaimJobs(b.ctx, "w2", []harmonia.JobType{noop}, 3, lease)
+	jobs, err := b.store.Queue().ClaimJobs(b.ctx, "w2", []harmonia.JobType{noop}, 3, lease)
 	require.NoError(t, err)
 	require.Len(t, jobs, 2)
 	require.Equal(t, again.ID, jobs[0].ID)
@@ -122,7 +122,7 @@ func TestBatchClaimTakesOverExpiredLeases(t *testing.T) {
 	got := b.job(t, last.ID)
 	require.Equal(t, harmonia.JobFailed, got.Status)
 	require.Contains(t, got.Error, "lease expired")
-	requireLeaseLost(t, b.store.CompleteJob(b.ctx, stale[0], nil))
+	requireLeaseLost(t, b.store.Queue().CompleteJob(b.ctx, stale[0], nil))
 }
 
 // TestBatchFinishRefusesStalePerJob: FinishJobs records three outcomes in
@@ -134,21 +134,21 @@ func TestBatchFinishRefusesStalePerJob(t *testing.T) {
 	db, counter := harmoniatest.CountingDatabase(t)
 	b := setupOn(t, db, func(o *harmonia.Options) { o.JobBackoffBase = time.Minute })
 	enqueueNumbered(t, b, 4)
-	jobs, err := b.store.ClaimJobs(b.ctx, "w1", []harmonia.JobType{noop}, 4, lease)
+	jobs, err := b.store.Queue().ClaimJobs(b.ctx, "w1", []harmonia.JobType{noop}, 4, lease)
 	require.NoError(t, err)
 	require.Len(t, jobs, 4)
 	b.clock.Advance(lease / 2)
-	require.NoError(t, b.store.Heartbeat(b.ctx, jobs[0], lease))
-	require.NoError(t, b.store.Heartbeat(b.ctx, jobs[2], lease))
-	require.NoError(t, b.store.Heartbeat(b.ctx, jobs[3], lease))
+	require.NoError(t, b.store.Queue().Heartbeat(b.ctx, jobs[0], lease))
+	require.NoError(t, b.store.Queue().Heartbeat(b.ctx, jobs[2], lease))
+	require.NoError(t, b.store.Queue().Heartbeat(b.ctx, jobs[3], lease))
 	b.clock.Advance(lease/2 + time.Second)
-	taken, err := b.store.ClaimJobs(b.ctx, "w2", []harmonia.JobType{noop}, 4, lease)
+	taken, err := b.store.Queue().ClaimJobs(b.ctx, "w2", []harmonia.JobType{noop}, 4, lease)
 	require.NoError(t, err)
 	require.Len(t, taken, 1)
 	require.Equal(t, jobs[1].ID, taken[0].ID)
 
 	counter.Reset()
-	errs, err := b.store.WriteLeases(b.ctx, []*harmonia.LeaseWrite{
+	errs, err := b.store.Queue().WriteLeases(b.ctx, []*harmonia.LeaseWrite{
 		{Job: jobs[0], Op: harmonia.LeaseComplete, Result: bson.D{{Key: "ok", Value: 1}}},
 		{Job: jobs[1], Op: harmonia.LeaseComplete, Result: bson.D{{Key: "ok", Value: 1}}},
 		{Job: jobs[2], Op: harmonia.LeaseFail, Err: errors.New("flaky")},
@@ -169,7 +169,7 @@ func TestBatchFinishRefusesStalePerJob(t *testing.T) {
 	require.Equal(t, harmonia.JobRunning, b.job(t, jobs[3].ID).Status)
 
 	counter.Reset()
-	errs, err = b.store.WriteLeases(b.ctx, []*harmonia.LeaseWrite{{Job: taken[0], Op: harmonia.LeaseComplete}, {Job: jobs[3], Op: harmonia.LeaseComplete}})
+	errs, err = b.store.Queue().WriteLeases(b.ctx, []*harmonia.LeaseWrite{{Job: taken[0], Op: harmonia.LeaseComplete}, {Job: jobs[3], Op: harmonia.LeaseComplete}})
 	require.NoError(t, err)
 	require.Equal(t, []error{nil, nil}, errs)
 	require.Equal(t, map[string]int{"update": 1}, counter.Counts(), "all recorded: no read")

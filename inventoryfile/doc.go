@@ -58,9 +58,9 @@
 // It streams the file (json.Decoder tokens, one entry decoded at a time),
 // checks every entry with its entity's Validate and resolves its
 // references, and writes in batches through the Store's bulk operations:
-// new entries with [harmonia.Store.InsertArtifacts] (and its siblings for
+// new entries with [harmonia.Bulk.InsertArtifacts] (and its siblings for
 // licenses and datasets), changed ones with
-// [harmonia.Store.ReplaceArtifacts] (and siblings), unchanged ones not at
+// [harmonia.Bulk.ReplaceArtifacts] (and siblings), unchanged ones not at
 // all. Versions are published through [harmonia.Store.Publish], with its
 // guarantees. A second import of the
 // same file writes nothing and reports every entry unchanged.

@@ -565,11 +565,11 @@ func newImporter(store *harmonia.Store, o ImportOptions, dry bool, pass string) 
 	im := &importer{store: store, o: o, dry: dry, pass: pass, rep: &ImportReport{DryRun: dry},
 		licenseCommercial: map[bson.ObjectID]bool{}, versionTags: map[keyHash]int32{}, sections: map[string]bool{}}
 	im.licenses = kind{section: SectionLicenses, entity: harmonia.EntityLicense, counts: &im.rep.Licenses,
-		insert: bulk(store.InsertLicenses), replace: bulk(store.ReplaceLicenses)}
+		insert: bulk(store.Bulk().InsertLicenses), replace: bulk(store.Bulk().ReplaceLicenses)}
 	im.datasets = kind{section: SectionDatasets, entity: harmonia.EntityDataset, counts: &im.rep.Datasets,
-		insert: bulk(store.InsertDatasets), replace: bulk(store.ReplaceDatasets)}
+		insert: bulk(store.Bulk().InsertDatasets), replace: bulk(store.Bulk().ReplaceDatasets)}
 	im.artifacts = kind{section: SectionArtifacts, entity: harmonia.EntityArtifact, counts: &im.rep.Artifacts,
-		insert: bulk(store.InsertArtifacts), replace: bulk(store.ReplaceArtifacts)}
+		insert: bulk(store.Bulk().InsertArtifacts), replace: bulk(store.Bulk().ReplaceArtifacts)}
 	return im
 }
 

@@ -31,7 +31,7 @@ func ExampleScheduler() {
 			log.Fatal(err)
 		}
 	}
-	p, err := store.ListJobs(ctx, harmonia.JobFilter{Types: []harmonia.JobType{"report"}})
+	p, err := store.Queue().ListJobs(ctx, harmonia.JobFilter{Types: []harmonia.JobType{"report"}})
 	if err != nil {
 		log.Fatal(err)
 	}

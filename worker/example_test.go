@@ -43,7 +43,7 @@ func ExampleWorker() {
 		log.Fatal(err)
 	}
 
-	res, err := store.Enqueue(ctx, harmonia.JobValidate, harmonia.ValidateParams{ArtifactID: a.ID},
+	res, err := store.Queue().Enqueue(ctx, harmonia.JobValidate, harmonia.ValidateParams{ArtifactID: a.ID},
 		&harmonia.EnqueueOpts{UniqueKey: "validate:" + a.Key()})
 	if err != nil {
 		log.Fatal(err)
@@ -62,7 +62,7 @@ func ExampleWorker() {
 	runCtx, stop := context.WithCancel(ctx)
 	stopped := make(chan error, 1)
 	go func() { stopped <- w.Run(runCtx) }()
-	jobs, err := store.WaitJobs(ctx, []bson.ObjectID{res.Job.ID}, &harmonia.WaitOpts{PollInterval: 10 * time.Millisecond})
+	jobs, err := store.Queue().WaitJobs(ctx, []bson.ObjectID{res.Job.ID}, &harmonia.WaitOpts{PollInterval: 10 * time.Millisecond})
 	stop() // a graceful shutdown: Run returns once its handlers have
 	if err := errors.Join(err, <-stopped); err != nil {
 		log.Fatal(err)
@@ -74,7 +74,7 @@ func ExampleWorker() {
 	}
 
 	fmt.Println(job.Status, "at attempt", job.Attempt, "checked", result.Path, result.SizeBytes, "bytes")
-	events, err := store.JobLog(ctx, job.ID)
+	events, err := store.Queue().JobLog(ctx, job.ID)
 	if err != nil {
 		log.Fatal(err)
 	}

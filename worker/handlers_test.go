@@ -133,7 +133,7 @@ func TestValidateHandler(t *testing.T) {
 			require.Equal(t, 1, j.Attempt, a.Name)
 		}
 	}
-	log, err := b.store.JobLog(b.ctx, jobIDs[2])
+	log, err := b.store.Queue().JobLog(b.ctx, jobIDs[2])
 	require.NoError(t, err)
 	require.Len(t, log, 2)
 	require.Equal(t, harmonia.LevelError, log[1].Level)
@@ -298,7 +298,7 @@ func TestDownloadRefusesBadScheme(t *testing.T) {
 	content := []byte("model")
 	a := b.fileArtifact(t, "m", "m.bin", content)
 	for _, src := range []string{"ftp://host/m.bin", "gopher://host/m", "s3://bucket/m.bin", "/plain/path", "file://remote/m.bin"} {
-		_, err := b.store.Enqueue(b.ctx, harmonia.JobDownload, harmonia.DownloadParams{ArtifactID: a.ID, Source: src}, nil)
+		_, err := b.store.Queue().Enqueue(b.ctx, harmonia.JobDownload, harmonia.DownloadParams{ArtifactID: a.ID, Source: src}, nil)
 		requireInvalid(t, err, harmonia.EntityJob, "params.source")
 	}
 	h, err := worker.DownloadHandler(b.store, root, nil)

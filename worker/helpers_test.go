@@ -40,6 +40,9 @@ func waitWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
 // test ends); stop returns when Run has, and reports Run's error.
 func startWorker(t *testing.T, b *bundle, cfg worker.Options) (*worker.Worker, func()) {
 	t.Helper()
+	if cfg.ClaimPool == nil {
+		cfg.ClaimPool = b.pool
+	}
 	w, stop := runWorker(t, b.ctx, b.store, cfg)
 	report := func() {
 		if err := stop(); err != nil {
@@ -101,7 +104,7 @@ func enqueueNumbered(t *testing.T, b *bundle, n int) []bson.ObjectID {
 	for i := range params {
 		params[i] = harmonia.EnqueueParams{Type: noop, Params: bson.D{{Key: "n", Value: i}}}
 	}
-	res, err := b.store.EnqueueMany(b.ctx, params)
+	res, err := b.store.Queue().EnqueueMany(b.ctx, params)
 	require.NoError(t, err)
 	ids := make([]bson.ObjectID, n)
 	for i, r := range res {
@@ -131,6 +134,9 @@ type bundle struct {
 	db    *mongo.Database
 	store *harmonia.Store
 	clock *harmoniatest.Clock
+	// pool is the claim pool the bundle's workers share, as the workers
+	// of one process should.
+	pool *harmonia.ClaimPool
 }
 
 // setup opens a Store on a fresh database with the bundle's clock.
@@ -152,7 +158,7 @@ func setupOn(t *testing.T, db *mongo.Database, opts ...func(*harmonia.Options)) 
 	s, err := harmonia.Open(ctx, db, &o)
 	require.NoError(t, err)
 	require.NoError(t, s.EnsureIndexes(ctx))
-	return &bundle{ctx: ctx, db: db, store: s, clock: clock}
+	return &bundle{ctx: ctx, db: db, store: s, clock: clock, pool: harmonia.NewClaimPool(s)}
 }
 
 // artifact creates a valid artifact named name, with a license.
@@ -173,7 +179,7 @@ const noop harmonia.JobType = "noop"
 
 func (b *bundle) enqueue(t *testing.T, typ harmonia.JobType, params any, opts *harmonia.EnqueueOpts) *harmonia.Job {
 	t.Helper()
-	res, err := b.store.Enqueue(b.ctx, typ, params, opts)
+	res, err := b.store.Queue().Enqueue(b.ctx, typ, params, opts)
 	require.NoError(t, err)
 	require.False(t, res.Duplicate)
 	return res.Job
@@ -181,7 +187,7 @@ func (b *bundle) enqueue(t *testing.T, typ harmonia.JobType, params any, opts *h
 
 func (b *bundle) job(t *testing.T, id bson.ObjectID) *harmonia.Job {
 	t.Helper()
-	j, err := b.store.GetJob(b.ctx, id)
+	j, err := b.store.Queue().GetJob(b.ctx, id)
 	require.NoError(t, err)
 	return j
 }
@@ -228,7 +234,7 @@ func (b *bundle) claim(t *testing.T, workerID string, types ...harmonia.JobType)
 	if len(types) == 0 {
 		types = []harmonia.JobType{noop}
 	}
-	jobs, err := b.store.ClaimJobs(b.ctx, workerID, types, 1, lease)
+	jobs, err := b.store.Queue().ClaimJobs(b.ctx, workerID, types, 1, lease)
 	require.NoError(t, err)
 	if len(jobs) == 0 {
 		return nil

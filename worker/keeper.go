@@ -104,7 +104,7 @@ func (k *keeper) finish(h *heldJob, op *harmonia.LeaseWrite, counter *atomic.Int
 	k.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), workerWriteTimeout)
 	defer cancel()
-	errs, err := k.w.store.WriteLeases(ctx, []*harmonia.LeaseWrite{op})
+	errs, err := k.w.store.Queue().WriteLeases(ctx, []*harmonia.LeaseWrite{op})
 	if err == nil {
 		err = errs[0]
 	}
@@ -244,7 +244,7 @@ func (k *keeper) write(ctx context.Context, hs []*heldJob, ops []*harmonia.Lease
 	wctx, cancel := context.WithTimeout(ctx, workerWriteTimeout)
 	defer cancel()
 	sent := time.Now()
-	errs, err := k.w.store.WriteLeases(wctx, ops)
+	errs, err := k.w.store.Queue().WriteLeases(wctx, ops)
 	if err != nil {
 		k.w.log.Warn("harmonia: heartbeats and outcomes not written; retrying", "worker", k.w.cfg.ID, "jobs", len(ops), "err", err)
 	}

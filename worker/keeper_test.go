@@ -38,7 +38,7 @@ func TestBatchWorkerBuffersLogs(t *testing.T) {
 	w, _ := startWorker(t, b, worker.Options{Handlers: handlers(h), Concurrency: 1, PollInterval: time.Hour,
 		HeartbeatInterval: 2 * time.Second})
 	<-logged
-	events, err := b.store.JobLog(b.ctx, j.ID)
+	events, err := b.store.Queue().JobLog(b.ctx, j.ID)
 	require.NoError(t, err)
 	require.Empty(t, events, "buffered until the heartbeat")
 	b.clock.Advance(time.Minute)
@@ -48,13 +48,13 @@ func TestBatchWorkerBuffersLogs(t *testing.T) {
 	waitFor(t, "the heartbeat", func() bool { return b.job(t, j.ID).LeaseExpiresAt.Equal(want) })
 	got := b.job(t, j.ID)
 	require.Len(t, got.LogTail, 2, "the lines came with the heartbeat")
-	events, err = b.store.JobLog(b.ctx, j.ID)
+	events, err = b.store.Queue().JobLog(b.ctx, j.ID)
 	require.NoError(t, err)
 	require.Len(t, events, 2)
 	inserts := counter.Count("insert")
 	close(finish)
 	waitFor(t, "the job to succeed", func() bool { return w.Stats().Succeeded == 1 })
-	events, err = b.store.JobLog(b.ctx, j.ID)
+	events, err = b.store.Queue().JobLog(b.ctx, j.ID)
 	require.NoError(t, err)
 	require.Len(t, events, 3)
 	require.Equal(t, "last", events[2].Message)
@@ -79,7 +79,7 @@ func TestCancelRunningJobSeenAtHeartbeat(t *testing.T) {
 	}
 	w, _ := startWorker(t, b, worker.Options{Handlers: handlers(h), HeartbeatInterval: 20 * time.Millisecond, PollInterval: 10 * time.Millisecond})
 	waitFor(t, "the job to run", func() bool { return b.job(t, j.ID).Status == harmonia.JobRunning })
-	_, err := b.store.CancelJob(b.ctx, j.ID)
+	_, err := b.store.Queue().CancelJob(b.ctx, j.ID)
 	require.NoError(t, err)
 	select {
 	case cause := <-causes:

@@ -65,7 +65,7 @@ func TestBatchClaimAbandonedWorkers(t *testing.T) {
 	var ws []*worker.Worker
 	var stops []func() error
 	for i := range workers {
-		w, stop := runWorker(t, b.ctx, b.store, worker.Options{ID: fmt.Sprintf("w%d", i), Concurrency: 8,
+		w, stop := runWorker(t, b.ctx, b.store, worker.Options{ID: fmt.Sprintf("w%d", i), Concurrency: 8, ClaimPool: b.pool,
 			Handlers: handlers(h(i, new(atomic.Int32))), PollInterval: 20 * time.Millisecond,
 			LeaseDuration: time.Hour, HeartbeatInterval: 59 * time.Minute, ShutdownTimeout: 10 * time.Millisecond})
 		ws, stops = append(ws, w), append(stops, stop)
@@ -118,7 +118,7 @@ func TestLeaseHeldAgainstSlowServer(t *testing.T) {
 	b, failPoint, _ := failPointStore(t)
 	store, err := harmonia.Open(b.ctx, b.db, nil)
 	require.NoError(t, err)
-	t.Logf("lane %s: leases on the %s clock", harmoniatest.CurrentLane(t).Name, store.LeaseClock())
+	t.Logf("lane %s: leases on the %s clock", harmoniatest.CurrentLane(t).Name, store.Queue().LeaseClock())
 	const n = 32
 	enqueueNumbered(t, b, n)
 	var o overlapCounter
@@ -159,7 +159,7 @@ func TestLeaseServerClockSkewedWorkers(t *testing.T) {
 	const n = 12
 	behind := skewedStore(t, db, -time.Hour, harmonia.LeaseClockServer)
 	for i := range n {
-		_, err := behind.Enqueue(ctx, noop, bson.D{{Key: "n", Value: i}}, nil)
+		_, err := behind.Queue().Enqueue(ctx, noop, bson.D{{Key: "n", Value: i}}, nil)
 		require.NoError(t, err)
 	}
 	var o overlapCounter

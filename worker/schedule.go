@@ -98,7 +98,7 @@ type SchedulerOptions struct {
 	// SchedulerClaimTimeoutDefault.
 	ClaimTimeout time.Duration
 	// Logger receives the scheduler's notices (enqueued periods, errors
-	// of Run's checks). Defaults to the Store's logger.
+	// of Run's checks). Defaults to a logger that discards everything.
 	Logger *slog.Logger
 }
 
@@ -177,7 +177,7 @@ func NewScheduler(store *harmonia.Store, opts *SchedulerOptions) (*Scheduler, er
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, SchedulerPollIntervalDefault)
 	cfg.ClaimTimeout = cmp.Or(cfg.ClaimTimeout, SchedulerClaimTimeoutDefault)
 	cfg.ID = cmp.Or(cfg.ID, "scheduler-"+rand.Text()[:12])
-	sc := &Scheduler{store: store, cfg: cfg, log: cmp.Or(cfg.Logger, store.Logger())}
+	sc := &Scheduler{store: store, cfg: cfg, log: cmp.Or(cfg.Logger, discard)}
 	seen := map[string]bool{}
 	for _, s := range cfg.Schedules {
 		c, err := checkSchedule(s)
@@ -326,7 +326,7 @@ func (sc *Scheduler) check(ctx context.Context, s schedule) error {
 		return err
 	}
 	if len(jobs) > 0 {
-		if _, err := sc.store.EnqueueMany(ctx, jobs); err != nil {
+		if _, err := sc.store.Queue().EnqueueMany(ctx, jobs); err != nil {
 			return err
 		}
 	}
@@ -405,7 +405,7 @@ func missingKeys(ctx context.Context, store *harmonia.Store, jobs []harmonia.Enq
 	for i, j := range jobs {
 		keys[i] = j.Opts.UniqueKey
 	}
-	have, err := store.JobKeysInUse(ctx, keys)
+	have, err := store.Queue().JobKeysInUse(ctx, keys)
 	if err != nil {
 		return nil, err
 	}

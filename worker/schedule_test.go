@@ -24,7 +24,7 @@ func jobsByKey(t *testing.T, b *bundle, typ harmonia.JobType) map[string]int {
 	out := map[string]int{}
 	f := harmonia.JobFilter{Types: []harmonia.JobType{typ}}
 	for {
-		p, err := b.store.ListJobs(b.ctx, f)
+		p, err := b.store.Queue().ListJobs(b.ctx, f)
 		require.NoError(t, err)
 		for _, j := range p.Items {
 			out[j.UniqueKey]++
@@ -218,7 +218,7 @@ func TestPeriodicAuditSpreadsValidations(t *testing.T) {
 	require.NoError(t, sc.Check(b.ctx))
 	require.NoError(t, sc.Check(b.ctx))
 
-	p, err := b.store.ListJobs(b.ctx, harmonia.JobFilter{Types: []harmonia.JobType{harmonia.JobValidate}})
+	p, err := b.store.Queue().ListJobs(b.ctx, harmonia.JobFilter{Types: []harmonia.JobType{harmonia.JobValidate}})
 	require.NoError(t, err)
 	require.Len(t, p.Items, 3, "one validation per published artifact, once per period")
 	var audited []bson.ObjectID
@@ -236,7 +236,7 @@ func TestPeriodicAuditSpreadsValidations(t *testing.T) {
 
 	b.clock.Advance(time.Hour)
 	require.NoError(t, sc.Check(b.ctx))
-	p, err = b.store.ListJobs(b.ctx, harmonia.JobFilter{Types: []harmonia.JobType{harmonia.JobValidate}})
+	p, err = b.store.Queue().ListJobs(b.ctx, harmonia.JobFilter{Types: []harmonia.JobType{harmonia.JobValidate}})
 	require.NoError(t, err)
 	require.Len(t, p.Items, 6, "the next period audits again")
 	require.Equal(t, worker.SchedulerStats{Checks: 3, Periods: 2, Jobs: 6}, sc.Stats())

@@ -39,6 +39,10 @@ const (
 	BatchWaitDefault = 5 * time.Millisecond
 )
 
+// discard is the default logger of workers and schedulers, as of Stores:
+// it drops everything.
+var discard = slog.New(slog.DiscardHandler)
+
 // EntityWorker names a worker in errors about its configuration.
 const EntityWorker = "worker"
 
@@ -92,7 +96,7 @@ func (l *JobLogger) Log(ctx context.Context, level harmonia.LogLevel, message st
 	if l.held != nil {
 		return l.keep.log(l.held, level, message)
 	}
-	return l.run.write(func(s *harmonia.Store, j *harmonia.Job) error { return s.AppendLog(ctx, j, level, message) })
+	return l.run.write(func(s *harmonia.Store, j *harmonia.Job) error { return s.Queue().AppendLog(ctx, j, level, message) })
 }
 
 // Logf appends a formatted line at level to the job's log.
@@ -159,7 +163,8 @@ type Options struct {
 	// deadline. Defaults to BatchWaitDefault.
 	BatchWait time.Duration
 	// Logger receives the worker's notices (lost leases, failed writes).
-	// Defaults to the Store's logger.
+	// Defaults to a logger that discards everything, as the Store's
+	// Options.Logger does.
 	Logger *slog.Logger
 	// ClaimPool is the pool the worker claims through
 	// ([harmonia.ClaimPool]). Workers of one process that share a Store
@@ -267,7 +272,7 @@ func New(store *harmonia.Store, opts *Options) (*Worker, error) {
 	if cfg.ClaimPool == nil {
 		cfg.ClaimPool = harmonia.NewClaimPool(store)
 	}
-	w := &Worker{store: store, cfg: cfg, log: cmp.Or(cfg.Logger, store.Logger()), pool: cfg.ClaimPool}
+	w := &Worker{store: store, cfg: cfg, log: cmp.Or(cfg.Logger, discard), pool: cfg.ClaimPool}
 	return w, nil
 }
 
@@ -346,7 +351,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		if free < cap(slots) {
 			free = w.gatherSlots(ctx, slots, freed)
 		}
-		wake := w.store.JobsEnqueued()
+		wake := w.store.Queue().JobsEnqueued()
 		sent := time.Now()
 		jobs := w.claim(ctx, free)
 		if len(jobs) == 0 {
@@ -422,7 +427,7 @@ func (w *Worker) claim(ctx context.Context, n int) []*harmonia.Job {
 	w.stats.claimed.Add(int64(len(jobs)))
 	if ctx.Err() != nil {
 		for _, job := range jobs {
-			w.record(job, w.store.ReleaseJob(wctx, job), &w.stats.released)
+			w.record(job, w.store.Queue().ReleaseJob(wctx, job), &w.stats.released)
 		}
 		return nil
 	}

@@ -211,7 +211,7 @@ func TestWorkerRecoversPanics(t *testing.T) {
 	got := b.job(t, bad.ID)
 	require.Equal(t, harmonia.JobFailed, got.Status)
 	require.Equal(t, "panic: boom", got.Error)
-	log, err := b.store.JobLog(b.ctx, bad.ID)
+	log, err := b.store.Queue().JobLog(b.ctx, bad.ID)
 	require.NoError(t, err)
 	require.Len(t, log, 1)
 	require.Equal(t, harmonia.LevelError, log[0].Level)

@@ -66,7 +66,7 @@ func run(ctx context.Context) (err error) {
 		return err
 	}
 	caps := store.Capabilities()
-	step("connected to the %s server (%s %s, transactions: %t, job leases on the %s clock)", conn.Lane, caps.Topology, caps.ServerVersion, caps.Transactions, store.LeaseClock())
+	step("connected to the %s server (%s %s, transactions: %t, job leases on the %s clock)", conn.Lane, caps.Topology, caps.ServerVersion, caps.Transactions, store.Queue().LeaseClock())
 
 	runner, err := migrate.New(conn.DB, migrate.Builtin(), nil)
 	if err != nil {
@@ -142,7 +142,7 @@ func validateAll(ctx context.Context, store *harmonia.Store, root string, ids []
 		params[i] = harmonia.EnqueueParams{Type: harmonia.JobValidate, Params: harmonia.ValidateParams{ArtifactID: id},
 			Opts: &harmonia.EnqueueOpts{MaxAttempts: 1, UniqueKey: "validate:" + id.Hex()}}
 	}
-	enq, err := store.EnqueueMany(ctx, params)
+	enq, err := store.Queue().EnqueueMany(ctx, params)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +168,7 @@ func validateAll(ctx context.Context, store *harmonia.Store, root string, ids []
 	for i, r := range enq {
 		jobIDs[i] = r.Job.ID
 	}
-	finished, err := store.WaitJobs(ctx, jobIDs, &harmonia.WaitOpts{Progress: func(n, total int) {
+	finished, err := store.Queue().WaitJobs(ctx, jobIDs, &harmonia.WaitOpts{Progress: func(n, total int) {
 		step("worker %s: %d of %d jobs finished", w.ID(), n, total)
 	}})
 	stop()

@@ -161,7 +161,7 @@ func (s *Service) validate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	res, err := s.store.Enqueue(r.Context(), harmonia.JobValidate, harmonia.ValidateParams{ArtifactID: id},
+	res, err := s.store.Queue().Enqueue(r.Context(), harmonia.JobValidate, harmonia.ValidateParams{ArtifactID: id},
 		&harmonia.EnqueueOpts{UniqueKey: "validate:" + id.Hex()})
 	if err != nil {
 		s.fail(w, err)
@@ -177,7 +177,7 @@ func (s *Service) getJob(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	job, err := s.store.GetJob(r.Context(), id)
+	job, err := s.store.Queue().GetJob(r.Context(), id)
 	if err != nil {
 		s.fail(w, err)
 		return

@@ -140,6 +140,6 @@ func demoJob(ctx context.Context, store *harmonia.Store, root string) error {
 	if err := store.CreateArtifact(ctx, a); err != nil {
 		return err
 	}
-	_, err := store.Enqueue(ctx, harmonia.JobValidate, harmonia.ValidateParams{ArtifactID: a.ID}, nil)
+	_, err := store.Queue().Enqueue(ctx, harmonia.JobValidate, harmonia.ValidateParams{ArtifactID: a.ID}, nil)
 	return err
 }

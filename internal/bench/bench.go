@@ -108,7 +108,7 @@ func harmoniaWorkers(ctx context.Context, db *mongo.Database, jobs, workers, con
 	for i := range params {
 		params[i] = harmonia.EnqueueParams{Type: JobType}
 	}
-	if _, err := store.EnqueueMany(ctx, params); err != nil {
+	if _, err := store.Queue().EnqueueMany(ctx, params); err != nil {
 		return nil, err
 	}
 	ws := make([]*worker.Worker, workers)

@@ -146,7 +146,7 @@ func runValidations(ctx context.Context, a *app, store *harmonia.Store, h worker
 		params[i] = harmonia.EnqueueParams{Type: harmonia.JobValidate, Params: &harmonia.ValidateParams{ArtifactID: art.ID},
 			Opts: &harmonia.EnqueueOpts{MaxAttempts: 1, Priority: 100}}
 	}
-	res, err := store.EnqueueMany(ctx, params)
+	res, err := store.Queue().EnqueueMany(ctx, params)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +169,7 @@ func runValidations(ctx context.Context, a *app, store *harmonia.Store, h worker
 		_ = w.Run(wctx)
 	}()
 	bar := a.newProgress("verify", int64(len(ids)), false)
-	jobs, err := store.WaitJobs(ctx, ids, &harmonia.WaitOpts{Progress: func(finished, total int) {
+	jobs, err := store.Queue().WaitJobs(ctx, ids, &harmonia.WaitOpts{Progress: func(finished, total int) {
 		bar.update(int64(finished), fmt.Sprintf("%d of %d files checked", finished, total))
 	}})
 	bar.finish()

@@ -84,7 +84,7 @@ and other commands at it with --uri to use them side by side.`,
 			}
 			slices.Sort(names)
 			fmt.Fprintf(a.stderr, "worker %s: running %s jobs under %s, %d at a time, %s leases on the %s clock; stop with Ctrl-C\n",
-				w.ID(), strings.Join(names, ", "), root, eff.Concurrency, eff.LeaseDuration, store.LeaseClock())
+				w.ID(), strings.Join(names, ", "), root, eff.Concurrency, eff.LeaseDuration, store.Queue().LeaseClock())
 			if err := w.Run(ctx); err != nil {
 				return err
 			}
