@@ -238,6 +238,9 @@ func TestWaitJobsStopsWithTheContextAndRefusesUnknownIDs(t *testing.T) {
 func squareJobs(ctx context.Context, s *harmonia.Store) error {
 	for ctx.Err() == nil {
 		jobs, err := s.Queue().ClaimJobs(ctx, "squarer", []harmonia.JobType{"square"}, 3, time.Minute)
+		if ctx.Err() != nil {
+			return nil
+		}
 		if err != nil {
 			return err
 		}

@@ -157,7 +157,8 @@ func (s *Store) leaseStatement(op *LeaseWrite, now time.Time) (any, func(), erro
 // It returns one error per op, nil where it was written (and applied to
 // its Job): [CodeInvalid] for a nil Job or a Result that is not a
 // document (nothing written for it), [CodeConflict] wrapping
-// [ErrLeaseLost] or [ErrJobCancelled] for a refused one. Telling which
+// [ErrLeaseLost] for a refused one (a cancelled job's also wraps
+// [ErrJobCancelled]). Telling which
 // were refused costs one more read, only when some were.
 //
 // Errors (the second result): [CodeInternal] when the write failed as a
@@ -267,7 +268,7 @@ func (s *Store) refusedLeases(ctx context.Context, ops []*LeaseWrite, ids []bson
 			continue
 		}
 		if d != nil && d.Status == JobCancelled {
-			errs[i] = &Error{Code: CodeConflict, Entity: EntityJob, Field: "status", Err: ErrJobCancelled,
+			errs[i] = &Error{Code: CodeConflict, Entity: EntityJob, Field: "status", Err: errors.Join(ErrJobCancelled, ErrLeaseLost),
 				Reason: fmt.Sprintf("job %s (attempt %d) was cancelled while it ran", op.Job.ID.Hex(), op.Job.Attempt)}
 			continue
 		}
