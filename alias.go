@@ -192,21 +192,34 @@ func (s *Store) SetAlias(ctx context.Context, name, versionTag string, opts *Set
 	return s.moveAlias(ctx, name, v, *opts)
 }
 
+// DeleteAliasOpts are the options of [Store.DeleteAlias].
+type DeleteAliasOpts struct {
+	// By names who removes the alias; it goes into the audit trail.
+	// Required.
+	By string
+	// Reason is kept with the removal in the audit trail. Optional.
+	Reason string
+	// ExpectVersion makes the removal a compare-and-set: it happens only
+	// if the alias points at this version tag now, and otherwise fails
+	// with a conflict ([ErrAliasMoved]). Empty means no expectation.
+	ExpectVersion string
+}
+
 // DeleteAlias removes the alias name: it no longer resolves nor is listed.
 // The removal is a move to no version, recorded in the audit trail like
-// any other (its To is empty), and opts applies as for SetAlias; setting
-// the alias again continues its history.
+// any other (its To is empty); setting the alias again continues its
+// history.
 //
 // Errors: [CodeInvalid], [CodeNotFound] (no such alias), [CodeConflict]
 // (see SetAlias), [CodeInternal].
-func (s *Store) DeleteAlias(ctx context.Context, name string, opts *SetAliasOpts) (*AliasMove, error) {
+func (s *Store) DeleteAlias(ctx context.Context, name string, opts *DeleteAliasOpts) (*AliasMove, error) {
 	if err := validAliasName(name); err != nil {
 		return nil, err
 	}
-	if err := opts.validate(); err != nil {
-		return nil, err
+	if opts == nil || opts.By == "" {
+		return nil, invalidf(EntityAlias, "by", "DeleteAliasOpts.By must name who removes the alias")
 	}
-	return s.moveAlias(ctx, name, nil, *opts)
+	return s.moveAlias(ctx, name, nil, SetAliasOpts{By: opts.By, Reason: opts.Reason, ExpectVersion: opts.ExpectVersion})
 }
 
 // errAliasRaced says that another move changed the alias between our read

@@ -1,6 +1,8 @@
 package harmonia
 
 import (
+	"github.com/harmonia-ml/harmonia/internal/textcut"
+
 	"context"
 
 	"time"
@@ -97,10 +99,10 @@ type ArtifactUpdate struct {
 	Notes      *string
 }
 
-// Filter selects artifacts for [Store.ListArtifacts] and datasets for
-// [Store.ListDatasets]. Zero fields do not filter. Results are ordered by
+// ArtifactFilter selects artifacts for [Store.ListArtifacts] and
+// [Store.ListArtifactsWithLicenses]. Zero fields do not filter. Results are ordered by
 // id; pass the previous page's Next as After to read the following page.
-type Filter struct {
+type ArtifactFilter struct {
 	// NamePrefix keeps entries whose name starts with it.
 	NamePrefix string
 	// Name keeps entries with exactly this name.
@@ -186,7 +188,7 @@ func (s *Store) GetArtifactByKey(ctx context.Context, name, version string) (*Mo
 // in one server command.
 //
 // Errors: [CodeInternal].
-func (s *Store) ListArtifacts(ctx context.Context, f Filter) (*Page[*ModelArtifact], error) {
+func (s *Store) ListArtifacts(ctx context.Context, f ArtifactFilter) (*Page[*ModelArtifact], error) {
 	return listPage(ctx, s.cols.artifacts, EntityArtifact, filterDoc(f), f.Limit, func(a *ModelArtifact) bson.ObjectID { return a.ID })
 }
 
@@ -195,7 +197,7 @@ func (s *Store) ListArtifacts(ctx context.Context, f Filter) (*Page[*ModelArtifa
 // one for the artifacts and one for all their licenses.
 //
 // Errors: [CodeInternal].
-func (s *Store) ListArtifactsWithLicenses(ctx context.Context, f Filter) (*Page[ArtifactWithLicense], error) {
+func (s *Store) ListArtifactsWithLicenses(ctx context.Context, f ArtifactFilter) (*Page[ArtifactWithLicense], error) {
 	page, err := s.ListArtifacts(ctx, f)
 	if err != nil {
 		return nil, err
@@ -270,4 +272,33 @@ func (s *Store) UpdateArtifact(ctx context.Context, id bson.ObjectID, u Artifact
 // Errors: [CodeNotFound], [CodeConflict] (published), [CodeInternal].
 func (s *Store) DeleteArtifact(ctx context.Context, id bson.ObjectID) error {
 	return deleteUnpublished(ctx, s.cols.artifacts, EntityArtifact, id)
+}
+
+// RecordVerification records the check of a's file: verified_at when
+// problem is "", verify_error (cut at MaxErrorBytes) otherwise, provided
+// a's path, size and sha256 are still those that were checked. The
+// validate and download handlers record their checks with it.
+//
+// Errors: [CodeConflict] when the artifact was changed or deleted
+// meanwhile, [CodeInternal].
+func (s *Store) RecordVerification(ctx context.Context, a *ModelArtifact, problem string) error {
+	filter := bson.D{{Key: "_id", Value: a.ID}, {Key: "path", Value: a.Path}, {Key: "size_bytes", Value: a.SizeBytes}}
+	if a.Hashes.SHA256 == "" {
+		filter = append(filter, bson.E{Key: "hashes.sha256", Value: bson.D{{Key: "$exists", Value: false}}})
+	} else {
+		filter = append(filter, bson.E{Key: "hashes.sha256", Value: a.Hashes.SHA256})
+	}
+	now := s.Now()
+	set, unset := bson.D{{Key: "verified_at", Value: now}, {Key: "updated_at", Value: now}}, "verify_error"
+	if problem != "" {
+		set, unset = bson.D{{Key: "verify_error", Value: textcut.Cut(problem, MaxErrorBytes)}, {Key: "updated_at", Value: now}}, "verified_at"
+	}
+	res, err := s.cols.artifacts.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: set}, {Key: "$unset", Value: bson.D{{Key: unset, Value: ""}}}})
+	if err != nil {
+		return wrapErr(EntityArtifact, "record verification", err)
+	}
+	if res.MatchedCount == 0 {
+		return conflictf(EntityArtifact, "path", "artifact %s was changed or deleted while its file was checked", a.ID.Hex())
+	}
+	return nil
 }

@@ -31,44 +31,20 @@ import (
 // statements).
 const bulkWriteMax = 50
 
+// Bulk holds a [Store]'s bulk writes, which write many licenses,
+// datasets or artifacts with one unordered command per batch and report
+// an error per item; the inventoryfile importer writes through them. Get
+// it with [Store.Bulk].
+type Bulk struct {
+	store *Store
+}
+
+// Bulk returns the Store's bulk writes.
+func (s *Store) Bulk() *Bulk { return &s.bulk }
+
 // bulkEntity is an entity a bulk operation writes.
 type bulkEntity interface {
 	*License | *Dataset | *ModelArtifact
-}
-
-// EachLicense calls fn with every license, in no particular order, reading
-// them with one query streamed in batches. It stops at fn's first error and
-// returns it.
-//
-// Errors: fn's, [CodeInternal].
-func (s *Store) EachLicense(ctx context.Context, fn func(*License) error) error {
-	return each(ctx, s.cols.licenses, EntityLicense, fn)
-}
-
-// EachDataset calls fn with every dataset, as [Store.EachLicense] does.
-//
-// Errors: fn's, [CodeInternal].
-func (s *Store) EachDataset(ctx context.Context, fn func(*Dataset) error) error {
-	return each(ctx, s.cols.datasets, EntityDataset, fn)
-}
-
-// EachArtifact calls fn with every artifact, as [Store.EachLicense] does.
-//
-// Errors: fn's, [CodeInternal].
-func (s *Store) EachArtifact(ctx context.Context, fn func(*ModelArtifact) error) error {
-	return each(ctx, s.cols.artifacts, EntityArtifact, fn)
-}
-
-func each[T any](ctx context.Context, col *mongo.Collection, entity string, fn func(*T) error) error {
-	for v, err := range scanFilter[T](ctx, col, entity, bson.D{}, nil, 1000) {
-		if err != nil {
-			return err
-		}
-		if err := fn(v); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // InsertLicenses inserts new licenses, as [Store.CreateLicense] does one,
@@ -81,7 +57,8 @@ func each[T any](ctx context.Context, col *mongo.Collection, entity string, fn f
 // Errors per item: [CodeInvalid], [CodeConflict] (the SPDX id exists).
 //
 // It joins the transaction ctx carries, if any (see [Store.InTransaction]).
-func (s *Store) InsertLicenses(ctx context.Context, ls []*License) ([]error, error) {
+func (b *Bulk) InsertLicenses(ctx context.Context, ls []*License) ([]error, error) {
+	s := b.store
 	return bulkInsert(ctx, s, s.cols.licenses, EntityLicense, "spdx_id", ls, func(l *License, now time.Time) (string, error) {
 		l.SPDXID, l.SchemaVersion, l.UpdatedAt = NormalizeSPDXID(l.SPDXID), SchemaVersion, now
 		l.CreatedAt = stamp(l.CreatedAt, now)
@@ -89,7 +66,7 @@ func (s *Store) InsertLicenses(ctx context.Context, ls []*License) ([]error, err
 	}, nil)
 }
 
-// InsertDatasets inserts new datasets, as [Store.InsertLicenses] does
+// InsertDatasets inserts new datasets, as [Bulk.InsertLicenses] does
 // licenses; Published and PublishedIn are cleared. Their licenses must
 // exist.
 //
@@ -97,7 +74,8 @@ func (s *Store) InsertLicenses(ctx context.Context, ls []*License) ([]error, err
 // (name and version exist).
 //
 // It joins the transaction ctx carries, if any (see [Store.InTransaction]).
-func (s *Store) InsertDatasets(ctx context.Context, ds []*Dataset) ([]error, error) {
+func (b *Bulk) InsertDatasets(ctx context.Context, ds []*Dataset) ([]error, error) {
+	s := b.store
 	return bulkInsert(ctx, s, s.cols.datasets, EntityDataset, "name,version", ds, func(d *Dataset, now time.Time) (string, error) {
 		d.SchemaVersion, d.UpdatedAt, d.Published, d.PublishedIn = SchemaVersion, now, false, nil
 		d.CreatedAt = stamp(d.CreatedAt, now)
@@ -105,7 +83,7 @@ func (s *Store) InsertDatasets(ctx context.Context, ds []*Dataset) ([]error, err
 	}, func(d *Dataset) (bson.ObjectID, []bson.ObjectID) { return d.LicenseID, nil })
 }
 
-// InsertArtifacts inserts new artifacts, as [Store.InsertLicenses] does
+// InsertArtifacts inserts new artifacts, as [Bulk.InsertLicenses] does
 // licenses; Published, PublishedIn, VerifiedAt and VerifyError are
 // cleared. Their licenses and datasets must exist.
 //
@@ -113,7 +91,8 @@ func (s *Store) InsertDatasets(ctx context.Context, ds []*Dataset) ([]error, err
 // [CodeConflict] (name and version exist).
 //
 // It joins the transaction ctx carries, if any (see [Store.InTransaction]).
-func (s *Store) InsertArtifacts(ctx context.Context, as []*ModelArtifact) ([]error, error) {
+func (b *Bulk) InsertArtifacts(ctx context.Context, as []*ModelArtifact) ([]error, error) {
+	s := b.store
 	return bulkInsert(ctx, s, s.cols.artifacts, EntityArtifact, "name,version", as, func(a *ModelArtifact, now time.Time) (string, error) {
 		a.SchemaVersion, a.UpdatedAt, a.Published, a.PublishedIn = SchemaVersion, now, false, nil
 		a.VerifiedAt, a.VerifyError = nil, ""
@@ -130,7 +109,8 @@ func (s *Store) InsertArtifacts(ctx context.Context, as []*ModelArtifact) ([]err
 // Errors per item: [CodeInvalid], [CodeNotFound].
 //
 // It joins the transaction ctx carries, if any (see [Store.InTransaction]).
-func (s *Store) ReplaceLicenses(ctx context.Context, ls []*License) ([]error, error) {
+func (b *Bulk) ReplaceLicenses(ctx context.Context, ls []*License) ([]error, error) {
+	s := b.store
 	return bulkReplace(ctx, s, s.cols.licenses, EntityLicense, ls, func(l *License) (bson.ObjectID, bson.D, bson.D, error) {
 		var c change
 		c.opt("commercial_use", l.CommercialUse, false)
@@ -150,7 +130,8 @@ func (s *Store) ReplaceLicenses(ctx context.Context, ls []*License) ([]error, er
 // [ErrPublishedContent].
 //
 // It joins the transaction ctx carries, if any (see [Store.InTransaction]).
-func (s *Store) ReplaceDatasets(ctx context.Context, ds []*Dataset) ([]error, error) {
+func (b *Bulk) ReplaceDatasets(ctx context.Context, ds []*Dataset) ([]error, error) {
+	s := b.store
 	return bulkReplace(ctx, s, s.cols.datasets, EntityDataset, ds, func(d *Dataset) (bson.ObjectID, bson.D, bson.D, error) {
 		var c change
 		c.item(d.Path, d.SizeBytes, d.Hashes.SHA256, d.LicenseID, d.Tags, d.Notes, d.CreatedBy)
@@ -159,13 +140,14 @@ func (s *Store) ReplaceDatasets(ctx context.Context, ds []*Dataset) ([]error, er
 }
 
 // ReplaceArtifacts gives stored artifacts, found by ID, the caller-owned
-// fields of the items, as [Store.ReplaceDatasets] does, and dataset_ids.
+// fields of the items, as [Bulk.ReplaceDatasets] does, and dataset_ids.
 //
 // Errors per item: [CodeInvalid], [CodeNotFound], [CodeConflict] wrapping
 // [ErrPublishedContent].
 //
 // It joins the transaction ctx carries, if any (see [Store.InTransaction]).
-func (s *Store) ReplaceArtifacts(ctx context.Context, as []*ModelArtifact) ([]error, error) {
+func (b *Bulk) ReplaceArtifacts(ctx context.Context, as []*ModelArtifact) ([]error, error) {
+	s := b.store
 	return bulkReplace(ctx, s, s.cols.artifacts, EntityArtifact, as, func(a *ModelArtifact) (bson.ObjectID, bson.D, bson.D, error) {
 		var c change
 		c.item(a.Path, a.SizeBytes, a.Hashes.SHA256, a.LicenseID, a.Tags, a.Notes, a.CreatedBy)

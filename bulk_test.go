@@ -27,7 +27,7 @@ func TestBulkInsertAndReplaceKeepTheRules(t *testing.T) {
 	bad.Name, bad.Path = "bad", "../x"
 	dup := validArtifact()
 	dup.Path = "models/other.onnx"
-	errs, err := b.store.InsertArtifacts(b.ctx, []*harmonia.ModelArtifact{good, ghostLicense, ghostDataset, bad, dup})
+	errs, err := b.store.Bulk().InsertArtifacts(b.ctx, []*harmonia.ModelArtifact{good, ghostLicense, ghostDataset, bad, dup})
 	require.NoError(t, err)
 	require.NoError(t, errs[0])
 	requireInvalid(t, errs[1], harmonia.EntityArtifact, "license_id")
@@ -49,10 +49,10 @@ func TestBulkInsertAndReplaceKeepTheRules(t *testing.T) {
 	retagged.Tags, retagged.Notes = []string{"vision"}, ""
 	moved.Path = "models/moved.onnx"
 	missing.ID = bson.NewObjectID()
-	errs, err = b.store.ReplaceArtifacts(b.ctx, []*harmonia.ModelArtifact{&retagged})
+	errs, err = b.store.Bulk().ReplaceArtifacts(b.ctx, []*harmonia.ModelArtifact{&retagged})
 	require.NoError(t, err)
 	require.NoError(t, errs[0], "the free fields of a published artifact may change")
-	errs, err = b.store.ReplaceArtifacts(b.ctx, []*harmonia.ModelArtifact{&moved, &missing})
+	errs, err = b.store.Bulk().ReplaceArtifacts(b.ctx, []*harmonia.ModelArtifact{&moved, &missing})
 	require.NoError(t, err)
 	require.ErrorIs(t, errs[0], harmonia.ErrPublishedContent)
 	require.ErrorIs(t, errs[0], harmonia.ErrConflict)
@@ -65,10 +65,10 @@ func TestBulkInsertAndReplaceKeepTheRules(t *testing.T) {
 	require.True(t, got.Published)
 
 	var seen []string
-	require.NoError(t, b.store.EachArtifact(b.ctx, func(a *harmonia.ModelArtifact) error {
+	for a, err := range b.store.AllArtifacts(b.ctx, nil) {
+		require.NoError(t, err)
 		seen = append(seen, a.Key())
-		return nil
-	}))
+	}
 	require.Equal(t, []string{good.Key()}, seen)
 }
 

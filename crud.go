@@ -95,7 +95,7 @@ func pageLimit(entity string, n int) (int, error) {
 
 // filterDoc turns a Filter into a query document: a $and of one
 // condition per set field (two conditions may address the same field).
-func filterDoc(f Filter) bson.D {
+func filterDoc(f ArtifactFilter) bson.D {
 	var conds bson.A
 	add := func(key string, v any) { conds = append(conds, bson.D{{Key: key, Value: v}}) }
 	if !f.After.IsZero() {

@@ -98,12 +98,16 @@ func (s *Store) GetDatasetByKey(ctx context.Context, name, version string) (*Dat
 		bson.D{{Key: "name", Value: name}, {Key: "version", Value: version}}, "key "+name+"@"+version)
 }
 
+// DatasetFilter selects datasets for [Store.ListDatasets]. It has the
+// fields of [ArtifactFilter], which mean the same for datasets.
+type DatasetFilter ArtifactFilter
+
 // ListDatasets returns one page of the datasets f selects, in id order, in
 // one server command.
 //
 // Errors: [CodeInternal].
-func (s *Store) ListDatasets(ctx context.Context, f Filter) (*Page[*Dataset], error) {
-	return listPage(ctx, s.cols.datasets, EntityDataset, filterDoc(f), f.Limit, func(d *Dataset) bson.ObjectID { return d.ID })
+func (s *Store) ListDatasets(ctx context.Context, f DatasetFilter) (*Page[*Dataset], error) {
+	return listPage(ctx, s.cols.datasets, EntityDataset, filterDoc(ArtifactFilter(f)), f.Limit, func(d *Dataset) bson.ObjectID { return d.ID })
 }
 
 // UpdateDataset applies u to the dataset with id and returns the result.

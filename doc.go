@@ -14,9 +14,13 @@
 // validators). [Store.EnsureIndexes] creates the indexes, once per
 // deployment (the migrate package's first built-in migration calls it).
 // Constructors take a pointer to their options, nil meaning every
-// default: Open(ctx, db, *[Options]), [NewWorker](store,
-// *[WorkerOptions]), migrate.New(db, migrations, *migrate.Options),
-// inventoryfile.Import(ctx, store, r, *inventoryfile.ImportOptions).
+// default: Open(ctx, db, *[Options]), migrate.New(db, migrations,
+// *migrate.Options), inventoryfile.Import(ctx, store, r,
+// *inventoryfile.ImportOptions). worker.New(store, *worker.Options) is
+// the exception: its options name the handlers, so they are required.
+// The job queue's data operations are on [Store.Queue], the bulk writes
+// on [Store.Bulk]; the executor (workers, built-in handlers, scheduler)
+// is package worker.
 //
 // # Entities
 //
@@ -36,10 +40,10 @@
 //     [Store.VersionContentsByTag], [Store.DiffVersionsByTag];
 //   - lists take a filter value and return a [Page] whose Next is the
 //     cursor of the following page: [Store.ListArtifacts] and
-//     [Store.ListDatasets] ([Filter]), [Store.ListLicenses]
+//     [Store.ListDatasets] ([DatasetFilter]), [Store.ListLicenses]
 //     ([LicenseFilter]), [Store.ListVersions] ([VersionFilter]);
-//   - bulk calls ([Store.InsertArtifacts], [Store.ReplaceArtifacts],
-//     [Store.EachArtifact] and their siblings for licenses and datasets)
+//   - bulk calls ([Bulk.InsertArtifacts], [Bulk.ReplaceArtifacts],
+//     [Store.AllArtifacts] and their siblings for licenses and datasets)
 //     apply the rules of the single-entity calls to many entities with a
 //     few commands, and return one error per item.
 //
@@ -102,29 +106,30 @@
 //
 // # Jobs
 //
-// [Store.Enqueue] adds a job; a unique key keeps one pending or running
+// [Queue.Enqueue] adds a job; a unique key keeps one pending or running
 // job per key, and a params value with a Validate method is checked
-// before anything is written. A [Worker] claims jobs under a lease,
-// heart-beats while its [Handler] runs, and records the outcome:
+// before anything is written. A worker.Worker claims jobs under a lease,
+// heart-beats while its worker.Handler runs, and records the outcome:
 // success, a retry after a backoff, or failure once the attempts are used
 // up or the handler returns a [Permanent] error. A job whose worker dies
-// is taken over when its lease expires. [Store.CancelJob] takes a pending
+// is taken over when its lease expires. [Queue.CancelJob] takes a pending
 // job off the queue, or stops a running one at its next heartbeat
-// ([JobCancelled], [ErrJobCancelled]). Handlers log through a [JobLogger]
-// to the job's log_tail and the events collection ([Store.JobLog]).
+// ([JobCancelled], [ErrJobCancelled]). Handlers log through a worker.JobLogger
+// to the job's log_tail and the events collection ([Queue.JobLog]).
 //
 // A worker works in batches, so that its commands per job stay under one
-// (examples/bench: 0.80 for jobs that log two lines, where a claim, two
+// (examples/bench: 0.62 for jobs that log two lines, where a claim, two
 // writes per line and a finish made six). It claims jobs for all
-// its free slots at once ([Store.ClaimJobs]: one stamp per job, in one
-// update command), and the workers of one Store share the claimable jobs
-// one sorted read found, so that they do not compete for them. One
+// its free slots at once ([Queue.ClaimJobs]: one stamp per job, in one
+// update command), and the workers that share a [ClaimPool] share the
+// claimable jobs one sorted read found, so that they do not compete for
+// them. One
 // goroutine per worker writes its heartbeats, outcomes and buffered log
 // lines together: one update command (one statement per job, each
-// conditioned on the job's own lease: [Store.FinishJobs] for your own
+// conditioned on the job's own lease: [Queue.WriteLeases] for your own
 // loops) and one insert of events per round. The single-job calls
-// ([Store.ClaimJob], [Store.Heartbeat], [Store.AppendLog],
-// [Store.CompleteJob], [Store.FailJob], [Store.ReleaseJob]) remain for
+// ([Queue.ClaimJob], [Queue.Heartbeat], [Queue.AppendLog],
+// [Queue.CompleteJob], [Queue.FailJob], [Queue.ReleaseJob]) remain for
 // loops that run handlers themselves.
 //
 // # Leases
@@ -152,32 +157,32 @@
 // sending plus the lease), not the stored value.
 //
 // Elsewhere (MongoDB before 4.2, LeaseClockLocal, or a Store whose
-// Options.Now is set, as tests do) the expiry is written from the
+// TestOptions.Now is set, as tests do) the expiry is written from the
 // worker's clock, and other workers compare it with theirs. A worker
 // whose clock runs ahead of the lease holder's by d sees the lease expire
 // d early: clocks must agree to within the margin between
 // HeartbeatInterval and LeaseDuration (two thirds of the lease by
 // default, 20 s with the 30 s default lease). NTP keeps hosts within
 // milliseconds; a host with a broken clock can take over live jobs.
-// A job's run-after, backoffs, a [Scheduler]'s periods and period claims,
+// A job's run-after, backoffs, a worker.Scheduler's periods and period claims,
 // and the migrate package's lock are always on the clients' clocks (their
 // claims are upserts, where MongoDB refuses $expr): skew there delays or
 // hastens work, and only skew near a claim's lease (a minute by
 // default) lets a second process take over a live claim.
 //
 // The built-in handlers check and fetch artifact files:
-// [ValidateHandler] (size and sha256 of the local file),
-// [DownloadHandler] (fetch from the directories and hosts it allows,
+// worker.ValidateHandler (size and sha256 of the local file),
+// worker.DownloadHandler (fetch from the directories and hosts it allows,
 // verify, then rename into place) and
-// [InferenceHandler] (your function, given the artifact); [HashFile] is
+// worker.InferenceHandler (your function, given the artifact); worker.HashFile is
 // their streaming digest.
 //
-// [Store.ListJobs] pages through jobs by status, type, worker, unique key
-// and creation time. [Store.PruneJobs] deletes finished jobs and their
-// log lines older than a cutoff ([Store.EnsureJobTTL] lets a MongoDB
-// server do it continuously). A [Scheduler] enqueues the jobs of periodic
-// [Schedule]s (an interval or a cron line) once per period across every
-// process that runs one; [AuditSchedule] re-verifies the published
+// [Queue.ListJobs] pages through jobs by status, type, worker, unique key
+// and creation time. [Queue.PruneJobs] deletes finished jobs and their
+// log lines older than a cutoff ([Queue.EnsureJobTTL] lets a MongoDB
+// server do it continuously). A worker.Scheduler enqueues the jobs of periodic
+// worker.Schedules (an interval or a cron line) once per period across every
+// process that runs one; worker.AuditSchedule re-verifies the published
 // artifacts on a schedule.
 //
 // # Migrations
@@ -208,7 +213,7 @@
 // the migrate package's built-in migrations have run, or creates them
 // itself with Options.EnsureIndexes.
 //
-// Options.Now sets the Store's clock, so tests control leases, backoffs
+// TestOptions.Now sets the Store's clock, so tests control leases, backoffs
 // and recovery without waiting.
 //
 // # The embedded server
@@ -216,7 +221,9 @@
 // Package embedded runs a MongoDB-compatible server in-process (FerretDB
 // v1 on SQLite, behind a front that admits one command at a time), for
 // development, tests and examples: every runnable example of this
-// documentation starts one. It has no transactions, so harmonia uses the
-// staged publish there; its package documentation lists what else it
-// lacks. `go run ./embedded/cmd/harmonia-devdb` serves one on a port.
+// documentation starts one. In its replica-set mode it has
+// multi-document transactions (and validators and fail points), and
+// Publish uses one transaction there; in its standalone mode it has none,
+// and harmonia uses the staged publish. Its package documentation lists
+// what else it lacks. `go run ./embedded/cmd/harmonia-devdb` serves one on a port.
 package harmonia

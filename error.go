@@ -45,7 +45,7 @@ var (
 // FieldError is one broken rule of an entity: the field's document path
 // (for example "hashes.sha256") and why it was refused. Fields are always
 // named as stored (the bson names); options that are not stored
-// ([Options], [WorkerOptions]) are named by their Go name in snake_case
+// ([Options], worker.Options) are named by their Go name in snake_case
 // ("lease_duration" for WorkerOptions.LeaseDuration).
 type FieldError struct {
 	Field  string
@@ -139,10 +139,22 @@ func ErrorCode(err error) Code {
 	return CodeInternal
 }
 
-func invalidf(entity, field, format string, args ...any) *Error {
+// Errorf returns an *Error with code about field of entity, its reason
+// formatted from format and args; an invalid one also lists field in
+// Fields. Packages that extend harmonia (its worker, for example) report
+// their errors with it, so that [ErrorCode] and errors.Is hold for them
+// too.
+func Errorf(code Code, entity, field, format string, args ...any) *Error {
 	reason := fmt.Sprintf(format, args...)
-	return &Error{Code: CodeInvalid, Entity: entity, Field: field, Reason: reason,
-		Fields: []FieldError{{Field: field, Reason: reason}}}
+	e := &Error{Code: code, Entity: entity, Field: field, Reason: reason}
+	if code == CodeInvalid {
+		e.Fields = []FieldError{{Field: field, Reason: reason}}
+	}
+	return e
+}
+
+func invalidf(entity, field, format string, args ...any) *Error {
+	return Errorf(CodeInvalid, entity, field, format, args...)
 }
 
 // invalidCause is invalidf with a cause, which Error() leaves out.
@@ -160,11 +172,13 @@ func conflictf(entity, field, format string, args ...any) *Error {
 	return &Error{Code: CodeConflict, Entity: entity, Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
-// wrapErr translates an error from the driver into an *Error: duplicate
-// keys become conflicts naming the key, a missing document becomes not
-// found, context errors and everything else become internal errors that
-// keep the cause. An *Error passes through unchanged.
-func wrapErr(entity, op string, err error) error {
+// DriverError translates an error from the MongoDB driver, met while
+// doing op on entity, into an *Error: duplicate keys become conflicts, a
+// missing document becomes not found, context errors and everything else
+// become internal errors that keep the cause. An *Error passes through
+// unchanged, and nil stays nil. harmonia's own methods translate their
+// errors with it; packages that extend harmonia use it for theirs.
+func DriverError(entity, op string, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -221,7 +235,7 @@ func PublishedContentConflict(entity, what string) *Error {
 var ErrLeaseLost = errors.New("lease lost")
 
 // ErrJobCancelled is the cause of the error a worker gets when it writes
-// to a running job that [Store.CancelJob] cancelled, and the cause
+// to a running job that [Queue.CancelJob] cancelled, and the cause
 // ([context.Cause]) of its handler's context, which the worker cancels
 // at the job's next heartbeat. Such errors have the code [CodeConflict];
 // test for them with
@@ -249,3 +263,5 @@ func isPermanent(err error) bool {
 	var p *permanentError
 	return errors.As(err, &p)
 }
+
+func wrapErr(entity, op string, err error) error { return DriverError(entity, op, err) }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/harmoniatest"
+	"github.com/harmonia-ml/harmonia/worker"
 )
 
 // TestErrorMessages quotes the text of each kind of error: the code at
@@ -33,12 +34,12 @@ func TestErrorMessages(t *testing.T) {
 			return s.CreateArtifact(ctx, a)
 		}, "harmonia: model_artifact: name: is required; version: is required; hashes.sha256: must be 64 lowercase hex characters (invalid)", false},
 		{"named string type keeps its value", func() error {
-			_, err := s.Enqueue(ctx, "Resize Images", nil, nil)
+			_, err := s.Queue().Enqueue(ctx, "Resize Images", nil, nil)
 			return err
 		}, `harmonia: job: type: job type "Resize Images" must be lowercase letters, digits, _ . - and start with a letter (invalid)`, false},
 		{"nil argument", func() error { return s.CreateArtifact(ctx, nil) },
 			"harmonia: model_artifact: a non-nil model_artifact is required (invalid)", false},
-		{"nil job", func() error { return s.CompleteJob(ctx, nil, nil) },
+		{"nil job", func() error { return s.Queue().CompleteJob(ctx, nil, nil) },
 			"harmonia: job: a non-nil job is required (invalid)", false},
 		{"duplicate key without the server's text", func() error { return s.CreateArtifact(ctx, validArtifact()) },
 			"harmonia: model_artifact: name,version: name,version resnet50@1.2.0 exists already (conflict)", true},
@@ -47,12 +48,12 @@ func TestErrorMessages(t *testing.T) {
 			return err
 		}, "harmonia: model_artifact: no model_artifact with id " + missing.Hex() + " (not_found)", true},
 		{"params that are no document", func() error {
-			_, err := s.Enqueue(ctx, "noop", 42, nil)
+			_, err := s.Queue().Enqueue(ctx, "noop", 42, nil)
 			return err
 		}, "harmonia: job: params: must encode as a BSON document (a struct, map, bson.D or bson.Raw) (invalid)", true},
 		{"worker options by document name", func() error {
-			_, err := harmonia.NewWorker(s, &harmonia.WorkerOptions{Concurrency: -1,
-				Handlers: map[harmonia.JobType]harmonia.Handler{"noop": nil}})
+			_, err := worker.New(s, &worker.Options{Concurrency: -1,
+				Handlers: map[harmonia.JobType]worker.Handler{"noop": nil}})
 			return err
 		}, "harmonia: worker: handlers: the handler of job type \"noop\" is nil (invalid)", false},
 		{"get-or-create conflict", func() error {

@@ -52,7 +52,7 @@ func ExampleStore_ListArtifactsWithLicenses() {
 			log.Fatal(err)
 		}
 	}
-	page, err := store.ListArtifactsWithLicenses(ctx, harmonia.Filter{NamePrefix: "model-"})
+	page, err := store.ListArtifactsWithLicenses(ctx, harmonia.ArtifactFilter{NamePrefix: "model-"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func ExampleStore_ListLicenses() {
 
 // Insert many artifacts with one call: each is checked as CreateArtifact
 // checks one, and the call says, item by item, what was refused.
-func ExampleStore_InsertArtifacts() {
+func ExampleBulk_InsertArtifacts() {
 	ctx := context.Background()
 	store, done := docdb.Store(ctx, nil)
 	defer done()
@@ -109,7 +109,7 @@ func ExampleStore_InsertArtifacts() {
 		{Name: "bert", Version: "1.0.0", Path: "../outside.onnx"},
 		{Name: "resnet50", Version: "1.2.0", Path: "models/again.onnx"},
 	}
-	errs, err := store.InsertArtifacts(ctx, arts)
+	errs, err := store.Bulk().InsertArtifacts(ctx, arts)
 	if err != nil {
 		log.Fatal(err)
 	}

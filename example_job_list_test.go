@@ -10,17 +10,17 @@ import (
 )
 
 // List the pending jobs of one type, a page at a time.
-func ExampleStore_ListJobs() {
+func ExampleQueue_ListJobs() {
 	ctx := context.Background()
 	store, done := docdb.Store(ctx, nil)
 	defer done()
 
 	for _, name := range []string{"a", "b", "c"} {
-		if _, err := store.Enqueue(ctx, "report", map[string]string{"name": name}, nil); err != nil {
+		if _, err := store.Queue().Enqueue(ctx, "report", map[string]string{"name": name}, nil); err != nil {
 			log.Fatal(err)
 		}
 	}
-	if _, err := store.Enqueue(ctx, "cleanup", nil, nil); err != nil {
+	if _, err := store.Queue().Enqueue(ctx, "cleanup", nil, nil); err != nil {
 		log.Fatal(err)
 	}
 
@@ -30,7 +30,7 @@ func ExampleStore_ListJobs() {
 		Limit:    2,
 	}
 	for page := 1; ; page++ {
-		p, err := store.ListJobs(ctx, f)
+		p, err := store.Queue().ListJobs(ctx, f)
 		if err != nil {
 			log.Fatal(err)
 		}

@@ -2,13 +2,9 @@ package harmonia_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log"
-	"os"
-	"path/filepath"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -17,101 +13,26 @@ import (
 	"github.com/harmonia-ml/harmonia/internal/docdb"
 )
 
-// Enqueue a validate job and run a worker with the built-in validate
-// handler: it checks the artifact's file under the worker's root and
-// records verified_at on the artifact.
-func ExampleWorker() {
-	ctx := context.Background()
-	store, done := docdb.Store(ctx, nil)
-	defer done()
-
-	// A model file under the directory the worker's handlers work in.
-	root, err := os.MkdirTemp("", "harmonia-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(root)
-	model := []byte("model weights")
-	if err := os.WriteFile(filepath.Join(root, "tiny.onnx"), model, 0o644); err != nil {
-		log.Fatal(err)
-	}
-	sum := sha256.Sum256(model)
-	a := &harmonia.ModelArtifact{Name: "tiny", Version: "1.0.0", Path: "tiny.onnx",
-		SizeBytes: int64(len(model)), Hashes: harmonia.Hashes{SHA256: hex.EncodeToString(sum[:])}}
-	if err := store.CreateArtifact(ctx, a); err != nil {
-		log.Fatal(err)
-	}
-
-	res, err := store.Enqueue(ctx, harmonia.JobValidate, harmonia.ValidateParams{ArtifactID: a.ID},
-		&harmonia.EnqueueOpts{UniqueKey: "validate:" + a.Key()})
-	if err != nil {
-		log.Fatal(err)
-	}
-
-	validate, err := harmonia.ValidateHandler(store, root)
-	if err != nil {
-		log.Fatal(err)
-	}
-	w, err := harmonia.NewWorker(store, &harmonia.WorkerOptions{
-		Handlers: map[harmonia.JobType]harmonia.Handler{harmonia.JobValidate: validate},
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	stopped := make(chan error, 1)
-	go func() { stopped <- w.Run(runCtx) }()
-	jobs, err := store.WaitJobs(ctx, []bson.ObjectID{res.Job.ID}, &harmonia.WaitOpts{PollInterval: 10 * time.Millisecond})
-	stop() // a graceful shutdown: Run returns once its handlers have
-	if err := errors.Join(err, <-stopped); err != nil {
-		log.Fatal(err)
-	}
-	job := jobs[0]
-	var result harmonia.VerifyResult
-	if err := job.DecodeResult(&result); err != nil {
-		log.Fatal(err)
-	}
-
-	fmt.Println(job.Status, "at attempt", job.Attempt, "checked", result.Path, result.SizeBytes, "bytes")
-	events, err := store.JobLog(ctx, job.ID)
-	if err != nil {
-		log.Fatal(err)
-	}
-	for _, ev := range events {
-		fmt.Println(ev.Level, ev.Message)
-	}
-	got, err := store.GetArtifact(ctx, a.ID)
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println("verified:", got.VerifiedAt != nil)
-	// Output:
-	// success at attempt 1 checked tiny.onnx 13 bytes
-	// info validating tiny@1.0.0: tiny.onnx, 13 bytes
-	// info size and sha256 match
-	// verified: true
-}
-
 // Run jobs with a loop of one's own: claim, write as the lease holder,
 // finish. A second enqueue with the same unique key returns the pending
 // job instead of queueing another.
-func ExampleStore_ClaimJob() {
+func ExampleQueue_ClaimJob() {
 	ctx := context.Background()
 	store, done := docdb.Store(ctx, nil)
 	defer done()
 
 	opts := &harmonia.EnqueueOpts{UniqueKey: "reindex", MaxAttempts: 2}
-	first, err := store.Enqueue(ctx, "reindex", bson.D{{Key: "shard", Value: 3}}, opts)
+	first, err := store.Queue().Enqueue(ctx, "reindex", bson.D{{Key: "shard", Value: 3}}, opts)
 	if err != nil {
 		log.Fatal(err)
 	}
-	again, err := store.Enqueue(ctx, "reindex", bson.D{{Key: "shard", Value: 3}}, opts)
+	again, err := store.Queue().Enqueue(ctx, "reindex", bson.D{{Key: "shard", Value: 3}}, opts)
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println("duplicate:", again.Duplicate, again.Job.ID == first.Job.ID)
 
-	job, err := store.ClaimJob(ctx, "worker-1", []harmonia.JobType{"reindex"}, time.Minute)
+	job, err := store.Queue().ClaimJob(ctx, "worker-1", []harmonia.JobType{"reindex"}, time.Minute)
 	if err != nil || job == nil {
 		log.Fatal("no job: ", err)
 	}
@@ -121,16 +42,16 @@ func ExampleStore_ClaimJob() {
 	if err := job.DecodeParams(&p); err != nil {
 		log.Fatal(err)
 	}
-	if err := store.AppendLog(ctx, job, harmonia.LevelInfo, fmt.Sprintf("reindexing shard %d", p.Shard)); err != nil {
+	if err := store.Queue().AppendLog(ctx, job, harmonia.LevelInfo, fmt.Sprintf("reindexing shard %d", p.Shard)); err != nil {
 		log.Fatal(err)
 	}
-	if err := store.CompleteJob(ctx, job, bson.D{{Key: "documents", Value: 1200}}); err != nil {
+	if err := store.Queue().CompleteJob(ctx, job, bson.D{{Key: "documents", Value: 1200}}); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(job.Status, job.Attempt, job.Result.Lookup("documents").Int32())
 
 	// The lease is gone with the finish: a late write is refused.
-	err = store.Heartbeat(ctx, job, time.Minute)
+	err = store.Queue().Heartbeat(ctx, job, time.Minute)
 	fmt.Println(errors.Is(err, harmonia.ErrLeaseLost))
 	// Output:
 	// duplicate: true true
@@ -143,34 +64,34 @@ func ExampleStore_ClaimJob() {
 // cancelled too: its lease ends, so its worker's next heartbeat (or its
 // outcome) is refused, and a Worker cancels the handler's context with
 // ErrJobCancelled.
-func ExampleStore_CancelJob() {
+func ExampleQueue_CancelJob() {
 	ctx := context.Background()
 	store, done := docdb.Store(ctx, nil)
 	defer done()
 
 	opts := &harmonia.EnqueueOpts{UniqueKey: "rebuild-index"}
-	res, err := store.Enqueue(ctx, "rebuild", nil, opts)
+	res, err := store.Queue().Enqueue(ctx, "rebuild", nil, opts)
 	if err != nil {
 		log.Fatal(err)
 	}
-	cancelled, err := store.CancelJob(ctx, res.Job.ID)
+	cancelled, err := store.Queue().CancelJob(ctx, res.Job.ID)
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(cancelled.Status)
-	again, err := store.Enqueue(ctx, "rebuild", nil, opts)
+	again, err := store.Queue().Enqueue(ctx, "rebuild", nil, opts)
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println("the key is free:", !again.Duplicate)
-	job, err := store.ClaimJob(ctx, "worker-1", []harmonia.JobType{"rebuild"}, time.Minute)
+	job, err := store.Queue().ClaimJob(ctx, "worker-1", []harmonia.JobType{"rebuild"}, time.Minute)
 	if err != nil || job == nil {
 		log.Fatal("no job: ", err)
 	}
-	if _, err := store.CancelJob(ctx, job.ID); err != nil {
+	if _, err := store.Queue().CancelJob(ctx, job.ID); err != nil {
 		log.Fatal(err)
 	}
-	err = store.Heartbeat(ctx, job, time.Minute)
+	err = store.Queue().Heartbeat(ctx, job, time.Minute)
 	fmt.Println("heartbeat refused:", errors.Is(err, harmonia.ErrLeaseLost))
 	// Output:
 	// cancelled
@@ -182,7 +103,7 @@ func ExampleStore_CancelJob() {
 // for the claim (a find and one update stamping every job), one for the
 // outcomes, however many jobs. An outcome whose lease was lost would be
 // refused alone.
-func ExampleStore_ClaimJobs() {
+func ExampleQueue_ClaimJobs() {
 	ctx := context.Background()
 	store, done := docdb.Store(ctx, nil)
 	defer done()
@@ -190,22 +111,22 @@ func ExampleStore_ClaimJobs() {
 	for i := range batch {
 		batch[i] = harmonia.EnqueueParams{Type: "thumbnail", Params: bson.D{{Key: "n", Value: i}}}
 	}
-	if _, err := store.EnqueueMany(ctx, batch); err != nil {
+	if _, err := store.Queue().EnqueueMany(ctx, batch); err != nil {
 		log.Fatal(err)
 	}
 
-	jobs, err := store.ClaimJobs(ctx, "worker-1", []harmonia.JobType{"thumbnail"}, 4, time.Minute)
+	jobs, err := store.Queue().ClaimJobs(ctx, "worker-1", []harmonia.JobType{"thumbnail"}, 4, time.Minute)
 	if err != nil {
 		log.Fatal(err)
 	}
-	outcomes := make([]harmonia.JobOutcome, len(jobs))
+	outcomes := make([]*harmonia.LeaseWrite, len(jobs))
 	for i, job := range jobs {
-		outcomes[i] = harmonia.JobOutcome{Job: job, Result: bson.D{{Key: "n", Value: job.Params.Lookup("n").Int32()}}}
+		outcomes[i] = &harmonia.LeaseWrite{Job: job, Op: harmonia.LeaseComplete, Result: bson.D{{Key: "n", Value: job.Params.Lookup("n").Int32()}}}
 		if i == 3 {
-			outcomes[i] = harmonia.JobOutcome{Job: job, Err: harmonia.Permanent(errors.New("corrupt image"))}
+			outcomes[i] = &harmonia.LeaseWrite{Job: job, Op: harmonia.LeaseFail, Err: harmonia.Permanent(errors.New("corrupt image"))}
 		}
 	}
-	errs, err := store.FinishJobs(ctx, outcomes)
+	errs, err := store.Queue().WriteLeases(ctx, outcomes)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -225,13 +146,13 @@ func ExampleStore_ClaimJobs() {
 func ExamplePermanent() {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-	store, done := docdb.Store(ctx, &harmonia.Options{Now: func() time.Time { return now }})
+	store, done := docdb.Store(ctx, &harmonia.Options{Test: &harmonia.TestOptions{Now: func() time.Time { return now }}})
 	defer done()
-	if _, err := store.Enqueue(ctx, "convert", bson.D{{Key: "format", Value: "tflite"}}, &harmonia.EnqueueOpts{MaxAttempts: 5}); err != nil {
+	if _, err := store.Queue().Enqueue(ctx, "convert", bson.D{{Key: "format", Value: "tflite"}}, &harmonia.EnqueueOpts{MaxAttempts: 5}); err != nil {
 		log.Fatal(err)
 	}
 	claim := func() *harmonia.Job {
-		job, err := store.ClaimJob(ctx, "worker-1", []harmonia.JobType{"convert"}, time.Minute)
+		job, err := store.Queue().ClaimJob(ctx, "worker-1", []harmonia.JobType{"convert"}, time.Minute)
 		if err != nil || job == nil {
 			log.Fatal("no job: ", err)
 		}
@@ -239,39 +160,18 @@ func ExamplePermanent() {
 	}
 
 	job := claim()
-	if err := store.FailJob(ctx, job, errors.New("converter busy")); err != nil {
+	if err := store.Queue().FailJob(ctx, job, errors.New("converter busy")); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(job.Status, "after attempt", job.Attempt, "of", job.MaxAttempts)
 
 	now = now.Add(time.Hour) // past the backoff
 	job = claim()
-	if err := store.FailJob(ctx, job, harmonia.Permanent(errors.New("unsupported format: tflite"))); err != nil {
+	if err := store.Queue().FailJob(ctx, job, harmonia.Permanent(errors.New("unsupported format: tflite"))); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(job.Status, "after attempt", job.Attempt, "of", job.MaxAttempts, "-", job.Error)
 	// Output:
 	// pending after attempt 1 of 5
 	// failed after attempt 2 of 5 - unsupported format: tflite
-}
-
-// Hash a file as the validate and download handlers do: streamed through
-// a pooled buffer, so memory does not grow with the file.
-func ExampleHashFile() {
-	dir, err := os.MkdirTemp("", "harmonia-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "weights.bin")
-	if err := os.WriteFile(path, []byte("test"), 0o644); err != nil {
-		log.Fatal(err)
-	}
-	sum, size, err := harmonia.HashFile(context.Background(), path)
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(size, sum)
-	// Output:
-	// 4 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 }

@@ -121,7 +121,7 @@ func ExampleStore_DiffVersionsByTag() {
 func ExampleStore_RecoverPublishes() {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-	store, done := docdb.Store(ctx, &harmonia.Options{Now: func() time.Time { return now }})
+	store, done := docdb.Store(ctx, &harmonia.Options{Test: &harmonia.TestOptions{Now: func() time.Time { return now }}})
 	defer done()
 	crashed := harmonia.InventoryVersion{ID: bson.NewObjectID(), SchemaVersion: harmonia.SchemaVersion,
 		VersionTag: "2026.11.0", State: harmonia.VersionPending, ArtifactIDs: []bson.ObjectID{bson.NewObjectID()},

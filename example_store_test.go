@@ -28,7 +28,7 @@ func ExampleOpen() {
 	}
 	caps := store.Capabilities()
 	fmt.Println("topology:", caps.Topology, "transactions:", caps.Transactions)
-	fmt.Println("server clock:", caps.ServerClock, "leases on:", store.LeaseClock())
+	fmt.Println("server clock:", caps.ServerClock, "leases on:", store.Queue().LeaseClock())
 	// Output:
 	// topology: standalone transactions: false
 	// server clock: true leases on: server

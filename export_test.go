@@ -33,11 +33,3 @@ func SetAliasStepHook(s *Store, hook func(ctx context.Context, step string) erro
 func SetPruneHook(s *Store, hook func(ctx context.Context, ids []bson.ObjectID)) {
 	s.hooks.pruneRead = hook
 }
-
-// SetSchedulerAfterEnqueue installs a hook that runs after a scheduler
-// enqueued a period's jobs and before it marks the period done; a hook
-// that calls runtime.Goexit stops there as a crashed process would. For
-// harmonia's own tests.
-func SetSchedulerAfterEnqueue(sc *Scheduler, hook func(name string)) {
-	sc.afterEnqueue = hook
-}

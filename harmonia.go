@@ -41,9 +41,6 @@ const (
 
 // Options configures a [Store]. The zero value is ready to use.
 type Options struct {
-	// Now returns the current time; tests set it to control time.
-	// Defaults to time.Now.
-	Now func() time.Time
 	// Logger receives harmonia's notices (skipped validators, recovered
 	// publishes). Defaults to a logger that discards everything.
 	Logger *slog.Logger
@@ -81,12 +78,29 @@ type Options struct {
 	// migrate package, which records them.
 	EnsureIndexes bool
 	// LeaseClock is the clock job leases are measured on.
-	// Defaults to LeaseClockAuto: the server's where it offers one and
-	// Now is not set.
+	// Defaults to LeaseClockAuto: the server's where it offers one, the
+	// Store's otherwise.
 	LeaseClock LeaseClock
-	// Rand is the source of the retry jitter; tests set it for repeatable
-	// waits. The Store serializes its use. Defaults to math/rand/v2's
-	// top-level source.
+	// Test holds the settings that only tests set: a clock and a source
+	// of randomness of their own. Production code leaves it nil.
+	// Defaults to nil: the system clock and math/rand/v2's source.
+	Test *TestOptions
+}
+
+// TestOptions are the settings of [Options] that only tests set, kept
+// apart so that none of them changes a production Store unnoticed. None
+// of them changes which clock job leases are measured on: a test that
+// wants its Now to rule leases too sets Options.LeaseClock to
+// LeaseClockLocal, in plain sight.
+type TestOptions struct {
+	// Now replaces the Store's clock: every time the Store records
+	// (created_at, run_after, published_at, ...) and every time it
+	// compares with, except a lease's on LeaseClockServer.
+	// Defaults to time.Now.
+	Now func() time.Time
+	// Rand is the source of the retry jitter, for repeatable waits. The
+	// Store serializes its use. Defaults to math/rand/v2's top-level
+	// source.
 	Rand *rand.Rand
 }
 
@@ -130,12 +144,13 @@ type Store struct {
 	cols       collections
 	// indexes records the unique indexes Open found missing.
 	indexes indexState
-	// randMu serializes the use of opts.Rand.
+	// randMu serializes the use of opts.Test.Rand.
 	randMu sync.Mutex
-	// enqueued wakes this Store's idle workers when jobs are enqueued.
+	// queue and bulk are the Store's Queue() and Bulk().
+	queue Queue
+	bulk  Bulk
+	// enqueued is closed by the next enqueue ([Queue.JobsEnqueued]).
 	enqueued wakeup
-	// pools share claimable jobs out among this Store's workers.
-	pools candidatePools
 }
 
 type collections struct {
@@ -173,8 +188,9 @@ func Open(ctx context.Context, db *mongo.Database, opts *Options) (*Store, error
 	if opts != nil {
 		o = *opts
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	now := time.Now
+	if o.Test != nil && o.Test.Now != nil {
+		now = o.Test.Now
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -194,11 +210,12 @@ func Open(ctx context.Context, db *mongo.Database, opts *Options) (*Store, error
 		return nil, invalidf("store", "require_transactions",
 			"the deployment (%s %s) has no multi-document transactions: use a replica set or mongos", caps.Topology, caps.ServerVersion)
 	}
-	leaseClock, err := resolveLeaseClock(o.LeaseClock, caps, opts != nil && opts.Now != nil)
+	leaseClock, err := resolveLeaseClock(o.LeaseClock, caps)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, now: o.Now, log: o.Logger, caps: caps, opts: o, leaseClock: leaseClock}
+	s := &Store{db: db, now: now, log: o.Logger, caps: caps, opts: o, leaseClock: leaseClock}
+	s.queue.store, s.bulk.store = s, s
 	s.cols = collections{
 		artifacts: db.Collection(CollectionArtifacts),
 		licenses:  db.Collection(CollectionLicenses),

@@ -4,28 +4,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/harmoniatest"
 	"github.com/harmonia-ml/harmonia/internal/bench"
+	"github.com/harmonia-ml/harmonia/worker"
 )
-
-// envInt reads a positive size from the environment, def when unset.
-func envInt(tb testing.TB, name string, def int) int {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	require.NoError(tb, err, name)
-	require.Positive(tb, n, name)
-	return n
-}
 
 // BenchmarkClaimAndFinish runs 500 no-op jobs (HARMONIA_BENCH_JOBS)
 // through 4 workers, then through 4 goroutines of a plain driver loop
@@ -34,7 +21,7 @@ func envInt(tb testing.TB, name string, def int) int {
 // more). Rounds alternate which goes first; run an even number of them,
 // alone: go test -run '^$' -bench ClaimAndFinish -benchtime 2x.
 func BenchmarkClaimAndFinish(b *testing.B) {
-	n := envInt(b, "HARMONIA_BENCH_JOBS", 500)
+	n := harmoniatest.EnvInt(b, "HARMONIA_BENCH_JOBS", 500)
 	db := harmoniatest.Database(b)
 	var h, d time.Duration
 	runs := 0
@@ -53,7 +40,7 @@ func BenchmarkClaimAndFinish(b *testing.B) {
 // `openssl dgst -sha256` on the same file, as a ratio (aim: 0.9 or more).
 // The second skips when openssl is missing.
 func BenchmarkValidateHash(b *testing.B) {
-	size := envInt(b, "HARMONIA_BENCH_HASH_MIB", 256) << 20
+	size := harmoniatest.EnvInt(b, "HARMONIA_BENCH_HASH_MIB", 256) << 20
 	path := filepath.Join(b.TempDir(), "model.bin")
 	f, err := os.Create(path)
 	require.NoError(b, err)
@@ -64,14 +51,14 @@ func BenchmarkValidateHash(b *testing.B) {
 		require.NoError(b, err)
 	}
 	require.NoError(b, f.Close())
-	_, _, err = harmonia.HashFile(b.Context(), path) // into the page cache
+	_, _, err = worker.HashFile(b.Context(), path) // into the page cache
 	require.NoError(b, err)
 
 	b.Run("HashFile", func(b *testing.B) {
 		b.SetBytes(int64(size))
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, _, err := harmonia.HashFile(b.Context(), path); err != nil {
+			if _, _, err := worker.HashFile(b.Context(), path); err != nil {
 				b.Fatal(err)
 			}
 		}

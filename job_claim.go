@@ -14,7 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// MaxClaimBatch is the most jobs one [Store.ClaimJobs] call claims.
+// MaxClaimBatch is the most jobs one [Queue.ClaimJobs] call claims.
 const MaxClaimBatch = 1000
 
 // claimSort is the order in which jobs are claimed: priority first, then
@@ -57,12 +57,10 @@ var claimSort = bson.D{{Key: "priority", Value: -1}, {Key: "run_after", Value: 1
 //
 // Errors: [CodeInvalid] (no worker id, no types, n outside 1 to
 // MaxClaimBatch, lease under a millisecond), [CodeInternal].
-func (s *Store) ClaimJobs(ctx context.Context, workerID string, types []JobType, n int, lease time.Duration) ([]*Job, error) {
-	if err := checkClaim(workerID, types, lease); err != nil {
+func (q *Queue) ClaimJobs(ctx context.Context, workerID string, types []JobType, n int, lease time.Duration) ([]*Job, error) {
+	s := q.store
+	if err := checkClaim(workerID, types, n, lease); err != nil {
 		return nil, err
-	}
-	if n < 1 || n > MaxClaimBatch {
-		return nil, invalidf(EntityJob, "n", "claim between 1 and %d jobs at a time (got %d)", MaxClaimBatch, n)
 	}
 	for {
 		if err := ctx.Err(); err != nil {
@@ -79,7 +77,26 @@ func (s *Store) ClaimJobs(ctx context.Context, workerID string, types []JobType,
 	}
 }
 
-func checkClaim(workerID string, types []JobType, lease time.Duration) error {
+// ClaimJob claims the next job of one of types for the worker workerID,
+// as [Queue.ClaimJobs] of one job does, and returns it, or nil when there
+// is none. The claimed job runs under a fresh lease token that expires
+// lease from now (on the Store's [LeaseClock]); every later write for the
+// job ([Queue.Heartbeat], [Queue.AppendLog], [Queue.CompleteJob],
+// [Queue.FailJob], [Queue.ReleaseJob], [Queue.WriteLeases]) must present
+// that token. Taking over an expired lease records "lease expired" as the
+// error of the attempt that lost it; when that was the job's last attempt
+// the job fails instead, and the claim looks for another.
+//
+// Errors: as [Queue.ClaimJobs].
+func (q *Queue) ClaimJob(ctx context.Context, workerID string, types []JobType, lease time.Duration) (*Job, error) {
+	jobs, err := q.ClaimJobs(ctx, workerID, types, 1, lease)
+	if err != nil || len(jobs) == 0 {
+		return nil, err
+	}
+	return jobs[0], nil
+}
+
+func checkClaim(workerID string, types []JobType, n int, lease time.Duration) error {
 	switch {
 	case workerID == "":
 		return invalidf(EntityJob, "worker_id", "a worker id is required")
@@ -87,6 +104,8 @@ func checkClaim(workerID string, types []JobType, lease time.Duration) error {
 		return invalidf(EntityJob, "type", "name at least one job type to claim")
 	case lease < time.Millisecond:
 		return invalidf(EntityJob, "lease_expires_at", "the lease must be at least a millisecond (got %s)", lease)
+	case n < 1 || n > MaxClaimBatch:
+		return invalidf(EntityJob, "n", "claim between 1 and %d jobs at a time (got %d)", MaxClaimBatch, n)
 	}
 	return nil
 }
@@ -233,13 +252,23 @@ type candidatePool struct {
 	enqueued <-chan struct{}
 }
 
-// candidatePools holds a Store's pools by job types.
-type candidatePools struct {
+// ClaimPool claims jobs for the workers that share it: it reads the
+// claimable jobs of their types together and shares them out, so that
+// the workers of one process never compete for a job and one sorted read
+// serves many claims. Workers that share a Store should share one pool.
+// It is safe for concurrent use.
+type ClaimPool struct {
+	store *Store
 	mu    sync.Mutex
 	pools map[string]*candidatePool
 }
 
-func (p *candidatePools) get(types []JobType) *candidatePool {
+// NewClaimPool returns a pool that claims the jobs of store.
+func NewClaimPool(store *Store) *ClaimPool {
+	return &ClaimPool{store: store, pools: make(map[string]*candidatePool)}
+}
+
+func (p *ClaimPool) get(types []JobType) *candidatePool {
 	key := make([]string, len(types))
 	for i, t := range types {
 		key[i] = string(t)
@@ -248,9 +277,6 @@ func (p *candidatePools) get(types []JobType) *candidatePool {
 	k := strings.Join(key, "\x00")
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.pools == nil {
-		p.pools = make(map[string]*candidatePool)
-	}
 	if p.pools[k] == nil {
 		p.pools[k] = &candidatePool{}
 	}
@@ -313,11 +339,22 @@ func (p *candidatePool) drop() {
 	p.cands = nil
 }
 
-// claimPooled claims up to n jobs for a worker of this Store through the
-// pool of its types: usually one update command, and a sorted read only
-// when the pool runs low or goes stale.
-func (s *Store) claimPooled(ctx context.Context, workerID string, types []JobType, n int, lease time.Duration) ([]*Job, error) {
-	pool := s.pools.get(types)
+// ClaimJobs claims up to n jobs of one of types for the worker workerID,
+// as [Queue.ClaimJobs] does, through the pool's candidates: usually with
+// one update command, and a sorted read only when the candidates of types
+// run low, are older than a second, or predate an enqueue through the
+// pool's Store ([Queue.JobsEnqueued]). It draws the jobs at random among
+// the first 4n candidates of the best priority, so that the pools of
+// several processes seldom pick the same ones; within a priority, jobs
+// therefore start in run-after order give or take a few batches.
+//
+// Errors: as [Queue.ClaimJobs].
+func (p *ClaimPool) ClaimJobs(ctx context.Context, workerID string, types []JobType, n int, lease time.Duration) ([]*Job, error) {
+	if err := checkClaim(workerID, types, n, lease); err != nil {
+		return nil, err
+	}
+	s := p.store
+	pool := p.get(types)
 	for range 3 {
 		cands, err := pool.take(ctx, s, types, n)
 		if err != nil || len(cands) == 0 {

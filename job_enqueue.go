@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -13,7 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// EnqueueOpts are the per-job options of [Store.Enqueue]. A nil
+// EnqueueOpts are the per-job options of [Queue.Enqueue]. A nil
 // *EnqueueOpts takes every default.
 type EnqueueOpts struct {
 	// Priority orders the claimable jobs: higher first. Defaults to 0.
@@ -31,11 +32,11 @@ type EnqueueOpts struct {
 	UniqueKey string
 }
 
-// EnqueueParams is one job of [Store.EnqueueMany].
+// EnqueueParams is one job of [Queue.EnqueueMany].
 type EnqueueParams struct {
 	// Type is the job's type.
 	Type JobType
-	// Params is the job's input, as for [Store.Enqueue].
+	// Params is the job's input, as for [Queue.Enqueue].
 	Params any
 	// Opts are the job's options; nil takes every default.
 	Opts *EnqueueOpts
@@ -63,8 +64,9 @@ type EnqueueResult struct {
 // It joins the transaction ctx carries, if any (see [Store.InTransaction]).
 //
 // Errors: [CodeInvalid] (nothing written), [CodeInternal].
-func (s *Store) Enqueue(ctx context.Context, t JobType, params any, opts *EnqueueOpts) (*EnqueueResult, error) {
-	res, err := s.EnqueueMany(ctx, []EnqueueParams{{Type: t, Params: params, Opts: opts}})
+func (q *Queue) Enqueue(ctx context.Context, t JobType, params any, opts *EnqueueOpts) (*EnqueueResult, error) {
+	s := q.store
+	res, err := s.Queue().EnqueueMany(ctx, []EnqueueParams{{Type: t, Params: params, Opts: opts}})
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +84,8 @@ func (s *Store) Enqueue(ctx context.Context, t JobType, params any, opts *Enqueu
 // Errors: [CodeInvalid] naming the index of the first invalid job
 // (nothing written), [CodeConflict] when unique keys keep being taken and
 // freed under it (rare; retry), [CodeInternal].
-func (s *Store) EnqueueMany(ctx context.Context, jobs []EnqueueParams) ([]EnqueueResult, error) {
+func (q *Queue) EnqueueMany(ctx context.Context, jobs []EnqueueParams) ([]EnqueueResult, error) {
+	s := q.store
 	now := s.Now()
 	docs := make([]jobDoc, len(jobs))
 	for i, p := range jobs {
@@ -245,6 +248,9 @@ func encodeDoc(v any) (bson.Raw, error) {
 	case nil:
 		return nil, nil
 	case bson.Raw:
+		if v == nil {
+			return nil, nil
+		}
 		return v, v.Validate()
 	}
 	return bson.Marshal(v)
@@ -295,4 +301,59 @@ func (s *Store) lockHolders(ctx context.Context, docs []jobDoc, idx []int) (map[
 		out[found[i].UniqueLock] = &found[i].Job
 	}
 	return out, nil
+}
+
+// JobsEnqueued returns a channel that is closed when this Store next
+// enqueues a job or gives one back to the queue ([Queue.ReleaseJob]), so
+// that idle workers of this process need not wait for their next poll.
+// Call it again after each close for the next one. Jobs enqueued through
+// other Stores or processes close nothing: poll for those.
+func (q *Queue) JobsEnqueued() <-chan struct{} { return q.store.enqueued.wait() }
+
+// wakeup lets goroutines wait for the next wake call.
+type wakeup struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// wait returns a channel that is closed by the next wake.
+func (w *wakeup) wait() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ch == nil {
+		w.ch = make(chan struct{})
+	}
+	return w.ch
+}
+
+// wake wakes every goroutine waiting.
+func (w *wakeup) wake() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ch != nil {
+		close(w.ch)
+		w.ch = nil
+	}
+}
+
+// JobKeysInUse returns which of keys a job carries as its unique key,
+// pending, running or finished, with one query. A scheduler enqueues
+// only the periods whose keys it does not find.
+//
+// Errors: [CodeInternal].
+func (q *Queue) JobKeysInUse(ctx context.Context, keys []string) (map[string]bool, error) {
+	s := q.store
+	type keyOnly struct {
+		Key string `bson:"unique_key"`
+	}
+	found, err := findAll[keyOnly](ctx, s.cols.jobs, EntityJob, bson.D{{Key: "unique_key", Value: bson.D{{Key: "$in", Value: keys}}}}, len(keys),
+		options.Find().SetProjection(bson.D{{Key: "unique_key", Value: 1}, {Key: "_id", Value: 0}}))
+	if err != nil {
+		return nil, err
+	}
+	have := make(map[string]bool, len(found))
+	for _, f := range found {
+		have[f.Key] = true
+	}
+	return have, nil
 }

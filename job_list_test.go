@@ -1,14 +1,16 @@
 package harmonia_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
 
+	"github.com/harmonia-ml/harmonia"
+	"github.com/harmonia-ml/harmonia/harmoniatest"
+
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
-
-	"github.com/harmonia-ml/harmonia"
 )
 
 // listJobIDs reads every page of f (with page size limit) and returns the
@@ -17,7 +19,7 @@ func listJobIDs(t *testing.T, b *bundle, f harmonia.JobFilter) []bson.ObjectID {
 	t.Helper()
 	var ids []bson.ObjectID
 	for {
-		p, err := b.store.ListJobs(b.ctx, f)
+		p, err := b.store.Queue().ListJobs(b.ctx, f)
 		require.NoError(t, err)
 		for _, j := range p.Items {
 			ids = append(ids, j.ID)
@@ -60,11 +62,11 @@ func TestListJobsFilters(t *testing.T) {
 		require.Equal(t, want, j.ID)
 		return j
 	}
-	_, err := b.store.CancelJob(b.ctx, cancelled.ID)
+	_, err := b.store.Queue().CancelJob(b.ctx, cancelled.ID)
 	require.NoError(t, err)
 	claimID("w1", noop, running.ID)
-	require.NoError(t, b.store.CompleteJob(b.ctx, claimID("w1", noop, succeeded.ID), nil))
-	require.NoError(t, b.store.FailJob(b.ctx, claimID("w2", noop, failed.ID), errors.New("boom")))
+	require.NoError(t, b.store.Queue().CompleteJob(b.ctx, claimID("w1", noop, succeeded.ID), nil))
+	require.NoError(t, b.store.Queue().FailJob(b.ctx, claimID("w2", noop, failed.ID), errors.New("boom")))
 	claimID("w2", other, otherRunning.ID)
 
 	ids := func(js ...*harmonia.Job) []bson.ObjectID {
@@ -106,7 +108,7 @@ func TestListJobsFilters(t *testing.T) {
 		})
 	}
 
-	p, err := b.store.ListJobs(b.ctx, harmonia.JobFilter{WorkerID: "w1", Statuses: []harmonia.JobStatus{harmonia.JobSuccess}})
+	p, err := b.store.Queue().ListJobs(b.ctx, harmonia.JobFilter{WorkerID: "w1", Statuses: []harmonia.JobStatus{harmonia.JobSuccess}})
 	require.NoError(t, err)
 	require.Len(t, p.Items, 1)
 	require.Equal(t, b.job(t, succeeded.ID), p.Items[0], "a listed job is the job as stored")
@@ -120,20 +122,20 @@ func TestListJobsPaging(t *testing.T) {
 	for range 7 {
 		want = append(want, b.enqueue(t, noop, nil, nil).ID)
 	}
-	p, err := b.store.ListJobs(b.ctx, harmonia.JobFilter{Limit: 3})
+	p, err := b.store.Queue().ListJobs(b.ctx, harmonia.JobFilter{Limit: 3})
 	require.NoError(t, err)
 	require.Len(t, p.Items, 3)
 	require.Equal(t, want[2], p.Next, "the cursor is the page's last id")
-	p, err = b.store.ListJobs(b.ctx, harmonia.JobFilter{Limit: 3, After: p.Next})
+	p, err = b.store.Queue().ListJobs(b.ctx, harmonia.JobFilter{Limit: 3, After: p.Next})
 	require.NoError(t, err)
 	require.Equal(t, want[3:6], []bson.ObjectID{p.Items[0].ID, p.Items[1].ID, p.Items[2].ID})
-	p, err = b.store.ListJobs(b.ctx, harmonia.JobFilter{Limit: 3, After: p.Next})
+	p, err = b.store.Queue().ListJobs(b.ctx, harmonia.JobFilter{Limit: 3, After: p.Next})
 	require.NoError(t, err)
 	require.Len(t, p.Items, 1)
 	require.Equal(t, want[6], p.Items[0].ID)
 	require.False(t, p.More(), "the last page has no cursor")
 
-	p, err = b.store.ListJobs(b.ctx, harmonia.JobFilter{Limit: 7})
+	p, err = b.store.Queue().ListJobs(b.ctx, harmonia.JobFilter{Limit: 7})
 	require.NoError(t, err)
 	require.Len(t, p.Items, 7)
 	require.False(t, p.More(), "a page that holds the rest exactly is the last")
@@ -160,12 +162,103 @@ func TestListJobsRefusesInvalidFilters(t *testing.T) {
 		{"limit too large", harmonia.JobFilter{Limit: harmonia.ListLimitMax + 1}, "limit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := b.store.ListJobs(b.ctx, tc.f)
+			p, err := b.store.Queue().ListJobs(b.ctx, tc.f)
 			require.Nil(t, p)
 			requireInvalid(t, err, harmonia.EntityJob, tc.field)
 		})
 	}
-	p, err := b.store.ListJobs(b.ctx, harmonia.JobFilter{Limit: harmonia.ListLimitMax, CreatedFrom: &now, CreatedBefore: &later})
+	p, err := b.store.Queue().ListJobs(b.ctx, harmonia.JobFilter{Limit: harmonia.ListLimitMax, CreatedFrom: &now, CreatedBefore: &later})
 	require.NoError(t, err)
 	require.Len(t, p.Items, 1, "the largest limit and a one-second range are accepted")
+}
+
+func TestWaitJobsReturnsFinishedJobsInOrder(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := harmoniatest.Store(t, nil)
+	var ids []bson.ObjectID
+	for i := range 3 {
+		r, err := s.Queue().Enqueue(ctx, "square", bson.D{{Key: "n", Value: i + 2}}, nil)
+		require.NoError(t, err)
+		ids = append(ids, r.Job.ID)
+	}
+	// A loop of the kind a custom worker runs squares the jobs.
+	loopCtx, stopLoop := context.WithCancel(ctx)
+	loopDone := make(chan error, 1)
+	go func() { loopDone <- squareJobs(loopCtx, s) }()
+	stop := func() error {
+		stopLoop()
+		return <-loopDone
+	}
+	var progress []int
+	jobs, err := s.Queue().WaitJobs(ctx, ids, &harmonia.WaitOpts{PollInterval: 10 * time.Millisecond,
+		Progress: func(n, total int) { progress = append(progress, n); require.Equal(t, 3, total) }})
+	require.NoError(t, stop())
+	require.NoError(t, err)
+	require.Len(t, jobs, 3)
+	require.Equal(t, 3, progress[len(progress)-1])
+	for i, j := range jobs {
+		require.Equal(t, ids[i], j.ID)
+		require.Equal(t, harmonia.JobSuccess, j.Status)
+		var res struct {
+			Square int `bson:"square"`
+		}
+		require.NoError(t, j.DecodeResult(&res))
+		require.Equal(t, (i+2)*(i+2), res.Square)
+	}
+	var wrong struct {
+		Square string `bson:"square"`
+	}
+	require.ErrorIs(t, jobs[0].DecodeResult(&wrong), harmonia.ErrInvalid)
+}
+
+func TestWaitJobsStopsWithTheContextAndRefusesUnknownIDs(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := harmoniatest.Store(t, nil)
+	r, err := s.Queue().Enqueue(ctx, "nobody-runs-this", nil, nil)
+	require.NoError(t, err)
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	_, err = s.Queue().WaitJobs(short, []bson.ObjectID{r.Job.ID}, &harmonia.WaitOpts{PollInterval: 5 * time.Millisecond})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorIs(t, err, harmonia.ErrInternal)
+
+	_, err = s.Queue().WaitJobs(ctx, []bson.ObjectID{r.Job.ID, bson.NewObjectID()}, nil)
+	require.ErrorIs(t, err, harmonia.ErrNotFound)
+	_, err = s.Queue().WaitJobs(ctx, nil, &harmonia.WaitOpts{PollInterval: -1})
+	require.ErrorIs(t, err, harmonia.ErrInvalid)
+	jobs, err := s.Queue().WaitJobs(ctx, nil, nil)
+	require.NoError(t, err)
+	require.Empty(t, jobs)
+}
+
+// squareJobs claims and completes "square" jobs, recording n*n, until ctx
+// ends.
+func squareJobs(ctx context.Context, s *harmonia.Store) error {
+	for ctx.Err() == nil {
+		jobs, err := s.Queue().ClaimJobs(ctx, "squarer", []harmonia.JobType{"square"}, 3, time.Minute)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(jobs) == 0 {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		for _, j := range jobs {
+			var p struct {
+				N int `bson:"n"`
+			}
+			if err := j.DecodeParams(&p); err != nil {
+				return err
+			}
+			if err := s.Queue().CompleteJob(ctx, j, bson.D{{Key: "square", Value: p.N * p.N}}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

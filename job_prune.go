@@ -11,7 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// Batch sizes of [Store.PruneJobs].
+// Batch sizes of [Queue.PruneJobs].
 const (
 	// PruneBatchSizeDefault is how many jobs one round of PruneJobs
 	// deletes when PruneOpts.BatchSize is 0.
@@ -20,7 +20,7 @@ const (
 	PruneBatchSizeMax = 5000
 )
 
-// Names of the TTL indexes [Store.EnsureJobTTL] creates.
+// Names of the TTL indexes [Queue.EnsureJobTTL] creates.
 const (
 	// JobTTLIndex is the TTL index on the finished_at of jobs.
 	JobTTLIndex = "ttl_finished_at"
@@ -28,15 +28,15 @@ const (
 	EventTTLIndex = "ttl_at"
 )
 
-// ErrTTLUnsupported is the cause of the error [Store.EnsureJobTTL]
+// ErrTTLUnsupported is the cause of the error [Queue.EnsureJobTTL]
 // returns on a server without TTL indexes (the embedded server, FerretDB
-// v1, refuses expireAfterSeconds). Call [Store.PruneJobs] on a schedule
+// v1, refuses expireAfterSeconds). Call [Queue.PruneJobs] on a schedule
 // there instead. Test for it with
 //
 //	errors.Is(err, harmonia.ErrTTLUnsupported)
 var ErrTTLUnsupported = errors.New("TTL indexes unsupported")
 
-// PruneOpts are the options of [Store.PruneJobs]. A nil *PruneOpts takes
+// PruneOpts are the options of [Queue.PruneJobs]. A nil *PruneOpts takes
 // every default.
 type PruneOpts struct {
 	// BatchSize is how many jobs one round deletes, with their events:
@@ -45,7 +45,7 @@ type PruneOpts struct {
 	BatchSize int
 }
 
-// PruneResult counts what [Store.PruneJobs] deleted.
+// PruneResult counts what [Queue.PruneJobs] deleted.
 type PruneResult struct {
 	// Jobs is how many jobs were deleted.
 	Jobs int64
@@ -72,13 +72,14 @@ type PruneResult struct {
 // waiting for a retry, have no finished_at and are never pruned.
 //
 // Run it from a scheduled job or a cron; several processes may run it at
-// once. Where the server has TTL indexes, [Store.EnsureJobTTL] lets the
+// once. Where the server has TTL indexes, [Queue.EnsureJobTTL] lets the
 // server do the same continuously.
 //
 // Errors: [CodeInvalid] (a zero olderThan, a batch size out of range;
 // nothing deleted), [CodeInternal]. On an error after some rounds, the
 // result counts what those rounds deleted.
-func (s *Store) PruneJobs(ctx context.Context, olderThan time.Time, opts *PruneOpts) (*PruneResult, error) {
+func (q *Queue) PruneJobs(ctx context.Context, olderThan time.Time, opts *PruneOpts) (*PruneResult, error) {
+	s := q.store
 	var o PruneOpts
 	if opts != nil {
 		o = *opts
@@ -136,7 +137,7 @@ func finalStatuses() []JobStatus {
 
 // EnsureJobTTL creates TTL indexes that let the server delete finished
 // jobs expireAfter after their finished_at ([JobTTLIndex]) and log lines
-// expireAfter after their time ([EventTTLIndex]), as [Store.PruneJobs]
+// expireAfter after their time ([EventTTLIndex]), as [Queue.PruneJobs]
 // does on demand. Pending and running jobs have no finished_at, so the
 // server never deletes them; a log line, though, goes expireAfter after
 // it was written even if its job still runs, so choose expireAfter longer
@@ -150,7 +151,8 @@ func finalStatuses() []JobStatus {
 //
 // Errors: [CodeInvalid] (expireAfter under a second; or the server has no
 // TTL indexes, with cause [ErrTTLUnsupported]), [CodeInternal].
-func (s *Store) EnsureJobTTL(ctx context.Context, expireAfter time.Duration) error {
+func (q *Queue) EnsureJobTTL(ctx context.Context, expireAfter time.Duration) error {
+	s := q.store
 	if expireAfter < time.Second {
 		return invalidf("index", "expire_after", "must be at least a second (got %s)", expireAfter)
 	}

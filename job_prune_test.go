@@ -29,7 +29,7 @@ func (b *bundle) runningJob(t *testing.T, opts *harmonia.EnqueueOpts, logLines i
 	require.NotNil(t, j)
 	require.Equal(t, id, j.ID)
 	for i := range logLines {
-		require.NoError(t, b.store.AppendLog(b.ctx, j, harmonia.LevelInfo, fmt.Sprint("line ", i)))
+		require.NoError(t, b.store.Queue().AppendLog(b.ctx, j, harmonia.LevelInfo, fmt.Sprint("line ", i)))
 	}
 	return j
 }
@@ -46,7 +46,7 @@ func (b *bundle) jobIDs(t *testing.T) []bson.ObjectID {
 
 func (b *bundle) eventCount(t *testing.T, id bson.ObjectID) int {
 	t.Helper()
-	ev, err := b.store.JobLog(b.ctx, id)
+	ev, err := b.store.Queue().JobLog(b.ctx, id)
 	require.NoError(t, err)
 	return len(ev)
 }
@@ -68,26 +68,26 @@ func TestPruneJobsRemovesOldFinishedJobsAndTheirEvents(t *testing.T) {
 	start := b.clock.Now()
 	// Finished at start: a success, a failure, a cancelled job.
 	succeeded := b.runningJob(t, nil, 2)
-	require.NoError(t, b.store.CompleteJob(b.ctx, succeeded, nil))
+	require.NoError(t, b.store.Queue().CompleteJob(b.ctx, succeeded, nil))
 	failed := b.runningJob(t, &harmonia.EnqueueOpts{MaxAttempts: 1}, 1)
-	require.NoError(t, b.store.FailJob(b.ctx, failed, errors.New("boom")))
-	cancelled, err := b.store.CancelJob(b.ctx, b.enqueue(t, idle, nil, nil).ID)
+	require.NoError(t, b.store.Queue().FailJob(b.ctx, failed, errors.New("boom")))
+	cancelled, err := b.store.Queue().CancelJob(b.ctx, b.enqueue(t, idle, nil, nil).ID)
 	require.NoError(t, err)
 	// Not finished, though old: pending, running (its lease will have
 	// expired), and a failed attempt waiting for its retry.
 	pending := b.enqueue(t, idle, nil, nil)
 	retrying := b.runningJob(t, &harmonia.EnqueueOpts{MaxAttempts: 3}, 1)
-	require.NoError(t, b.store.FailJob(b.ctx, retrying, errors.New("try again")))
+	require.NoError(t, b.store.Queue().FailJob(b.ctx, retrying, errors.New("try again")))
 	require.Equal(t, harmonia.JobPending, retrying.Status)
 	running := b.runningJob(t, nil, 1)
 	// Finished an hour later.
 	b.clock.Advance(time.Hour)
 	// Its priority puts it before the retry and the expired lease, due now.
 	recent := b.runningJob(t, &harmonia.EnqueueOpts{Priority: 10}, 1)
-	require.NoError(t, b.store.CompleteJob(b.ctx, recent, nil))
+	require.NoError(t, b.store.Queue().CompleteJob(b.ctx, recent, nil))
 
 	cutoff := start.Add(30 * time.Minute)
-	res, err := b.store.PruneJobs(b.ctx, cutoff, &harmonia.PruneOpts{BatchSize: 2})
+	res, err := b.store.Queue().PruneJobs(b.ctx, cutoff, &harmonia.PruneOpts{BatchSize: 2})
 	require.NoError(t, err)
 	require.Equal(t, harmonia.PruneResult{Jobs: 3, Events: 3, Batches: 2}, *res)
 	require.Equal(t, sortedIDs(pending, retrying, running, recent), b.jobIDs(t))
@@ -98,22 +98,22 @@ func TestPruneJobsRemovesOldFinishedJobsAndTheirEvents(t *testing.T) {
 		require.Equal(t, 1, b.eventCount(t, j.ID), "the events of a kept job stay")
 	}
 
-	res, err = b.store.PruneJobs(b.ctx, cutoff, nil)
+	res, err = b.store.Queue().PruneJobs(b.ctx, cutoff, nil)
 	require.NoError(t, err)
 	require.Equal(t, harmonia.PruneResult{}, *res, "a second run finds nothing")
 
-	res, err = b.store.PruneJobs(b.ctx, b.clock.Now().Add(time.Millisecond), nil)
+	res, err = b.store.Queue().PruneJobs(b.ctx, b.clock.Now().Add(time.Millisecond), nil)
 	require.NoError(t, err)
 	require.Equal(t, harmonia.PruneResult{Jobs: 1, Events: 1, Batches: 1}, *res)
 	require.Equal(t, sortedIDs(pending, retrying, running), b.jobIDs(t), "pending and running jobs are never pruned")
-	require.NoError(t, b.store.CompleteJob(b.ctx, running, nil), "the running job kept its lease")
+	require.NoError(t, b.store.Queue().CompleteJob(b.ctx, running, nil), "the running job kept its lease")
 }
 
 func TestPruneJobsRefusesBadInput(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	j := b.runningJob(t, nil, 0)
-	require.NoError(t, b.store.CompleteJob(b.ctx, j, nil))
+	require.NoError(t, b.store.Queue().CompleteJob(b.ctx, j, nil))
 	later := b.clock.Now().Add(time.Hour)
 	for _, tc := range []struct {
 		cutoff time.Time
@@ -124,12 +124,12 @@ func TestPruneJobsRefusesBadInput(t *testing.T) {
 		{later, &harmonia.PruneOpts{BatchSize: -1}, "batch_size"},
 		{later, &harmonia.PruneOpts{BatchSize: harmonia.PruneBatchSizeMax + 1}, "batch_size"},
 	} {
-		res, err := b.store.PruneJobs(b.ctx, tc.cutoff, tc.opts)
+		res, err := b.store.Queue().PruneJobs(b.ctx, tc.cutoff, tc.opts)
 		require.Nil(t, res)
 		requireInvalid(t, err, harmonia.EntityJob, tc.field)
 	}
 	require.Equal(t, sortedIDs(j), b.jobIDs(t), "a refused prune deletes nothing")
-	res, err := b.store.PruneJobs(b.ctx, later, &harmonia.PruneOpts{BatchSize: harmonia.PruneBatchSizeMax})
+	res, err := b.store.Queue().PruneJobs(b.ctx, later, &harmonia.PruneOpts{BatchSize: harmonia.PruneBatchSizeMax})
 	require.NoError(t, err)
 	require.Equal(t, int64(1), res.Jobs)
 }
@@ -142,7 +142,7 @@ func TestPruneKeepsAJobThatLeftItsFinalState(t *testing.T) {
 	var finished []*harmonia.Job
 	for range 4 {
 		j := b.runningJob(t, nil, 0)
-		require.NoError(t, b.store.CompleteJob(b.ctx, j, nil))
+		require.NoError(t, b.store.Queue().CompleteJob(b.ctx, j, nil))
 		finished = append(finished, j)
 	}
 	requeued := finished[2]
@@ -152,7 +152,7 @@ func TestPruneKeepsAJobThatLeftItsFinalState(t *testing.T) {
 			bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: harmonia.JobPending}}}})
 		require.NoError(t, err)
 	})
-	res, err := b.store.PruneJobs(b.ctx, b.clock.Now().Add(time.Second), nil)
+	res, err := b.store.Queue().PruneJobs(b.ctx, b.clock.Now().Add(time.Second), nil)
 	require.NoError(t, err)
 	require.Equal(t, int64(3), res.Jobs)
 	require.Equal(t, sortedIDs(requeued), b.jobIDs(t))
@@ -194,16 +194,16 @@ func TestPruneUnderConcurrentClaimsNeverRemovesPendingOrRunningJobs(t *testing.T
 		wg.Go(func() {
 			id := fmt.Sprint("w", w)
 			for {
-				j, err := b.store.ClaimJob(b.ctx, id, []harmonia.JobType{noop}, lease)
+				j, err := b.store.Queue().ClaimJob(b.ctx, id, []harmonia.JobType{noop}, lease)
 				if err != nil || j == nil {
 					errs <- err
 					return
 				}
-				if err := b.store.AppendLog(b.ctx, j, harmonia.LevelInfo, "working"); err != nil {
+				if err := b.store.Queue().AppendLog(b.ctx, j, harmonia.LevelInfo, "working"); err != nil {
 					errs <- fmt.Errorf("log of %s: %w", j.ID.Hex(), err)
 					continue
 				}
-				if err := b.store.CompleteJob(b.ctx, j, nil); err != nil {
+				if err := b.store.Queue().CompleteJob(b.ctx, j, nil); err != nil {
 					errs <- fmt.Errorf("completion of %s: %w", j.ID.Hex(), err)
 					continue
 				}
@@ -221,7 +221,7 @@ func TestPruneUnderConcurrentClaimsNeverRemovesPendingOrRunningJobs(t *testing.T
 			done = true
 		default:
 		}
-		res, err := b.store.PruneJobs(b.ctx, cutoff, &harmonia.PruneOpts{BatchSize: 4})
+		res, err := b.store.Queue().PruneJobs(b.ctx, cutoff, &harmonia.PruneOpts{BatchSize: 4})
 		require.NoError(t, err)
 		pruned.Jobs += res.Jobs
 		pruned.Events += res.Events
@@ -239,7 +239,7 @@ func TestPruneUnderConcurrentClaimsNeverRemovesPendingOrRunningJobs(t *testing.T
 	require.Equal(t, int64(n), pruned.Events)
 	require.Equal(t, sortedIDs(append(keep, running...)...), b.jobIDs(t), "pending and running jobs remain")
 	for _, j := range running {
-		require.NoError(t, b.store.CompleteJob(b.ctx, j, nil), "a running job kept its lease")
+		require.NoError(t, b.store.Queue().CompleteJob(b.ctx, j, nil), "a running job kept its lease")
 	}
 }
 
@@ -248,8 +248,8 @@ func TestPruneUnderConcurrentClaimsNeverRemovesPendingOrRunningJobs(t *testing.T
 func TestPruneTTLIndexes(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	requireInvalid(t, b.store.EnsureJobTTL(b.ctx, time.Millisecond), "index", "expire_after")
-	err := b.store.EnsureJobTTL(b.ctx, 30*24*time.Hour)
+	requireInvalid(t, b.store.Queue().EnsureJobTTL(b.ctx, time.Millisecond), "index", "expire_after")
+	err := b.store.Queue().EnsureJobTTL(b.ctx, 30*24*time.Hour)
 	indexes := func(col string) map[string]*int32 {
 		specs, err := b.db.Collection(col).Indexes().ListSpecifications(b.ctx)
 		require.NoError(t, err)
@@ -267,7 +267,7 @@ func TestPruneTTLIndexes(t *testing.T) {
 	}
 	require.NoError(t, err)
 	for _, week := range []int32{30 * 24 * 3600, 7 * 24 * 3600} {
-		require.NoError(t, b.store.EnsureJobTTL(b.ctx, time.Duration(week)*time.Second))
+		require.NoError(t, b.store.Queue().EnsureJobTTL(b.ctx, time.Duration(week)*time.Second))
 		jobs, events := indexes(harmonia.CollectionJobs), indexes(harmonia.CollectionEvents)
 		require.NotNil(t, jobs[harmonia.JobTTLIndex])
 		require.Equal(t, week, *jobs[harmonia.JobTTLIndex])

@@ -23,7 +23,7 @@ var lease = 30 * time.Second
 
 func (b *bundle) enqueue(t *testing.T, typ harmonia.JobType, params any, opts *harmonia.EnqueueOpts) *harmonia.Job {
 	t.Helper()
-	res, err := b.store.Enqueue(b.ctx, typ, params, opts)
+	res, err := b.store.Queue().Enqueue(b.ctx, typ, params, opts)
 	require.NoError(t, err)
 	require.False(t, res.Duplicate)
 	return res.Job
@@ -34,14 +34,14 @@ func (b *bundle) claim(t *testing.T, worker string, types ...harmonia.JobType) *
 	if len(types) == 0 {
 		types = []harmonia.JobType{noop}
 	}
-	j, err := b.store.ClaimJob(b.ctx, worker, types, lease)
+	j, err := b.store.Queue().ClaimJob(b.ctx, worker, types, lease)
 	require.NoError(t, err)
 	return j
 }
 
 func (b *bundle) job(t *testing.T, id bson.ObjectID) *harmonia.Job {
 	t.Helper()
-	j, err := b.store.GetJob(b.ctx, id)
+	j, err := b.store.Queue().GetJob(b.ctx, id)
 	require.NoError(t, err)
 	return j
 }
@@ -78,18 +78,18 @@ func TestEnqueueJobDefaults(t *testing.T) {
 func TestEnqueueJobRejectsBadInput(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	_, err := b.store.Enqueue(b.ctx, "Bad Type", nil, nil)
+	_, err := b.store.Queue().Enqueue(b.ctx, "Bad Type", nil, nil)
 	requireInvalid(t, err, harmonia.EntityJob, "type")
-	_, err = b.store.Enqueue(b.ctx, harmonia.JobValidate, harmonia.ValidateParams{}, nil)
+	_, err = b.store.Queue().Enqueue(b.ctx, harmonia.JobValidate, harmonia.ValidateParams{}, nil)
 	requireInvalid(t, err, harmonia.EntityJob, "params.artifact_id")
-	_, err = b.store.Enqueue(b.ctx, harmonia.JobDownload, harmonia.DownloadParams{ArtifactID: bson.NewObjectID(), Source: "ftp://host/f"}, nil)
+	_, err = b.store.Queue().Enqueue(b.ctx, harmonia.JobDownload, harmonia.DownloadParams{ArtifactID: bson.NewObjectID(), Source: "ftp://host/f"}, nil)
 	he := requireInvalid(t, err, harmonia.EntityJob, "params.source")
 	require.Contains(t, he.Reason, "file, http or https")
-	_, err = b.store.Enqueue(b.ctx, noop, 42, nil)
+	_, err = b.store.Queue().Enqueue(b.ctx, noop, 42, nil)
 	requireInvalid(t, err, harmonia.EntityJob, "params")
-	_, err = b.store.Enqueue(b.ctx, noop, nil, &harmonia.EnqueueOpts{MaxAttempts: -1})
+	_, err = b.store.Queue().Enqueue(b.ctx, noop, nil, &harmonia.EnqueueOpts{MaxAttempts: -1})
 	requireInvalid(t, err, harmonia.EntityJob, "max_attempts")
-	_, err = b.store.EnqueueMany(b.ctx, []harmonia.EnqueueParams{{Type: noop}, {Type: noop, Opts: &harmonia.EnqueueOpts{UniqueKey: "a\x00b"}}})
+	_, err = b.store.Queue().EnqueueMany(b.ctx, []harmonia.EnqueueParams{{Type: noop}, {Type: noop, Opts: &harmonia.EnqueueOpts{UniqueKey: "a\x00b"}}})
 	he = requireInvalid(t, err, harmonia.EntityJob, "unique_key")
 	require.True(t, strings.HasPrefix(he.Reason, "job 1: "), he.Reason)
 	require.Zero(t, count(t, b, harmonia.CollectionJobs))
@@ -101,23 +101,23 @@ func TestEnqueueJobUniqueKey(t *testing.T) {
 	key := &harmonia.EnqueueOpts{UniqueKey: "validate:resnet50"}
 	first := b.enqueue(t, noop, nil, key)
 
-	again, err := b.store.Enqueue(b.ctx, noop, bson.D{{Key: "other", Value: true}}, key)
+	again, err := b.store.Queue().Enqueue(b.ctx, noop, bson.D{{Key: "other", Value: true}}, key)
 	require.NoError(t, err)
 	require.True(t, again.Duplicate)
 	require.Equal(t, first.ID, again.Job.ID)
 
 	running := b.claim(t, "w1")
 	require.Equal(t, first.ID, running.ID)
-	again, err = b.store.Enqueue(b.ctx, noop, nil, key)
+	again, err = b.store.Queue().Enqueue(b.ctx, noop, nil, key)
 	require.NoError(t, err)
 	require.True(t, again.Duplicate, "a running job holds its key")
 	require.Equal(t, harmonia.JobRunning, again.Job.Status)
 
-	require.NoError(t, b.store.CompleteJob(b.ctx, running, nil))
+	require.NoError(t, b.store.Queue().CompleteJob(b.ctx, running, nil))
 	second := b.enqueue(t, noop, nil, key)
 	require.NotEqual(t, first.ID, second.ID, "a finished job frees its key")
 
-	_, err = b.store.CancelJob(b.ctx, second.ID)
+	_, err = b.store.Queue().CancelJob(b.ctx, second.ID)
 	require.NoError(t, err)
 	third := b.enqueue(t, noop, nil, key)
 	require.NotEqual(t, second.ID, third.ID, "a cancelled job frees its key")
@@ -135,7 +135,7 @@ func TestEnqueueJobUniqueKeyConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range callers {
 		wg.Go(func() {
-			res, err := b.store.Enqueue(b.ctx, noop, nil, &harmonia.EnqueueOpts{UniqueKey: "k"})
+			res, err := b.store.Queue().Enqueue(b.ctx, noop, nil, &harmonia.EnqueueOpts{UniqueKey: "k"})
 			if err == nil {
 				ids[i], dups[i] = res.Job.ID, res.Duplicate
 			}
@@ -171,7 +171,7 @@ func TestEnqueueManyJobsCommandCount(t *testing.T) {
 	params[110].Opts = &harmonia.EnqueueOpts{UniqueKey: "taken"}
 
 	counter.Reset()
-	res, err := b.store.EnqueueMany(b.ctx, params)
+	res, err := b.store.Queue().EnqueueMany(b.ctx, params)
 	require.NoError(t, err)
 	require.Equal(t, map[string]int{"insert": 3, "find": 1}, counter.Counts(), "120 inserts in batches of at most 50, one read")
 	require.Len(t, res, 120)
@@ -224,9 +224,9 @@ func TestClaimJobOrder(t *testing.T) {
 	require.Equal(t, future.ID, b.claim(t, "w1").ID)
 	require.Equal(t, other.ID, b.claim(t, "w1", noop, "other").ID)
 
-	_, err := b.store.ClaimJob(b.ctx, "", []harmonia.JobType{noop}, lease)
+	_, err := b.store.Queue().ClaimJob(b.ctx, "", []harmonia.JobType{noop}, lease)
 	requireInvalid(t, err, harmonia.EntityJob, "worker_id")
-	_, err = b.store.ClaimJob(b.ctx, "w", nil, lease)
+	_, err = b.store.Queue().ClaimJob(b.ctx, "w", nil, lease)
 	requireInvalid(t, err, harmonia.EntityJob, "type")
 }
 
@@ -241,7 +241,7 @@ func TestClaimJobTakesOverExpiredLease(t *testing.T) {
 	require.Equal(t, j.ID, stale.ID)
 
 	b.clock.Advance(lease / 2)
-	require.NoError(t, b.store.Heartbeat(b.ctx, stale, lease))
+	require.NoError(t, b.store.Queue().Heartbeat(b.ctx, stale, lease))
 	require.Equal(t, b.clock.Now().Add(lease), *stale.LeaseExpiresAt)
 	require.Equal(t, stale.LeaseExpiresAt, b.job(t, j.ID).LeaseExpiresAt)
 	b.clock.Advance(lease - time.Millisecond)
@@ -259,21 +259,21 @@ func TestClaimJobTakesOverExpiredLease(t *testing.T) {
 	require.Contains(t, fresh.Errors[0].Error, "lease expired")
 	require.Equal(t, fresh, b.job(t, j.ID))
 
-	requireLeaseLost(t, b.store.Heartbeat(b.ctx, stale, lease))
-	requireLeaseLost(t, b.store.AppendLog(b.ctx, stale, harmonia.LevelInfo, "late"))
-	requireLeaseLost(t, b.store.CompleteJob(b.ctx, stale, bson.D{{Key: "by", Value: "w1"}}))
-	requireLeaseLost(t, b.store.FailJob(b.ctx, stale, errors.New("late")))
-	requireLeaseLost(t, b.store.ReleaseJob(b.ctx, stale))
+	requireLeaseLost(t, b.store.Queue().Heartbeat(b.ctx, stale, lease))
+	requireLeaseLost(t, b.store.Queue().AppendLog(b.ctx, stale, harmonia.LevelInfo, "late"))
+	requireLeaseLost(t, b.store.Queue().CompleteJob(b.ctx, stale, bson.D{{Key: "by", Value: "w1"}}))
+	requireLeaseLost(t, b.store.Queue().FailJob(b.ctx, stale, errors.New("late")))
+	requireLeaseLost(t, b.store.Queue().ReleaseJob(b.ctx, stale))
 	require.Equal(t, fresh, b.job(t, j.ID), "the stale worker changed nothing")
-	log, err := b.store.JobLog(b.ctx, j.ID)
+	log, err := b.store.Queue().JobLog(b.ctx, j.ID)
 	require.NoError(t, err)
 	require.Empty(t, log)
 
-	require.NoError(t, b.store.CompleteJob(b.ctx, fresh, bson.D{{Key: "by", Value: "w2"}}))
+	require.NoError(t, b.store.Queue().CompleteJob(b.ctx, fresh, bson.D{{Key: "by", Value: "w2"}}))
 	got := b.job(t, j.ID)
 	require.Equal(t, harmonia.JobSuccess, got.Status)
 	require.Equal(t, "w2", got.Result.Lookup("by").StringValue())
-	requireLeaseLost(t, b.store.CompleteJob(b.ctx, stale, nil))
+	requireLeaseLost(t, b.store.Queue().CompleteJob(b.ctx, stale, nil))
 }
 
 func TestClaimJobFailsExpiredLastAttempt(t *testing.T) {
@@ -298,7 +298,7 @@ func TestJobFailRetriesWithBackoff(t *testing.T) {
 	t.Parallel()
 	base, maxWait := time.Minute, 3*time.Minute
 	b := setupOn(t, harmoniatest.Database(t), func(o *harmonia.Options) {
-		o.JobBackoffBase, o.JobBackoffMax, o.Rand = base, maxWait, rand.New(rand.NewPCG(1, 2))
+		o.JobBackoffBase, o.JobBackoffMax, o.Test.Rand = base, maxWait, rand.New(rand.NewPCG(1, 2))
 	})
 	j := b.enqueue(t, noop, nil, &harmonia.EnqueueOpts{MaxAttempts: 4})
 	waits := []time.Duration{base, 2 * base, maxWait}
@@ -307,7 +307,7 @@ func TestJobFailRetriesWithBackoff(t *testing.T) {
 		require.NotNil(t, c, "attempt %d", attempt)
 		require.Equal(t, attempt, c.Attempt)
 		now := b.clock.Now()
-		require.NoError(t, b.store.FailJob(b.ctx, c, fmt.Errorf("boom %d", attempt)))
+		require.NoError(t, b.store.Queue().FailJob(b.ctx, c, fmt.Errorf("boom %d", attempt)))
 		got := b.job(t, j.ID)
 		require.Len(t, got.Errors, attempt, "every attempt's error is kept")
 		require.Equal(t, fmt.Sprintf("boom %d", attempt), got.Error)
@@ -334,7 +334,7 @@ func TestJobFailRetriesWithBackoff(t *testing.T) {
 
 	p := b.enqueue(t, noop, nil, nil)
 	c := b.claim(t, "w1")
-	require.NoError(t, b.store.FailJob(b.ctx, c, harmonia.Permanent(errors.New("bad input"))))
+	require.NoError(t, b.store.Queue().FailJob(b.ctx, c, harmonia.Permanent(errors.New("bad input"))))
 	got = b.job(t, p.ID)
 	require.Equal(t, harmonia.JobFailed, got.Status, "a permanent error is not retried")
 	require.Equal(t, 1, got.Attempt)
@@ -346,14 +346,14 @@ func TestCompleteJobResult(t *testing.T) {
 	b := setup(t)
 	b.enqueue(t, noop, nil, nil)
 	c := b.claim(t, "w1")
-	err := b.store.CompleteJob(b.ctx, c, 42)
+	err := b.store.Queue().CompleteJob(b.ctx, c, 42)
 	requireInvalid(t, err, harmonia.EntityJob, "result")
 	require.Equal(t, harmonia.JobRunning, b.job(t, c.ID).Status)
 
 	type out struct {
 		Labels []string `bson:"labels"`
 	}
-	require.NoError(t, b.store.CompleteJob(b.ctx, c, out{Labels: []string{"cat"}}))
+	require.NoError(t, b.store.Queue().CompleteJob(b.ctx, c, out{Labels: []string{"cat"}}))
 	got := b.job(t, c.ID)
 	require.Equal(t, harmonia.JobSuccess, got.Status)
 	require.Equal(t, c, got)
@@ -368,29 +368,29 @@ func TestCancelJob(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	j := b.enqueue(t, noop, nil, nil)
-	cancelled, err := b.store.CancelJob(b.ctx, j.ID)
+	cancelled, err := b.store.Queue().CancelJob(b.ctx, j.ID)
 	require.NoError(t, err)
 	require.Equal(t, harmonia.JobCancelled, cancelled.Status)
 	require.Empty(t, cancelled.Error, "a cancelled job did not fail")
 	require.NotNil(t, cancelled.FinishedAt)
 	require.Nil(t, b.claim(t, "w1"))
-	_, err = b.store.CancelJob(b.ctx, j.ID)
+	_, err = b.store.Queue().CancelJob(b.ctx, j.ID)
 	require.ErrorIs(t, err, harmonia.ErrConflict)
 
 	b.enqueue(t, noop, nil, nil)
 	running := b.claim(t, "w1")
-	cancelled, err = b.store.CancelJob(b.ctx, running.ID)
+	cancelled, err = b.store.Queue().CancelJob(b.ctx, running.ID)
 	require.NoError(t, err, "a running job can be cancelled")
 	require.Equal(t, harmonia.JobCancelled, cancelled.Status)
 	require.Empty(t, cancelled.LeaseToken)
 	require.Nil(t, cancelled.LeaseExpiresAt)
-	requireLeaseLost(t, b.store.CompleteJob(b.ctx, running, nil))
+	requireLeaseLost(t, b.store.Queue().CompleteJob(b.ctx, running, nil))
 	require.Equal(t, harmonia.JobCancelled, b.job(t, running.ID).Status, "the worker's late outcome is refused")
-	_, err = b.store.CancelJob(b.ctx, running.ID)
+	_, err = b.store.Queue().CancelJob(b.ctx, running.ID)
 	require.ErrorIs(t, err, harmonia.ErrConflict)
 	require.Contains(t, err.Error(), "cancelled")
 
-	_, err = b.store.CancelJob(b.ctx, bson.NewObjectID())
+	_, err = b.store.Queue().CancelJob(b.ctx, bson.NewObjectID())
 	require.ErrorIs(t, err, harmonia.ErrNotFound)
 }
 
@@ -399,7 +399,7 @@ func TestReleaseJobKeepsAttempt(t *testing.T) {
 	b := setup(t)
 	j := b.enqueue(t, noop, nil, nil)
 	c := b.claim(t, "w1")
-	require.NoError(t, b.store.ReleaseJob(b.ctx, c))
+	require.NoError(t, b.store.Queue().ReleaseJob(b.ctx, c))
 	got := b.job(t, j.ID)
 	require.Equal(t, harmonia.JobPending, got.Status)
 	require.Zero(t, got.Attempt)
@@ -418,11 +418,11 @@ func TestJobLog(t *testing.T) {
 	j := b.enqueue(t, noop, nil, nil)
 	c := b.claim(t, "w1")
 	for i := range 5 {
-		require.NoError(t, b.store.AppendLog(b.ctx, c, harmonia.LevelInfo, fmt.Sprintf("line %d", i)))
+		require.NoError(t, b.store.Queue().AppendLog(b.ctx, c, harmonia.LevelInfo, fmt.Sprintf("line %d", i)))
 		b.clock.Advance(time.Second)
 	}
-	require.NoError(t, b.store.AppendLog(b.ctx, c, harmonia.LevelWarn, strings.Repeat("x", 2*harmonia.MaxLogMessageBytes)))
-	err := b.store.AppendLog(b.ctx, c, "loud", "x")
+	require.NoError(t, b.store.Queue().AppendLog(b.ctx, c, harmonia.LevelWarn, strings.Repeat("x", 2*harmonia.MaxLogMessageBytes)))
+	err := b.store.Queue().AppendLog(b.ctx, c, "loud", "x")
 	requireInvalid(t, err, harmonia.EntityJob, "level")
 
 	got := b.job(t, j.ID)
@@ -433,7 +433,7 @@ func TestJobLog(t *testing.T) {
 	require.Equal(t, c.LogTail, got.LogTail)
 
 	counter.Reset()
-	events, err := b.store.JobLog(b.ctx, j.ID)
+	events, err := b.store.Queue().JobLog(b.ctx, j.ID)
 	require.NoError(t, err)
 	require.Equal(t, 1, counter.Total(), "one query: %v", counter.Names())
 	require.Len(t, events, 6)

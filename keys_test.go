@@ -22,7 +22,7 @@ func TestForgotMigrationRefusesDuplicateProneWrites(t *testing.T) {
 	require.ErrorIs(t, err, harmonia.ErrInvalid)
 	require.ErrorContains(t, err, "Store.EnsureIndexes")
 	require.ErrorIs(t, s.CreateLicense(ctx, &harmonia.License{SPDXID: "MIT"}), harmonia.ErrIndexesMissing)
-	_, err = s.Enqueue(ctx, "noop", nil, nil)
+	_, err = s.Queue().Enqueue(ctx, "noop", nil, nil)
 	require.ErrorIs(t, err, harmonia.ErrIndexesMissing)
 	n, err := db.Collection(harmonia.CollectionArtifacts).CountDocuments(ctx, map[string]any{})
 	require.NoError(t, err)
@@ -61,7 +61,7 @@ func TestHarmoniatestStoreEnsuresUniqueKeys(t *testing.T) {
 	require.NoError(t, s.CreateArtifact(ctx, validArtifact()))
 	err := s.CreateArtifact(ctx, validArtifact())
 	require.ErrorIs(t, err, harmonia.ErrConflict)
-	page, err := s.ListArtifacts(ctx, harmonia.Filter{})
+	page, err := s.ListArtifacts(ctx, harmonia.ArtifactFilter{})
 	require.NoError(t, err)
 	require.Len(t, page.Items, 1)
 }

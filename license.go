@@ -106,7 +106,7 @@ type LicenseFilter struct {
 //
 // Errors: [CodeInternal].
 func (s *Store) ListLicenses(ctx context.Context, f LicenseFilter) (*Page[*License], error) {
-	filter := filterDoc(Filter{After: f.After})
+	filter := filterDoc(ArtifactFilter{After: f.After})
 	if f.CommercialUse != nil {
 		filter = append(filter, bson.E{Key: "commercial_use", Value: *f.CommercialUse})
 	}

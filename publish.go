@@ -534,8 +534,9 @@ func (s *Store) awaitExisting(ctx context.Context, req PublishRequest, digest st
 	}
 }
 
-// RecoverReport says what RecoverPublishes did.
-type RecoverReport struct {
+// PublishRecoverReport says what RecoverPublishes did: the staged
+// publishes it settled.
+type PublishRecoverReport struct {
 	// Completed lists the tags of pending versions it found fully marked
 	// and flipped to published.
 	Completed []string
@@ -551,8 +552,8 @@ type RecoverReport struct {
 // it is touched. Publish calls it before each staged publish.
 //
 // Errors: [CodeInternal].
-func (s *Store) RecoverPublishes(ctx context.Context) (*RecoverReport, error) {
-	rep := &RecoverReport{}
+func (s *Store) RecoverPublishes(ctx context.Context) (*PublishRecoverReport, error) {
+	rep := &PublishRecoverReport{}
 	now := s.Now()
 	cutoff := now.Add(-s.opts.RecoverAfter)
 	stale, err := findAll[*InventoryVersion](ctx, s.cols.versions, EntityVersion,

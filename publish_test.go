@@ -162,7 +162,7 @@ func TestPublishRejectsBadRequestsAndWritesNothing(t *testing.T) {
 	}
 	require.Zero(t, count(t, b, harmonia.CollectionVersions))
 	published := true
-	p, err := b.store.ListArtifacts(b.ctx, harmonia.Filter{Published: &published})
+	p, err := b.store.ListArtifacts(b.ctx, harmonia.ArtifactFilter{Published: &published})
 	require.NoError(t, err)
 	require.Empty(t, p.Items)
 
@@ -513,7 +513,7 @@ func TestRecoverPublishesConcurrently(t *testing.T) {
 	harmonia.SetPublishStepHook(b.store, nil)
 	b.clock.Advance(time.Hour)
 	var wg sync.WaitGroup
-	reps := make([]*harmonia.RecoverReport, 4)
+	reps := make([]*harmonia.PublishRecoverReport, 4)
 	errs := make([]error, 4)
 	for i := range 4 {
 		wg.Go(func() { reps[i], errs[i] = b.store.RecoverPublishes(b.ctx) })
@@ -547,7 +547,7 @@ func setupBench(b *testing.B) *bundle {
 	s, err := harmonia.Open(b.Context(), db, nil)
 	require.NoError(b, err)
 	require.NoError(b, s.EnsureIndexes(b.Context()))
-	return &bundle{ctx: b.Context(), db: db, store: s, clock: newClock()}
+	return &bundle{ctx: b.Context(), db: db, store: s, clock: harmoniatest.NewClock()}
 }
 
 // TestPublishTransaction checks the transactional path: it runs on a

@@ -1,95 +1,17 @@
 package harmonia_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/harmoniatest"
 )
-
-// testClock is a controllable clock for Options.Now.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *testClock {
-	return &testClock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-type bundle struct {
-	ctx   context.Context
-	db    *mongo.Database
-	store *harmonia.Store
-	clock *testClock
-}
-
-func setup(t *testing.T) *bundle {
-	t.Helper()
-	return setupOn(t, harmoniatest.Database(t))
-}
-
-// setupOn opens a Store on db with the bundle's clock; opts adjust its
-// Options.
-func setupOn(t *testing.T, db *mongo.Database, opts ...func(*harmonia.Options)) *bundle {
-	t.Helper()
-	ctx := t.Context()
-	clock := newClock()
-	o := harmonia.Options{Now: clock.Now}
-	for _, f := range opts {
-		f(&o)
-	}
-	s, err := harmonia.Open(ctx, db, &o)
-	require.NoError(t, err)
-	require.NoError(t, s.EnsureIndexes(ctx))
-	return &bundle{ctx: ctx, db: db, store: s, clock: clock}
-}
-
-func (b *bundle) license(t *testing.T, spdx string) *harmonia.License {
-	t.Helper()
-	l := &harmonia.License{SPDXID: spdx, CommercialUse: true}
-	require.NoError(t, b.store.CreateLicense(b.ctx, l))
-	return l
-}
-
-func (b *bundle) artifact(t *testing.T, name string, lic *harmonia.License, tags ...string) *harmonia.ModelArtifact {
-	t.Helper()
-	a := validArtifact()
-	a.Name, a.Tags = name, tags
-	if lic != nil {
-		a.LicenseID = lic.ID
-	}
-	require.NoError(t, b.store.CreateArtifact(b.ctx, a))
-	return a
-}
-
-func count(t *testing.T, b *bundle, col string) int64 {
-	t.Helper()
-	n, err := b.db.Collection(col).CountDocuments(b.ctx, bson.D{})
-	require.NoError(t, err)
-	return n
-}
 
 func TestOpenDetectsCapabilities(t *testing.T) {
 	t.Parallel()
@@ -277,7 +199,7 @@ func TestListArtifactsFiltersAndPages(t *testing.T) {
 		made = append(made, b.artifact(t, fmt.Sprintf("model-%02d", i), lic, tags...))
 		b.clock.Advance(time.Minute)
 	}
-	names := func(f harmonia.Filter) []string {
+	names := func(f harmonia.ArtifactFilter) []string {
 		t.Helper()
 		p, err := b.store.ListArtifacts(b.ctx, f)
 		require.NoError(t, err)
@@ -287,19 +209,19 @@ func TestListArtifactsFiltersAndPages(t *testing.T) {
 		}
 		return out
 	}
-	require.Len(t, names(harmonia.Filter{}), 12)
-	require.Equal(t, []string{"model-01", "model-03", "model-05", "model-07", "model-09", "model-11"}, names(harmonia.Filter{LicenseID: &apache.ID}))
-	require.Equal(t, []string{"model-00", "model-03", "model-06", "model-09"}, names(harmonia.Filter{TagsAny: []string{"prod"}}))
-	require.Equal(t, []string{"model-03", "model-09"}, names(harmonia.Filter{TagsAll: []string{"prod", "nlp"}}))
-	require.Equal(t, []string{"model-10", "model-11"}, names(harmonia.Filter{NamePrefix: "model-1"}))
-	require.Empty(t, names(harmonia.Filter{NamePrefix: "model-.*"}), "the prefix is literal, not a regex")
+	require.Len(t, names(harmonia.ArtifactFilter{}), 12)
+	require.Equal(t, []string{"model-01", "model-03", "model-05", "model-07", "model-09", "model-11"}, names(harmonia.ArtifactFilter{LicenseID: &apache.ID}))
+	require.Equal(t, []string{"model-00", "model-03", "model-06", "model-09"}, names(harmonia.ArtifactFilter{TagsAny: []string{"prod"}}))
+	require.Equal(t, []string{"model-03", "model-09"}, names(harmonia.ArtifactFilter{TagsAll: []string{"prod", "nlp"}}))
+	require.Equal(t, []string{"model-10", "model-11"}, names(harmonia.ArtifactFilter{NamePrefix: "model-1"}))
+	require.Empty(t, names(harmonia.ArtifactFilter{NamePrefix: "model-.*"}), "the prefix is literal, not a regex")
 	from, before := made[2].CreatedAt, made[5].CreatedAt
-	require.Equal(t, []string{"model-02", "model-03", "model-04"}, names(harmonia.Filter{CreatedFrom: &from, CreatedBefore: &before}))
+	require.Equal(t, []string{"model-02", "model-03", "model-04"}, names(harmonia.ArtifactFilter{CreatedFrom: &from, CreatedBefore: &before}))
 	no := false
-	require.Len(t, names(harmonia.Filter{Published: &no}), 12)
+	require.Len(t, names(harmonia.ArtifactFilter{Published: &no}), 12)
 
 	var all []string
-	f := harmonia.Filter{Limit: 5}
+	f := harmonia.ArtifactFilter{Limit: 5}
 	for pages := 0; ; pages++ {
 		require.Less(t, pages, 4)
 		p, err := b.store.ListArtifacts(b.ctx, f)
@@ -337,7 +259,7 @@ func TestListWithLicensesCommandCount(t *testing.T) {
 	require.NoError(t, err)
 
 	counter.Reset()
-	page, err := b.store.ListArtifactsWithLicenses(b.ctx, harmonia.Filter{Limit: 500})
+	page, err := b.store.ListArtifactsWithLicenses(b.ctx, harmonia.ArtifactFilter{Limit: 500})
 	require.NoError(t, err)
 	require.Equal(t, 2, counter.Total(), "commands: %v", counter.Names())
 	require.Len(t, page.Items, 500)

@@ -1,54 +1,16 @@
 package harmonia_test
 
 import (
-	"context"
-	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/harmoniatest"
 )
-
-// failPointMu lets one test at a time own the server's failCommand fail
-// point: there is one per server (as on mongod), and a second
-// configureFailPoint replaces the first.
-var failPointMu sync.Mutex
-
-// failPointStore returns a bundle whose Store talks to the lane through a
-// client of its own, named after the test, and a function that sets the
-// failCommand fail point for that client alone (mongod's appName filter),
-// so that parallel tests are not hit. The test owns the fail point until
-// it ends.
-func failPointStore(t *testing.T) (*bundle, func(mode any, data bson.D), *harmoniatest.CommandCounter) {
-	t.Helper()
-	failPointMu.Lock()
-	t.Cleanup(failPointMu.Unlock)
-	lane := harmoniatest.CurrentLane(t)
-	app := fmt.Sprintf("fp-%s", bson.NewObjectID().Hex())
-	counter := &harmoniatest.CommandCounter{}
-	client, err := mongo.Connect(options.Client().ApplyURI(lane.URI).SetAppName(app).SetMonitor(counter.Monitor()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
-	db := client.Database(harmoniatest.Database(t).Name())
-	b := setupOn(t, db)
-	set := func(mode any, data bson.D) {
-		t.Helper()
-		cmd := bson.D{{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: mode}}
-		if data != nil {
-			cmd = append(cmd, bson.E{Key: "data", Value: append(data, bson.E{Key: "appName", Value: app})})
-		}
-		require.NoError(t, client.Database("admin").RunCommand(context.Background(), cmd).Err())
-	}
-	t.Cleanup(func() { set("off", nil) })
-	return b, set, counter
-}
 
 // TestPublishTransactionTransientErrors injects a transient error
 // (WriteConflict, labelled TransientTransactionError) on each command of
@@ -129,17 +91,17 @@ func TestEveryDocumentPassesValidators(t *testing.T) {
 	require.NoError(t, err)
 	_, err = b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: "v3", DatasetIDs: dss, PublishedBy: "x"})
 	require.NoError(t, err)
-	job, err := b.store.Enqueue(b.ctx, harmonia.JobInference, harmonia.InferenceParams{ArtifactID: arts[0]}, nil)
+	job, err := b.store.Queue().Enqueue(b.ctx, harmonia.JobInference, harmonia.InferenceParams{ArtifactID: arts[0]}, nil)
 	require.NoError(t, err)
-	_, err = b.store.Enqueue(b.ctx, harmonia.JobInference, harmonia.InferenceParams{ArtifactID: arts[1]}, nil)
+	_, err = b.store.Queue().Enqueue(b.ctx, harmonia.JobInference, harmonia.InferenceParams{ArtifactID: arts[1]}, nil)
 	require.NoError(t, err)
-	_, err = b.store.CancelJob(b.ctx, job.Job.ID)
+	_, err = b.store.Queue().CancelJob(b.ctx, job.Job.ID)
 	require.NoError(t, err)
 	_, err = b.store.SetAlias(b.ctx, "production", "v1", &harmonia.SetAliasOpts{By: "x", Reason: "r"})
 	require.NoError(t, err)
 	_, err = b.store.SetAlias(b.ctx, "production", "v2", &harmonia.SetAliasOpts{By: "x", ExpectVersion: "v1"})
 	require.NoError(t, err)
-	_, err = b.store.DeleteAlias(b.ctx, "production", &harmonia.SetAliasOpts{By: "x"})
+	_, err = b.store.DeleteAlias(b.ctx, "production", &harmonia.DeleteAliasOpts{By: "x"})
 	require.NoError(t, err)
 
 	for col, schema := range harmonia.Validators() {

@@ -160,6 +160,10 @@ func validTag(s string) bool {
 	return true
 }
 
+// Valid reports whether t is a well-formed job type: lowercase letters,
+// digits, _ . and -, starting with a letter.
+func (t JobType) Valid() bool { return validJobType(string(t)) }
+
 func validJobType(s string) bool {
 	if len(s) == 0 || s[0] < 'a' || s[0] > 'z' {
 		return false
@@ -188,7 +192,7 @@ func PathProblem(p string) string {
 	if msg := controlProblem(p); msg != "" {
 		return msg
 	}
-	if scheme, ok := uriScheme(p); ok {
+	if scheme, ok := URIScheme(p); ok {
 		return uriProblem(p, scheme)
 	}
 	if hasDotDot(p) {
@@ -200,9 +204,10 @@ func PathProblem(p string) string {
 	return ""
 }
 
-// uriScheme returns the scheme of p when p looks like a URI
-// ("scheme:…" with a scheme of two or more characters).
-func uriScheme(p string) (string, bool) {
+// URIScheme returns the scheme, lowercased, of p when p, an artifact's
+// path, looks like a URI ("scheme:…" with a scheme of two or more
+// characters), and false when p is a plain path.
+func URIScheme(p string) (string, bool) {
 	i := strings.IndexByte(p, ':')
 	if i < 2 {
 		return "", false

@@ -154,7 +154,7 @@ func TestWatchAliasStartsEmptyAndEndsWithContext(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // the watch (polling every 5 ms) has polled the absent alias
 	_, err := b.store.SetAlias(b.ctx, "canary", "v1", by("a"))
 	require.NoError(t, err)
-	_, err = b.store.DeleteAlias(b.ctx, "canary", by("b"))
+	_, err = b.store.DeleteAlias(b.ctx, "canary", &harmonia.DeleteAliasOpts{By: "b"})
 	require.NoError(t, err)
 	select {
 	case <-w.done:

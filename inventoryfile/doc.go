@@ -58,9 +58,9 @@
 // It streams the file (json.Decoder tokens, one entry decoded at a time),
 // checks every entry with its entity's Validate and resolves its
 // references, and writes in batches through the Store's bulk operations:
-// new entries with [harmonia.Store.InsertArtifacts] (and its siblings for
+// new entries with [harmonia.Bulk.InsertArtifacts] (and its siblings for
 // licenses and datasets), changed ones with
-// [harmonia.Store.ReplaceArtifacts] (and siblings), unchanged ones not at
+// [harmonia.Bulk.ReplaceArtifacts] (and siblings), unchanged ones not at
 // all. Versions are published through [harmonia.Store.Publish], with its
 // guarantees. A second import of the
 // same file writes nothing and reports every entry unchanged.
@@ -71,7 +71,7 @@
 // ImportOptions.AllOrNothing is set; DryRun reports without writing.
 //
 // How it reads what exists: once per collection, at the first section
-// that needs it, [harmonia.Store.EachArtifact] (and its siblings) streams
+// that needs it, [harmonia.Store.AllArtifacts] (and its siblings) streams
 // every document, and the importer keeps its key and a fingerprint of its
 // comparable fields in a compact index (about 135 bytes per document),
 // with which it detects duplicates, resolves references and recognises

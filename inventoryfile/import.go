@@ -203,7 +203,7 @@ func (r *ImportReport) Rejected() int {
 // record per natural key (a 16-byte SHA-256 prefix of the key, the
 // document's id, flags and, for documents already stored, fingerprints of
 // their fields: measured about 135 bytes per stored document and 85 per
-// new entry of the file), read once per collection (Store.EachLicense and
+// new entry of the file), read once per collection (Store.AllLicenses and
 // its siblings): it detects duplicates, resolves references and
 // recognises unchanged entries with it, without a query per entry. A generated
 // 100 MB file of about 250,000 entries is checked with a peak heap of
@@ -565,11 +565,11 @@ func newImporter(store *harmonia.Store, o ImportOptions, dry bool, pass string) 
 	im := &importer{store: store, o: o, dry: dry, pass: pass, rep: &ImportReport{DryRun: dry},
 		licenseCommercial: map[bson.ObjectID]bool{}, versionTags: map[keyHash]int32{}, sections: map[string]bool{}}
 	im.licenses = kind{section: SectionLicenses, entity: harmonia.EntityLicense, counts: &im.rep.Licenses,
-		insert: bulk(store.InsertLicenses), replace: bulk(store.ReplaceLicenses)}
+		insert: bulk(store.Bulk().InsertLicenses), replace: bulk(store.Bulk().ReplaceLicenses)}
 	im.datasets = kind{section: SectionDatasets, entity: harmonia.EntityDataset, counts: &im.rep.Datasets,
-		insert: bulk(store.InsertDatasets), replace: bulk(store.ReplaceDatasets)}
+		insert: bulk(store.Bulk().InsertDatasets), replace: bulk(store.Bulk().ReplaceDatasets)}
 	im.artifacts = kind{section: SectionArtifacts, entity: harmonia.EntityArtifact, counts: &im.rep.Artifacts,
-		insert: bulk(store.InsertArtifacts), replace: bulk(store.ReplaceArtifacts)}
+		insert: bulk(store.Bulk().InsertArtifacts), replace: bulk(store.Bulk().ReplaceArtifacts)}
 	return im
 }
 
@@ -820,30 +820,35 @@ func (im *importer) load(ctx context.Context, k *kind) error {
 		return nil
 	}
 	k.idx = keyIndex{loaded: true, db: map[keyHash]keyRec{}, file: map[keyHash]fileRec{}}
-	var err error
 	switch k {
 	case &im.licenses:
-		err = im.store.EachLicense(ctx, func(l *harmonia.License) error {
+		for l, err := range im.store.AllLicenses(ctx, nil) {
+			if err != nil {
+				return err
+			}
 			rec := keyRec{id: l.ID, flags: inDB, fp: licenseFP(l)}
 			if l.CommercialUse {
 				rec.flags |= commercial
 			}
 			im.licenseCommercial[l.ID] = l.CommercialUse
 			k.idx.db[hashKey(l.SPDXID)] = rec
-			return nil
-		})
+		}
 	case &im.datasets:
-		err = im.store.EachDataset(ctx, func(d *harmonia.Dataset) error {
+		for d, err := range im.store.AllDatasets(ctx, nil) {
+			if err != nil {
+				return err
+			}
 			k.idx.db[hashKey(d.Key())] = im.itemRec(d.ID, d.Published, d.Hashes.SHA256, d.LicenseID, datasetFP(d), contentFP(d.Path, d.SizeBytes, d.Hashes.SHA256))
-			return nil
-		})
+		}
 	default:
-		err = im.store.EachArtifact(ctx, func(a *harmonia.ModelArtifact) error {
+		for a, err := range im.store.AllArtifacts(ctx, nil) {
+			if err != nil {
+				return err
+			}
 			k.idx.db[hashKey(a.Key())] = im.itemRec(a.ID, a.Published, a.Hashes.SHA256, a.LicenseID, artifactFP(a), contentFP(a.Path, a.SizeBytes, a.Hashes.SHA256))
-			return nil
-		})
+		}
 	}
-	return err
+	return nil
 }
 
 // itemRec is the keyRec of an artifact or dataset in the database.

@@ -59,7 +59,7 @@ type transform struct {
 //     actually changed). Outside a transaction (it may be long). No Down:
 //     the original letter case is gone.
 //  3. "cancelled jobs get the cancelled status": jobs that
-//     [harmonia.Store.CancelJob] stored before the status
+//     [harmonia.Queue.CancelJob] stored before the status
 //     [harmonia.JobCancelled] existed (status "failed" with the error
 //     "cancelled", which no attempt recorded) get that status and lose the
 //     error. Conditional updates, idempotent; it counts "jobs_changed".

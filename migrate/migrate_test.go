@@ -21,26 +21,6 @@ import (
 
 func TestMain(m *testing.M) { harmoniatest.Main(m) }
 
-// testClock is a controllable clock for Options.Now.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *testClock { return &testClock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // marker is a migration that counts its runs in the collection "runs",
 // one document per version, with $inc: a second run shows as 2.
 func marker(version int64, name string) migrate.Migration {
@@ -131,7 +111,7 @@ func TestUpAppliesInOrderOnceAndRecords(t *testing.T) {
 	t.Parallel()
 	db := harmoniatest.Database(t)
 	ctx := t.Context()
-	clock := newClock()
+	clock := harmoniatest.NewClock()
 	ms := []migrate.Migration{marker(1, "one"), marker(2, "two"), marker(5, "five")}
 	r := newRunner(t, db, ms, &migrate.Options{Now: clock.Now, Owner: "test"})
 
@@ -345,7 +325,7 @@ func TestLockWaitsForHolderAndTakesOverWhenExpired(t *testing.T) {
 	t.Parallel()
 	db := harmoniatest.Database(t)
 	ctx := t.Context()
-	clock := newClock()
+	clock := harmoniatest.NewClock()
 	_, err := db.Collection(migrate.LockCollection).InsertOne(ctx, bson.D{{Key: "_id", Value: migrate.LockID},
 		{Key: "owner", Value: "ghost"}, {Key: "token", Value: "t"}, {Key: "acquired_at", Value: clock.Now()},
 		{Key: "expires_at", Value: clock.Now().Add(time.Minute)}})
@@ -538,7 +518,7 @@ func TestInterruptedMigrationIsFinishedByTheNextRun(t *testing.T) {
 		t.Run(fmt.Sprintf("crash=%t", crash), func(t *testing.T) {
 			t.Parallel()
 			db := harmoniatest.Database(t)
-			clock := newClock()
+			clock := harmoniatest.NewClock()
 			insertV1(t, db, harmonia.CollectionArtifacts, 25)
 			insertV1(t, db, harmonia.CollectionDatasets, 5)
 			ctx, kill := context.WithCancel(t.Context())

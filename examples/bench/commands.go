@@ -72,7 +72,7 @@ func listCommands(ctx context.Context, b *bench, m int) (int, error) {
 		return 0, err
 	}
 	counter.Reset()
-	page, err := store.ListArtifactsWithLicenses(ctx, harmonia.Filter{Limit: m})
+	page, err := store.ListArtifactsWithLicenses(ctx, harmonia.ArtifactFilter{Limit: m})
 	if err != nil {
 		return 0, err
 	}

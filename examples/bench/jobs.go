@@ -48,7 +48,7 @@ func benchJobCommands(ctx context.Context, b *bench, c config) ([]figure, error)
 		r.PerJob(), "%.2f", fmt.Sprintf("%d commands for %d jobs in %.1fs", r.Commands, r.Jobs, r.Elapsed.Seconds())}}, nil
 }
 
-// benchSHA256 hashes a file of random bytes with harmonia.HashFile and
+// benchSHA256 hashes a file of random bytes with worker.HashFile and
 // with openssl, three times each, and compares the best runs.
 func benchSHA256(ctx context.Context, _ *bench, c config) ([]figure, error) {
 	dir, err := os.MkdirTemp("", "harmonia-bench-")

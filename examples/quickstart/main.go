@@ -31,6 +31,7 @@ import (
 	"github.com/harmonia-ml/harmonia/examples/internal/exampledb"
 	"github.com/harmonia-ml/harmonia/examples/inventory"
 	"github.com/harmonia-ml/harmonia/migrate"
+	"github.com/harmonia-ml/harmonia/worker"
 )
 
 // corrupted is the sample file the quickstart damages before validating.
@@ -65,7 +66,7 @@ func run(ctx context.Context) (err error) {
 		return err
 	}
 	caps := store.Capabilities()
-	step("connected to the %s server (%s %s, transactions: %t, job leases on the %s clock)", conn.Lane, caps.Topology, caps.ServerVersion, caps.Transactions, store.LeaseClock())
+	step("connected to the %s server (%s %s, transactions: %t, job leases on the %s clock)", conn.Lane, caps.Topology, caps.ServerVersion, caps.Transactions, store.Queue().LeaseClock())
 
 	runner, err := migrate.New(conn.DB, migrate.Builtin(), nil)
 	if err != nil {
@@ -94,11 +95,11 @@ func run(ctx context.Context) (err error) {
 	}
 	step("corrupted %s on disk (one byte flipped): validation must catch it", corrupted)
 
-	arts, err := store.ListArtifacts(ctx, harmonia.Filter{Limit: harmonia.ListLimitMax})
+	arts, err := store.ListArtifacts(ctx, harmonia.ArtifactFilter{Limit: harmonia.ListLimitMax})
 	if err != nil {
 		return err
 	}
-	dss, err := store.ListDatasets(ctx, harmonia.Filter{Limit: harmonia.ListLimitMax})
+	dss, err := store.ListDatasets(ctx, harmonia.DatasetFilter{Limit: harmonia.ListLimitMax})
 	if err != nil {
 		return err
 	}
@@ -141,18 +142,18 @@ func validateAll(ctx context.Context, store *harmonia.Store, root string, ids []
 		params[i] = harmonia.EnqueueParams{Type: harmonia.JobValidate, Params: harmonia.ValidateParams{ArtifactID: id},
 			Opts: &harmonia.EnqueueOpts{MaxAttempts: 1, UniqueKey: "validate:" + id.Hex()}}
 	}
-	enq, err := store.EnqueueMany(ctx, params)
+	enq, err := store.Queue().EnqueueMany(ctx, params)
 	if err != nil {
 		return nil, err
 	}
 	step("enqueued %d validate jobs", len(enq))
 
-	validate, err := harmonia.ValidateHandler(store, root)
+	validate, err := worker.ValidateHandler(store, root)
 	if err != nil {
 		return nil, err
 	}
-	w, err := harmonia.NewWorker(store, &harmonia.WorkerOptions{
-		Handlers:     map[harmonia.JobType]harmonia.Handler{harmonia.JobValidate: validate},
+	w, err := worker.New(store, &worker.Options{
+		Handlers:     map[harmonia.JobType]worker.Handler{harmonia.JobValidate: validate},
 		Concurrency:  2,
 		PollInterval: 50 * time.Millisecond,
 	})
@@ -167,7 +168,7 @@ func validateAll(ctx context.Context, store *harmonia.Store, root string, ids []
 	for i, r := range enq {
 		jobIDs[i] = r.Job.ID
 	}
-	finished, err := store.WaitJobs(ctx, jobIDs, &harmonia.WaitOpts{Progress: func(n, total int) {
+	finished, err := store.Queue().WaitJobs(ctx, jobIDs, &harmonia.WaitOpts{Progress: func(n, total int) {
 		step("worker %s: %d of %d jobs finished", w.ID(), n, total)
 	}})
 	stop()
@@ -209,7 +210,7 @@ func summary(ctx context.Context, store *harmonia.Store, pub *harmonia.PublishRe
 		job := "-"
 		if j := jobs[a.ID]; j != nil {
 			job = fmt.Sprintf("%s (attempt %d)", j.Status, j.Attempt)
-			var checked harmonia.VerifyResult
+			var checked worker.VerifyResult
 			if err := j.DecodeResult(&checked); err != nil {
 				return err
 			}

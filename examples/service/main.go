@@ -40,6 +40,7 @@ import (
 	"github.com/harmonia-ml/harmonia/examples/internal/exampledb"
 	"github.com/harmonia-ml/harmonia/examples/inventory"
 	"github.com/harmonia-ml/harmonia/migrate"
+	"github.com/harmonia-ml/harmonia/worker"
 )
 
 func main() {
@@ -87,12 +88,12 @@ func run(ctx context.Context, log *slog.Logger, addr, uri, root string, ready ch
 		}
 	}
 
-	validate, err := harmonia.ValidateHandler(store, root)
+	validate, err := worker.ValidateHandler(store, root)
 	if err != nil {
 		return err
 	}
-	worker, err := harmonia.NewWorker(store, &harmonia.WorkerOptions{
-		Handlers: map[harmonia.JobType]harmonia.Handler{harmonia.JobValidate: validate}, Logger: log})
+	worker, err := worker.New(store, &worker.Options{
+		Handlers: map[harmonia.JobType]worker.Handler{harmonia.JobValidate: validate}, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,7 @@ func (s *Service) Handler() http.Handler {
 // listArtifacts answers GET /artifacts?tag=vision&name_prefix=res&limit=50&after=<id>.
 func (s *Service) listArtifacts(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := harmonia.Filter{TagsAny: q["tag"], NamePrefix: q.Get("name_prefix")}
+	f := harmonia.ArtifactFilter{TagsAny: q["tag"], NamePrefix: q.Get("name_prefix")}
 	var err error
 	if f.Limit, f.After, err = pageParams(q); err != nil {
 		s.fail(w, err)
@@ -161,7 +161,7 @@ func (s *Service) validate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	res, err := s.store.Enqueue(r.Context(), harmonia.JobValidate, harmonia.ValidateParams{ArtifactID: id},
+	res, err := s.store.Queue().Enqueue(r.Context(), harmonia.JobValidate, harmonia.ValidateParams{ArtifactID: id},
 		&harmonia.EnqueueOpts{UniqueKey: "validate:" + id.Hex()})
 	if err != nil {
 		s.fail(w, err)
@@ -177,7 +177,7 @@ func (s *Service) getJob(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	job, err := s.store.GetJob(r.Context(), id)
+	job, err := s.store.Queue().GetJob(r.Context(), id)
 	if err != nil {
 		s.fail(w, err)
 		return

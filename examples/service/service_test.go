@@ -20,6 +20,7 @@ import (
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/examples/inventory"
 	"github.com/harmonia-ml/harmonia/harmoniatest"
+	"github.com/harmonia-ml/harmonia/worker"
 )
 
 func TestMain(m *testing.M) { harmoniatest.Main(m) }
@@ -111,7 +112,7 @@ func TestServiceListAndShow(t *testing.T) {
 func TestServicePublishWithAudit(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	page, err := f.store.ListArtifacts(t.Context(), harmonia.Filter{})
+	page, err := f.store.ListArtifacts(t.Context(), harmonia.ArtifactFilter{})
 	require.NoError(t, err)
 	ids := []bson.ObjectID{page.Items[0].ID, page.Items[1].ID}
 	audit := f.store.Database().Collection(CollectionAudit)
@@ -157,14 +158,14 @@ func TestServicePublishWithAudit(t *testing.T) {
 func TestServiceValidate(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	page, err := f.store.ListArtifacts(t.Context(), harmonia.Filter{NamePrefix: "resnet50"})
+	page, err := f.store.ListArtifacts(t.Context(), harmonia.ArtifactFilter{NamePrefix: "resnet50"})
 	require.NoError(t, err)
 	id := page.Items[0].ID
 
-	validate, err := harmonia.ValidateHandler(f.store, f.root)
+	validate, err := worker.ValidateHandler(f.store, f.root)
 	require.NoError(t, err)
-	w, err := harmonia.NewWorker(f.store, &harmonia.WorkerOptions{
-		Handlers: map[harmonia.JobType]harmonia.Handler{harmonia.JobValidate: validate}, PollInterval: 50 * time.Millisecond})
+	w, err := worker.New(f.store, &worker.Options{
+		Handlers: map[harmonia.JobType]worker.Handler{harmonia.JobValidate: validate}, PollInterval: 50 * time.Millisecond})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)

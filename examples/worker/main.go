@@ -38,14 +38,15 @@ import (
 
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/examples/internal/exampledb"
+	"github.com/harmonia-ml/harmonia/worker"
 )
 
 func main() {
 	uri := flag.String("uri", "", "MongoDB URI (default $HARMONIA_MONGODB_URI, else an embedded server with a demo job)")
 	root := flag.String("root", "", "directory the handlers read and write artifact files in (default: a temporary one)")
-	concurrency := flag.Int("concurrency", harmonia.WorkerConcurrencyDefault, "jobs run at once")
+	concurrency := flag.Int("concurrency", worker.ConcurrencyDefault, "jobs run at once")
 	audit := flag.Bool("audit", true, "run the built-in audit schedule (once per period across all processes)")
-	sources := harmonia.DownloadOptions{Client: &http.Client{Timeout: 10 * time.Minute}}
+	sources := worker.DownloadOptions{Client: &http.Client{Timeout: 10 * time.Minute}}
 	flag.Func("allow-dir", "a directory download jobs may read file:// sources from (repeatable; default none)", func(v string) error {
 		sources.AllowedDirs = append(sources.AllowedDirs, v)
 		return nil
@@ -65,7 +66,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, uri, root string, concurrency int, audit bool, sources *harmonia.DownloadOptions) (err error) {
+func run(ctx context.Context, uri, root string, concurrency int, audit bool, sources *worker.DownloadOptions) (err error) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	conn, err := exampledb.Connect(ctx, exampledb.Options{URI: uri})
 	if err != nil {
@@ -91,16 +92,16 @@ func run(ctx context.Context, uri, root string, concurrency int, audit bool, sou
 		}
 	}
 
-	validate, err := harmonia.ValidateHandler(store, root)
+	validate, err := worker.ValidateHandler(store, root)
 	if err != nil {
 		return err
 	}
-	download, err := harmonia.DownloadHandler(store, root, sources)
+	download, err := worker.DownloadHandler(store, root, sources)
 	if err != nil {
 		return err
 	}
-	w, err := harmonia.NewWorker(store, &harmonia.WorkerOptions{
-		Handlers: map[harmonia.JobType]harmonia.Handler{
+	w, err := worker.New(store, &worker.Options{
+		Handlers: map[harmonia.JobType]worker.Handler{
 			harmonia.JobValidate: validate,
 			harmonia.JobDownload: download,
 		},
@@ -111,8 +112,8 @@ func run(ctx context.Context, uri, root string, concurrency int, audit bool, sou
 		return err
 	}
 	if audit {
-		sc, err := harmonia.NewScheduler(store, &harmonia.SchedulerOptions{
-			Schedules: []harmonia.Schedule{harmonia.AuditSchedule(nil)}, Logger: log})
+		sc, err := worker.NewScheduler(store, &worker.SchedulerOptions{
+			Schedules: []worker.Schedule{worker.AuditSchedule(nil)}, Logger: log})
 		if err != nil {
 			return err
 		}
@@ -139,6 +140,6 @@ func demoJob(ctx context.Context, store *harmonia.Store, root string) error {
 	if err := store.CreateArtifact(ctx, a); err != nil {
 		return err
 	}
-	_, err := store.Enqueue(ctx, harmonia.JobValidate, harmonia.ValidateParams{ArtifactID: a.ID}, nil)
+	_, err := store.Queue().Enqueue(ctx, harmonia.JobValidate, harmonia.ValidateParams{ArtifactID: a.ID}, nil)
 	return err
 }

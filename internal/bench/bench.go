@@ -22,6 +22,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/harmonia-ml/harmonia"
+	"github.com/harmonia-ml/harmonia/worker"
 )
 
 // JobType is the type of the no-op jobs the claim benchmark runs.
@@ -79,7 +80,7 @@ func ClaimAndFinish(ctx context.Context, db *mongo.Database, jobs, workers, roun
 }
 
 func runHarmonia(ctx context.Context, db *mongo.Database, jobs, workers int) (time.Duration, error) {
-	noop := func(context.Context, *harmonia.Job, *harmonia.JobLogger) (any, error) { return nil, nil }
+	noop := func(context.Context, *harmonia.Job, *worker.JobLogger) (any, error) { return nil, nil }
 	ws, err := harmoniaWorkers(ctx, db, jobs, workers, 1, noop)
 	if err != nil {
 		return 0, err
@@ -90,7 +91,7 @@ func runHarmonia(ctx context.Context, db *mongo.Database, jobs, workers int) (ti
 // harmoniaWorkers replaces the jobs and events collections of db with
 // jobs enqueued jobs of JobType, and returns workers workers of
 // concurrency that run them with h, sharing one Store.
-func harmoniaWorkers(ctx context.Context, db *mongo.Database, jobs, workers, concurrency int, h harmonia.Handler) ([]*harmonia.Worker, error) {
+func harmoniaWorkers(ctx context.Context, db *mongo.Database, jobs, workers, concurrency int, h worker.Handler) ([]*worker.Worker, error) {
 	for _, c := range []string{harmonia.CollectionJobs, harmonia.CollectionEvents} {
 		if err := db.Collection(c).Drop(ctx); err != nil {
 			return nil, err
@@ -107,14 +108,14 @@ func harmoniaWorkers(ctx context.Context, db *mongo.Database, jobs, workers, con
 	for i := range params {
 		params[i] = harmonia.EnqueueParams{Type: JobType}
 	}
-	if _, err := store.EnqueueMany(ctx, params); err != nil {
+	if _, err := store.Queue().EnqueueMany(ctx, params); err != nil {
 		return nil, err
 	}
-	ws := make([]*harmonia.Worker, workers)
+	ws := make([]*worker.Worker, workers)
 	for i := range ws {
-		if ws[i], err = harmonia.NewWorker(store, &harmonia.WorkerOptions{
+		if ws[i], err = worker.New(store, &worker.Options{
 			ID: fmt.Sprintf("bench-%d", i), Concurrency: concurrency, PollInterval: 10 * time.Millisecond,
-			Handlers: map[harmonia.JobType]harmonia.Handler{JobType: h},
+			Handlers: map[harmonia.JobType]worker.Handler{JobType: h},
 		}); err != nil {
 			return nil, err
 		}
@@ -124,7 +125,7 @@ func harmoniaWorkers(ctx context.Context, db *mongo.Database, jobs, workers, con
 
 // runUntilDone runs ws until they have recorded the outcomes of jobs
 // jobs, stops them, and returns how long the jobs took.
-func runUntilDone(ctx context.Context, ws []*harmonia.Worker, jobs int) (time.Duration, error) {
+func runUntilDone(ctx context.Context, ws []*worker.Worker, jobs int) (time.Duration, error) {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
@@ -235,7 +236,7 @@ func driverLoop(ctx context.Context, col *mongo.Collection, worker string) error
 type HashResult struct {
 	// Bytes is the size of the file hashed.
 	Bytes int64
-	// Harmonia is the time of harmonia.HashFile; OpenSSL the time of
+	// Harmonia is the time of worker.HashFile; OpenSSL the time of
 	// `openssl dgst -sha256`, process start included.
 	Harmonia, OpenSSL time.Duration
 }
@@ -247,7 +248,7 @@ func (r HashResult) Ratio() float64 { return r.OpenSSL.Seconds() / r.Harmonia.Se
 // on the PATH.
 var ErrNoOpenSSL = errors.New("bench: no openssl command on the PATH")
 
-// HashVsOpenSSL hashes the file at path with harmonia.HashFile and with
+// HashVsOpenSSL hashes the file at path with worker.HashFile and with
 // `openssl dgst -sha256`, checks that they agree, and times both. Read the
 // file once before, so that both find it in the page cache.
 func HashVsOpenSSL(ctx context.Context, path string) (HashResult, error) {
@@ -257,7 +258,7 @@ func HashVsOpenSSL(ctx context.Context, path string) (HashResult, error) {
 	}
 	var r HashResult
 	start := time.Now()
-	sum, n, err := harmonia.HashFile(ctx, path)
+	sum, n, err := worker.HashFile(ctx, path)
 	r.Harmonia, r.Bytes = time.Since(start), n
 	if err != nil {
 		return r, err
@@ -297,7 +298,7 @@ func (r JobCommandsResult) PerJob() float64 { return float64(r.Commands) / float
 // replaces the jobs and events collections of db.
 func JobCommands(ctx context.Context, db *mongo.Database, counted func() int, jobs, workers, concurrency int) (JobCommandsResult, error) {
 	r := JobCommandsResult{Jobs: jobs}
-	logTwo := func(ctx context.Context, _ *harmonia.Job, log *harmonia.JobLogger) (any, error) {
+	logTwo := func(ctx context.Context, _ *harmonia.Job, log *worker.JobLogger) (any, error) {
 		if err := log.Log(ctx, harmonia.LevelInfo, "started"); err != nil {
 			return nil, err
 		}

@@ -118,7 +118,7 @@ with code 4 and says where the alias points.`,
 }
 
 func (a *app) aliasDeleteCommand() *cobra.Command {
-	var o harmonia.SetAliasOpts
+	var o harmonia.DeleteAliasOpts
 	cmd := &cobra.Command{
 		Use:   "delete NAME --by WHO",
 		Short: "Remove an alias (recorded in its history)",
@@ -139,7 +139,11 @@ like any move, and setting the alias again continues that history.
 			return a.printMove(m)
 		},
 	}
-	setAliasFlags(cmd, &o)
+	fl := cmd.Flags()
+	fl.StringVar(&o.By, "by", "", "who removes the alias (required)")
+	fl.StringVar(&o.Reason, "reason", "", "why, kept in the alias's history")
+	fl.StringVar(&o.ExpectVersion, "expect", "", "remove only if the alias points at this version tag now (compare-and-set)")
+	_ = cmd.MarkFlagRequired("by")
 	return cmd
 }
 

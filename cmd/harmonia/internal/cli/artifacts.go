@@ -40,7 +40,7 @@ type artifactJSON struct {
 func (a *app) artifactsListCommand() *cobra.Command {
 	var tags []string
 	var license string
-	var f harmonia.Filter
+	var f harmonia.ArtifactFilter
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "list",

@@ -154,11 +154,11 @@ unknown id exits with code 3.`,
 			if err != nil {
 				return err
 			}
-			j, err := store.GetJob(cmd.Context(), id)
+			j, err := store.Queue().GetJob(cmd.Context(), id)
 			if err != nil {
 				return err
 			}
-			events, err := store.JobLog(cmd.Context(), id)
+			events, err := store.Queue().JobLog(cmd.Context(), id)
 			if err != nil {
 				return err
 			}
@@ -185,7 +185,7 @@ job that already finished exits with code 4; an unknown id with code 3.`,
 			if err != nil {
 				return err
 			}
-			j, err := store.CancelJob(cmd.Context(), id)
+			j, err := store.Queue().CancelJob(cmd.Context(), id)
 			if err != nil {
 				return err
 			}
@@ -214,7 +214,7 @@ stays as it was, for the record.`,
 			if err != nil {
 				return err
 			}
-			j, err := store.GetJob(ctx, id)
+			j, err := store.Queue().GetJob(ctx, id)
 			if err != nil {
 				return err
 			}
@@ -226,7 +226,7 @@ stays as it was, for the record.`,
 			if len(j.Params) > 0 {
 				params = j.Params
 			}
-			res, err := store.Enqueue(ctx, j.Type, params, &harmonia.EnqueueOpts{Priority: j.Priority, MaxAttempts: j.MaxAttempts, UniqueKey: j.UniqueKey})
+			res, err := store.Queue().Enqueue(ctx, j.Type, params, &harmonia.EnqueueOpts{Priority: j.Priority, MaxAttempts: j.MaxAttempts, UniqueKey: j.UniqueKey})
 			if err != nil {
 				return err
 			}

@@ -56,7 +56,7 @@ the first N (default 100; 0 lists all).`,
 			out := []jobJSON{}
 		pages:
 			for {
-				page, err := store.ListJobs(ctx, filter)
+				page, err := store.Queue().ListJobs(ctx, filter)
 				if err != nil {
 					return err
 				}

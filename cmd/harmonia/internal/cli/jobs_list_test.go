@@ -18,7 +18,7 @@ func TestJobsList(t *testing.T) {
 	for _, key := range []string{"resnet50@1.3.0", "bert-base@1.0.0"} {
 		name, version, err := splitKey("artifact", key)
 		require.NoError(t, err)
-		res, err := f.store.Enqueue(ctx, harmonia.JobValidate, &harmonia.ValidateParams{ArtifactID: mustArtifact(t, f.store, name, version)},
+		res, err := f.store.Queue().Enqueue(ctx, harmonia.JobValidate, &harmonia.ValidateParams{ArtifactID: mustArtifact(t, f.store, name, version)},
 			&harmonia.EnqueueOpts{UniqueKey: "validate:" + key})
 		require.NoError(t, err)
 		ids[key] = res.Job.ID

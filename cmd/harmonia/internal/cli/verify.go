@@ -9,6 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/harmonia-ml/harmonia"
+	"github.com/harmonia-ml/harmonia/worker"
 )
 
 // verifyItemJSON is one artifact's check in verify --json.
@@ -59,7 +60,7 @@ pending validate jobs of the queue, checked under the same --root.`,
 			if err != nil {
 				return err
 			}
-			h, err := harmonia.ValidateHandler(store, root)
+			h, err := worker.ValidateHandler(store, root)
 			if err != nil {
 				return err
 			}
@@ -87,7 +88,7 @@ pending validate jobs of the queue, checked under the same --root.`,
 			for i, j := range jobs {
 				art := c.Artifacts[i]
 				it := verifyItemJSON{Artifact: art.Key(), Path: art.Path, JobID: j.ID.Hex(), Status: string(j.Status), OK: j.Status == harmonia.JobSuccess, Error: j.Error}
-				var res harmonia.VerifyResult
+				var res worker.VerifyResult
 				if err := j.DecodeResult(&res); err == nil {
 					it.SHA256, it.SizeBytes = res.SHA256, res.SizeBytes
 				}
@@ -129,14 +130,14 @@ pending validate jobs of the queue, checked under the same --root.`,
 	fl := cmd.Flags()
 	fl.StringVar(&tag, "version", "", "version tag to verify (default: the latest published)")
 	fl.StringVar(&root, "root", "", "directory the artifacts' local paths are relative to (required)")
-	fl.IntVar(&concurrency, "concurrency", harmonia.WorkerConcurrencyDefault, "files checked at once")
+	fl.IntVar(&concurrency, "concurrency", worker.ConcurrencyDefault, "files checked at once")
 	return cmd
 }
 
 // runValidations enqueues one validate job per artifact (one attempt
 // each, ahead of other jobs), runs a worker in this process until every
 // one is final, and returns the jobs in the order of arts.
-func runValidations(ctx context.Context, a *app, store *harmonia.Store, h harmonia.Handler, arts []*harmonia.ModelArtifact, concurrency int) ([]*harmonia.Job, error) {
+func runValidations(ctx context.Context, a *app, store *harmonia.Store, h worker.Handler, arts []*harmonia.ModelArtifact, concurrency int) ([]*harmonia.Job, error) {
 	if len(arts) == 0 {
 		return nil, nil
 	}
@@ -145,7 +146,7 @@ func runValidations(ctx context.Context, a *app, store *harmonia.Store, h harmon
 		params[i] = harmonia.EnqueueParams{Type: harmonia.JobValidate, Params: &harmonia.ValidateParams{ArtifactID: art.ID},
 			Opts: &harmonia.EnqueueOpts{MaxAttempts: 1, Priority: 100}}
 	}
-	res, err := store.EnqueueMany(ctx, params)
+	res, err := store.Queue().EnqueueMany(ctx, params)
 	if err != nil {
 		return nil, err
 	}
@@ -153,8 +154,8 @@ func runValidations(ctx context.Context, a *app, store *harmonia.Store, h harmon
 	for i, r := range res {
 		ids[i] = r.Job.ID
 	}
-	w, err := harmonia.NewWorker(store, &harmonia.WorkerOptions{
-		Handlers:    map[harmonia.JobType]harmonia.Handler{harmonia.JobValidate: h},
+	w, err := worker.New(store, &worker.Options{
+		Handlers:    map[harmonia.JobType]worker.Handler{harmonia.JobValidate: h},
 		Concurrency: concurrency, PollInterval: shortWait,
 	})
 	if err != nil {
@@ -168,7 +169,7 @@ func runValidations(ctx context.Context, a *app, store *harmonia.Store, h harmon
 		_ = w.Run(wctx)
 	}()
 	bar := a.newProgress("verify", int64(len(ids)), false)
-	jobs, err := store.WaitJobs(ctx, ids, &harmonia.WaitOpts{Progress: func(finished, total int) {
+	jobs, err := store.Queue().WaitJobs(ctx, ids, &harmonia.WaitOpts{Progress: func(finished, total int) {
 		bar.update(int64(finished), fmt.Sprintf("%d of %d files checked", finished, total))
 	}})
 	bar.finish()

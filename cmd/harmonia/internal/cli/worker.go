@@ -11,28 +11,29 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/harmonia-ml/harmonia"
+	"github.com/harmonia-ml/harmonia/worker"
 )
 
 // handlers returns the built-in handlers that need no code of the
 // caller's (validate and download), rooted at root; dl says which
 // sources downloads may read.
-func handlers(store *harmonia.Store, root string, dl *harmonia.DownloadOptions) (map[harmonia.JobType]harmonia.Handler, error) {
-	validate, err := harmonia.ValidateHandler(store, root)
+func handlers(store *harmonia.Store, root string, dl *worker.DownloadOptions) (map[harmonia.JobType]worker.Handler, error) {
+	validate, err := worker.ValidateHandler(store, root)
 	if err != nil {
 		return nil, err
 	}
-	download, err := harmonia.DownloadHandler(store, root, dl)
+	download, err := worker.DownloadHandler(store, root, dl)
 	if err != nil {
 		return nil, err
 	}
-	return map[harmonia.JobType]harmonia.Handler{harmonia.JobValidate: validate, harmonia.JobDownload: download}, nil
+	return map[harmonia.JobType]worker.Handler{harmonia.JobValidate: validate, harmonia.JobDownload: download}, nil
 }
 
 func (a *app) workerCommand() *cobra.Command {
 	var root, id string
 	var types []string
-	var o harmonia.WorkerOptions
-	var dl harmonia.DownloadOptions
+	var o worker.Options
+	var dl worker.DownloadOptions
 	cmd := &cobra.Command{
 		Use:   "worker --root DIR",
 		Short: "Run jobs (validate, download) until interrupted",
@@ -46,7 +47,7 @@ Downloads read only from the directories given with --allow-dir (file://
 sources) and the hosts given with --allow-host (http and https sources);
 with neither, every download job fails as not allowed: whoever may
 enqueue a job chooses its source.
-Inference jobs need a program of your own (harmonia.InferenceHandler).
+Inference jobs need a program of your own (worker.InferenceHandler).
 Many workers, on one machine or many, may share a queue.
 
 Note: with the embedded server (no --uri), the worker holds the data
@@ -72,7 +73,7 @@ and other commands at it with --uri to use them side by side.`,
 				opts.Types = append(opts.Types, harmonia.JobType(t))
 			}
 			opts.Logger = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			w, err := harmonia.NewWorker(store, &opts)
+			w, err := worker.New(store, &opts)
 			if err != nil {
 				return err
 			}
@@ -83,7 +84,7 @@ and other commands at it with --uri to use them side by side.`,
 			}
 			slices.Sort(names)
 			fmt.Fprintf(a.stderr, "worker %s: running %s jobs under %s, %d at a time, %s leases on the %s clock; stop with Ctrl-C\n",
-				w.ID(), strings.Join(names, ", "), root, eff.Concurrency, eff.LeaseDuration, store.LeaseClock())
+				w.ID(), strings.Join(names, ", "), root, eff.Concurrency, eff.LeaseDuration, store.Queue().LeaseClock())
 			if err := w.Run(ctx); err != nil {
 				return err
 			}
@@ -103,10 +104,10 @@ and other commands at it with --uri to use them side by side.`,
 	fl.StringArrayVar(&dl.AllowedDirs, "allow-dir", nil, "a directory whose files download jobs may read (file:// sources; repeatable)")
 	fl.StringArrayVar(&dl.AllowedHosts, "allow-host", nil, "a host, or host:port, download jobs may fetch from (http and https sources; repeatable)")
 	fl.StringVar(&id, "id", "", "worker id recorded in the jobs it claims (default: host, pid and a random suffix)")
-	fl.IntVar(&o.Concurrency, "concurrency", harmonia.WorkerConcurrencyDefault, "jobs run at once")
-	fl.DurationVar(&o.PollInterval, "poll", harmonia.PollIntervalDefault, "how often an idle worker looks for jobs")
-	fl.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", harmonia.ShutdownTimeoutDefault, "how long a stopping worker waits for running handlers")
-	fl.DurationVar(&o.LeaseDuration, "lease", harmonia.LeaseDurationDefault, "how long a claim holds a job without a heartbeat")
+	fl.IntVar(&o.Concurrency, "concurrency", worker.ConcurrencyDefault, "jobs run at once")
+	fl.DurationVar(&o.PollInterval, "poll", worker.PollIntervalDefault, "how often an idle worker looks for jobs")
+	fl.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", worker.ShutdownTimeoutDefault, "how long a stopping worker waits for running handlers")
+	fl.DurationVar(&o.LeaseDuration, "lease", worker.LeaseDurationDefault, "how long a claim holds a job without a heartbeat")
 	return cmd
 }
 

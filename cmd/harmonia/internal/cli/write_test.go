@@ -205,7 +205,7 @@ func TestWorkerRunsJobsUntilStopped(t *testing.T) {
 	f.sample()
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
-	res, err := f.store.Enqueue(ctx, harmonia.JobValidate, &harmonia.ValidateParams{ArtifactID: mustArtifact(t, f.store, "yolo-tiny", "0.9.0")}, nil)
+	res, err := f.store.Queue().Enqueue(ctx, harmonia.JobValidate, &harmonia.ValidateParams{ArtifactID: mustArtifact(t, f.store, "yolo-tiny", "0.9.0")}, nil)
 	require.NoError(t, err)
 
 	workerCtx, stop := context.WithCancel(ctx)
@@ -215,7 +215,7 @@ func TestWorkerRunsJobsUntilStopped(t *testing.T) {
 		args := append(append([]string{}, f.conn...), "worker", "--root", f.dir, "--types", "validate", "--id", "cli-test", "--poll", "50ms")
 		done <- Execute(workerCtx, args, &out, &errOut, nil)
 	}()
-	jobs, err := f.store.WaitJobs(ctx, []bson.ObjectID{res.Job.ID}, nil)
+	jobs, err := f.store.Queue().WaitJobs(ctx, []bson.ObjectID{res.Job.ID}, nil)
 	require.NoError(t, err)
 	require.Equal(t, harmonia.JobSuccess, jobs[0].Status)
 	require.Equal(t, "cli-test", jobs[0].WorkerID)
@@ -245,7 +245,7 @@ func TestWorkerDownloadsOnlyFromAllowedDirs(t *testing.T) {
 	root := t.TempDir() // where the files are downloaded to
 	enqueue := func(name, version string) bson.ObjectID {
 		file := "file://" + filepath.ToSlash(filepath.Join(f.dir, "models", name+"-"+version+".onnx"))
-		res, err := f.store.Enqueue(ctx, harmonia.JobDownload, &harmonia.DownloadParams{ArtifactID: mustArtifact(t, f.store, name, version), Source: file},
+		res, err := f.store.Queue().Enqueue(ctx, harmonia.JobDownload, &harmonia.DownloadParams{ArtifactID: mustArtifact(t, f.store, name, version), Source: file},
 			&harmonia.EnqueueOpts{MaxAttempts: 1})
 		require.NoError(t, err)
 		return res.Job.ID
@@ -258,7 +258,7 @@ func TestWorkerDownloadsOnlyFromAllowedDirs(t *testing.T) {
 			args := append(append(append([]string{}, f.conn...), "worker", "--root", root, "--types", "download", "--poll", "50ms"), extra...)
 			done <- Execute(workerCtx, args, &out, &out, nil)
 		}()
-		jobs, err := f.store.WaitJobs(ctx, []bson.ObjectID{id}, nil)
+		jobs, err := f.store.Queue().WaitJobs(ctx, []bson.ObjectID{id}, nil)
 		require.NoError(t, err)
 		stop()
 		require.Equal(t, ExitOK, <-done, out.String())

@@ -1,4 +1,4 @@
-package harmonia_test
+package worker_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/harmoniatest"
+	"github.com/harmonia-ml/harmonia/worker"
 )
 
 // overlapCounter tells whether a job ever ran in two live handlers at once.
@@ -49,22 +50,22 @@ func TestBatchClaimAbandonedWorkers(t *testing.T) {
 	var live overlapCounter
 	thaw := make(chan struct{})
 	var frozen atomic.Int32
-	h := func(worker int, done *atomic.Int32) harmonia.Handler {
-		return func(ctx context.Context, job *harmonia.Job, log *harmonia.JobLogger) (any, error) {
-			if worker < abandoned && done.Add(1) > 5 {
+	h := func(idx int, done *atomic.Int32) worker.Handler {
+		return func(ctx context.Context, job *harmonia.Job, log *worker.JobLogger) (any, error) {
+			if idx < abandoned && done.Add(1) > 5 {
 				frozen.Add(1)
 				<-thaw
-				return bson.D{{Key: "by", Value: worker}}, nil
+				return bson.D{{Key: "by", Value: idx}}, nil
 			}
 			defer live.enter(job.ID)()
-			return bson.D{{Key: "by", Value: worker}}, log.Log(ctx, harmonia.LevelInfo, "ran")
+			return bson.D{{Key: "by", Value: idx}}, log.Log(ctx, harmonia.LevelInfo, "ran")
 		}
 	}
 	start := time.Now()
-	var ws []*harmonia.Worker
+	var ws []*worker.Worker
 	var stops []func() error
 	for i := range workers {
-		w, stop := runWorker(t, b.ctx, b.store, harmonia.WorkerOptions{ID: fmt.Sprintf("w%d", i), Concurrency: 8,
+		w, stop := runWorker(t, b.ctx, b.store, worker.Options{ID: fmt.Sprintf("w%d", i), Concurrency: 8, ClaimPool: b.pool,
 			Handlers: handlers(h(i, new(atomic.Int32))), PollInterval: 20 * time.Millisecond,
 			LeaseDuration: time.Hour, HeartbeatInterval: 59 * time.Minute, ShutdownTimeout: 10 * time.Millisecond})
 		ws, stops = append(ws, w), append(stops, stop)
@@ -117,11 +118,11 @@ func TestLeaseHeldAgainstSlowServer(t *testing.T) {
 	b, failPoint, _ := failPointStore(t)
 	store, err := harmonia.Open(b.ctx, b.db, nil)
 	require.NoError(t, err)
-	t.Logf("lane %s: leases on the %s clock", harmoniatest.CurrentLane(t).Name, store.LeaseClock())
+	t.Logf("lane %s: leases on the %s clock", harmoniatest.CurrentLane(t).Name, store.Queue().LeaseClock())
 	const n = 32
 	enqueueNumbered(t, b, n)
 	var o overlapCounter
-	h := func(ctx context.Context, job *harmonia.Job, log *harmonia.JobLogger) (any, error) {
+	h := func(ctx context.Context, job *harmonia.Job, log *worker.JobLogger) (any, error) {
 		defer o.enter(job.ID)()
 		select {
 		case <-time.After(time.Duration(1000+40*jobNumber(job)) * time.Millisecond):
@@ -132,9 +133,9 @@ func TestLeaseHeldAgainstSlowServer(t *testing.T) {
 	}
 	failPoint("alwaysOn", bson.D{{Key: "failCommands", Value: bson.A{"update", "find", "insert"}},
 		{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 200}})
-	var ws []*harmonia.Worker
+	var ws []*worker.Worker
 	for i := range 8 {
-		w, _ := runWorker(t, b.ctx, store, harmonia.WorkerOptions{ID: fmt.Sprintf("w%d", i), Concurrency: 2,
+		w, _ := runWorker(t, b.ctx, store, worker.Options{ID: fmt.Sprintf("w%d", i), Concurrency: 2,
 			Handlers: handlers(h), LeaseDuration: time.Second, PollInterval: 50 * time.Millisecond})
 		ws = append(ws, w)
 	}
@@ -144,4 +145,49 @@ func TestLeaseHeldAgainstSlowServer(t *testing.T) {
 	require.Zero(t, o.overlaps.Load())
 	require.EqualValues(t, n, stats.Claimed, "no job ran twice")
 	require.EqualValues(t, n, countJobs(t, b, bson.D{{Key: "status", Value: harmonia.JobSuccess}, {Key: "attempt", Value: 1}}))
+}
+
+// TestLeaseServerClockSkewedWorkers: two worker processes whose clocks
+// are two hours apart run jobs that outlast a lease, heart-beating on
+// the server's clock: no live worker loses a lease and no job runs
+// twice.
+func TestLeaseServerClockSkewedWorkers(t *testing.T) {
+	t.Parallel()
+	harmoniatest.RequireServerClock(t)
+	db := harmoniatest.Database(t)
+	ctx := t.Context()
+	const n = 12
+	behind := skewedStore(t, db, -time.Hour, harmonia.LeaseClockServer)
+	for i := range n {
+		_, err := behind.Queue().Enqueue(ctx, noop, bson.D{{Key: "n", Value: i}}, nil)
+		require.NoError(t, err)
+	}
+	var o overlapCounter
+	h := func(ctx context.Context, job *harmonia.Job, log *worker.JobLogger) (any, error) {
+		defer o.enter(job.ID)()
+		select {
+		case <-time.After(1500 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+		return nil, log.Log(ctx, harmonia.LevelInfo, "slept past a lease")
+	}
+	var ws []*worker.Worker
+	for i, skew := range []time.Duration{-time.Hour, time.Hour} {
+		w, _ := runWorker(t, ctx, skewedStore(t, db, skew, harmonia.LeaseClockServer), worker.Options{
+			ID: fmt.Sprintf("skewed-%d", i), Concurrency: 4, Handlers: handlers(h),
+			LeaseDuration: time.Second, HeartbeatInterval: 250 * time.Millisecond, PollInterval: 20 * time.Millisecond})
+		ws = append(ws, w)
+	}
+	waitWithin(t, time.Minute, "every job to succeed", func() bool { return sumStats(ws).Succeeded == n })
+	stats := sumStats(ws)
+	require.Zero(t, stats.LeaseLost, "a live worker lost a lease")
+	require.Zero(t, o.overlaps.Load(), "a job ran in two handlers at once")
+	require.EqualValues(t, n, stats.Claimed, "no job was claimed twice")
+	for i, w := range ws {
+		require.NotZero(t, w.Stats().Succeeded, "worker %d ran no job", i)
+	}
+	n1, err := db.Collection(harmonia.CollectionJobs).CountDocuments(ctx, bson.D{{Key: "status", Value: harmonia.JobSuccess}, {Key: "attempt", Value: 1}})
+	require.NoError(t, err)
+	require.EqualValues(t, n, n1)
 }

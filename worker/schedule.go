@@ -1,4 +1,4 @@
-package harmonia
+package worker
 
 import (
 	"cmp"
@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/harmonia-ml/harmonia"
 	"log/slog"
 	"slices"
 	"sync"
@@ -67,16 +68,16 @@ type Schedule struct {
 	// Type and Params are the job each period enqueues, with Opts (whose
 	// UniqueKey the scheduler sets to the period's [Period.Key]). Type is
 	// required unless Jobs is set.
-	Type   JobType
+	Type   harmonia.JobType
 	Params any
-	Opts   *EnqueueOpts
+	Opts   *harmonia.EnqueueOpts
 	// Jobs, when set, returns the jobs of a period instead of Type and
 	// Params, for example one per artifact. Each job's UniqueKey must be
 	// set, distinct, and the same for the same work whenever Jobs is
 	// called for the period: the scheduler prefixes it with the period's
 	// key, so that a process taking over a period enqueues only the jobs
 	// missing. Defaults to none.
-	Jobs func(ctx context.Context, store *Store, p Period) ([]EnqueueParams, error)
+	Jobs func(ctx context.Context, store *harmonia.Store, p Period) ([]harmonia.EnqueueParams, error)
 }
 
 // SchedulerOptions configures a [Scheduler]. Only Schedules is required.
@@ -97,7 +98,7 @@ type SchedulerOptions struct {
 	// SchedulerClaimTimeoutDefault.
 	ClaimTimeout time.Duration
 	// Logger receives the scheduler's notices (enqueued periods, errors
-	// of Run's checks). Defaults to the Store's logger.
+	// of Run's checks). Defaults to a logger that discards everything.
 	Logger *slog.Logger
 }
 
@@ -138,7 +139,7 @@ type SchedulerStats struct {
 // the latest period that has started. A schedule's first check enqueues
 // the period under way.
 type Scheduler struct {
-	store     *Store
+	store     *harmonia.Store
 	cfg       SchedulerOptions
 	log       *slog.Logger
 	schedules []schedule
@@ -162,21 +163,21 @@ type schedule struct {
 // NewScheduler returns a scheduler for the schedules of opts on store.
 //
 // Errors: [CodeInvalid] naming the field to fix (entity "schedule").
-func NewScheduler(store *Store, opts *SchedulerOptions) (*Scheduler, error) {
+func NewScheduler(store *harmonia.Store, opts *SchedulerOptions) (*Scheduler, error) {
 	if store == nil {
-		return nil, invalidf(EntitySchedule, "store", "a *Store is required (from harmonia.Open)")
+		return nil, harmonia.Errorf(harmonia.CodeInvalid, EntitySchedule, "store", "a *Store is required (from harmonia.Open)")
 	}
 	if opts == nil || len(opts.Schedules) == 0 {
-		return nil, invalidf(EntitySchedule, "schedules", "give at least one schedule")
+		return nil, harmonia.Errorf(harmonia.CodeInvalid, EntitySchedule, "schedules", "give at least one schedule")
 	}
 	cfg := *opts
 	if cfg.PollInterval < 0 || cfg.ClaimTimeout < 0 {
-		return nil, invalidf(EntitySchedule, "poll_interval", "PollInterval and ClaimTimeout must not be negative (0 takes the default)")
+		return nil, harmonia.Errorf(harmonia.CodeInvalid, EntitySchedule, "poll_interval", "PollInterval and ClaimTimeout must not be negative (0 takes the default)")
 	}
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, SchedulerPollIntervalDefault)
 	cfg.ClaimTimeout = cmp.Or(cfg.ClaimTimeout, SchedulerClaimTimeoutDefault)
 	cfg.ID = cmp.Or(cfg.ID, "scheduler-"+rand.Text()[:12])
-	sc := &Scheduler{store: store, cfg: cfg, log: cmp.Or(cfg.Logger, store.log)}
+	sc := &Scheduler{store: store, cfg: cfg, log: cmp.Or(cfg.Logger, discard)}
 	seen := map[string]bool{}
 	for _, s := range cfg.Schedules {
 		c, err := checkSchedule(s)
@@ -184,7 +185,7 @@ func NewScheduler(store *Store, opts *SchedulerOptions) (*Scheduler, error) {
 			return nil, err
 		}
 		if seen[s.Name] {
-			return nil, invalidf(EntitySchedule, "name", "schedule %q is given twice", s.Name)
+			return nil, harmonia.Errorf(harmonia.CodeInvalid, EntitySchedule, "name", "schedule %q is given twice", s.Name)
 		}
 		seen[s.Name] = true
 		sc.schedules = append(sc.schedules, c)
@@ -196,14 +197,14 @@ func NewScheduler(store *Store, opts *SchedulerOptions) (*Scheduler, error) {
 func checkSchedule(s Schedule) (schedule, error) {
 	c := schedule{Schedule: s}
 	switch {
-	case !validJobType(s.Name) || len(s.Name) > 64:
-		return c, invalidf(EntitySchedule, "name", "schedule name %q must be 1 to 64 lowercase letters, digits, _ . - and start with a letter", s.Name)
-	case s.Jobs == nil && !validJobType(string(s.Type)):
-		return c, invalidf(EntitySchedule, "type", "schedule %s: job type %q must be lowercase letters, digits, _ . - and start with a letter", s.Name, s.Type)
+	case !harmonia.JobType(s.Name).Valid() || len(s.Name) > 64:
+		return c, harmonia.Errorf(harmonia.CodeInvalid, EntitySchedule, "name", "schedule name %q must be 1 to 64 lowercase letters, digits, _ . - and start with a letter", s.Name)
+	case s.Jobs == nil && !s.Type.Valid():
+		return c, harmonia.Errorf(harmonia.CodeInvalid, EntitySchedule, "type", "schedule %s: job type %q must be lowercase letters, digits, _ . - and start with a letter", s.Name, s.Type)
 	case (s.Every == 0) == (s.Cron == ""):
-		return c, invalidf(EntitySchedule, "every", "schedule %s: give either Every or Cron", s.Name)
+		return c, harmonia.Errorf(harmonia.CodeInvalid, EntitySchedule, "every", "schedule %s: give either Every or Cron", s.Name)
 	case s.Every < 0 || (s.Every > 0 && s.Every%time.Millisecond != 0):
-		return c, invalidf(EntitySchedule, "every", "schedule %s: Every must be a positive whole number of milliseconds (got %s)", s.Name, s.Every)
+		return c, harmonia.Errorf(harmonia.CodeInvalid, EntitySchedule, "every", "schedule %s: Every must be a positive whole number of milliseconds (got %s)", s.Name, s.Every)
 	}
 	if s.Every > 0 {
 		c.latest = func(t time.Time) time.Time { return t.Truncate(s.Every) }
@@ -212,10 +213,12 @@ func checkSchedule(s Schedule) (schedule, error) {
 	}
 	parsed, err := cron.ParseStandard(s.Cron)
 	if err != nil {
-		return c, invalidCause(EntitySchedule, "cron", err, "schedule %s: %v", s.Name, err)
+		e := harmonia.Errorf(harmonia.CodeInvalid, EntitySchedule, "cron", "schedule %s: %v", s.Name, err)
+		e.Err = err
+		return c, e
 	}
 	if _, ok := parsed.(cron.ConstantDelaySchedule); ok {
-		return c, invalidf(EntitySchedule, "cron", "schedule %s: @every is not allowed, its periods depend on when it is asked: use Every", s.Name)
+		return c, harmonia.Errorf(harmonia.CodeInvalid, EntitySchedule, "cron", "schedule %s: @every is not allowed, its periods depend on when it is asked: use Every", s.Name)
 	}
 	c.next = func(t time.Time) time.Time { return parsed.Next(t.UTC()) }
 	c.latest = func(t time.Time) time.Time { return latestActivation(c.next, t) }
@@ -258,7 +261,7 @@ func (sc *Scheduler) Stats() SchedulerStats {
 // Errors: [CodeConflict] when the scheduler runs already.
 func (sc *Scheduler) Run(ctx context.Context) error {
 	if !sc.running.CompareAndSwap(false, true) {
-		return conflictf(EntitySchedule, "id", "scheduler %s is running already", sc.cfg.ID)
+		return harmonia.Errorf(harmonia.CodeConflict, EntitySchedule, "id", "scheduler %s is running already", sc.cfg.ID)
 	}
 	defer sc.running.Store(false)
 	for ctx.Err() == nil {
@@ -318,22 +321,22 @@ func (sc *Scheduler) check(ctx context.Context, s schedule) error {
 	if err != nil {
 		return err
 	}
-	jobs, err = sc.store.missingKeys(ctx, jobs)
+	jobs, err = missingKeys(ctx, sc.store, jobs)
 	if err != nil {
 		return err
 	}
 	if len(jobs) > 0 {
-		if _, err := sc.store.EnqueueMany(ctx, jobs); err != nil {
+		if _, err := sc.store.Queue().EnqueueMany(ctx, jobs); err != nil {
 			return err
 		}
 	}
 	if sc.afterEnqueue != nil {
 		sc.afterEnqueue(s.Name)
 	}
-	_, err = sc.store.db.Collection(CollectionSchedules).UpdateOne(ctx, bson.D{{Key: "_id", Value: s.Name}, {Key: "token", Value: token}},
+	_, err = sc.store.Database().Collection(CollectionSchedules).UpdateOne(ctx, bson.D{{Key: "_id", Value: s.Name}, {Key: "token", Value: token}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "done", Value: true}, {Key: "updated_at", Value: sc.store.Now()}}}})
 	if err != nil {
-		return wrapErr(EntitySchedule, "mark period done", err)
+		return harmonia.DriverError(EntitySchedule, "mark period done", err)
 	}
 	sc.stats.periods.Add(1)
 	sc.stats.jobs.Add(int64(len(jobs)))
@@ -351,40 +354,40 @@ func (sc *Scheduler) claim(ctx context.Context, name string, start, now time.Tim
 		bson.D{{Key: "period", Value: start}, {Key: "done", Value: false}, {Key: "claim_expires_at", Value: bson.D{{Key: "$lt", Value: now}}}},
 	}}}
 	update := bson.D{{Key: "$set", Value: bson.D{
-		{Key: "schema_version", Value: SchemaVersion}, {Key: "period", Value: start}, {Key: "done", Value: false},
+		{Key: "schema_version", Value: harmonia.SchemaVersion}, {Key: "period", Value: start}, {Key: "done", Value: false},
 		{Key: "token", Value: token}, {Key: "owner", Value: sc.cfg.ID},
 		{Key: "claim_expires_at", Value: now.Add(sc.cfg.ClaimTimeout)}, {Key: "updated_at", Value: now},
 	}}, {Key: "$setOnInsert", Value: bson.D{{Key: "created_at", Value: now}}}}
-	_, err := sc.store.db.Collection(CollectionSchedules).UpdateOne(ctx, filter, update, options.UpdateOne().SetUpsert(true))
+	_, err := sc.store.Database().Collection(CollectionSchedules).UpdateOne(ctx, filter, update, options.UpdateOne().SetUpsert(true))
 	switch {
 	case mongo.IsDuplicateKeyError(err):
 		return "", nil // the document exists and does not match: taken
 	case err != nil:
-		return "", wrapErr(EntitySchedule, "claim period", err)
+		return "", harmonia.DriverError(EntitySchedule, "claim period", err)
 	}
 	return token, nil
 }
 
 // jobsOf returns the jobs of period p with their unique keys set.
-func (s schedule) jobsOf(ctx context.Context, store *Store, p Period) ([]EnqueueParams, error) {
+func (s schedule) jobsOf(ctx context.Context, store *harmonia.Store, p Period) ([]harmonia.EnqueueParams, error) {
 	key := p.Key(s.Name)
 	if s.Jobs == nil {
-		var o EnqueueOpts
+		var o harmonia.EnqueueOpts
 		if s.Opts != nil {
 			o = *s.Opts
 		}
 		o.UniqueKey = key
-		return []EnqueueParams{{Type: s.Type, Params: s.Params, Opts: &o}}, nil
+		return []harmonia.EnqueueParams{{Type: s.Type, Params: s.Params, Opts: &o}}, nil
 	}
 	jobs, err := s.Jobs(ctx, store, p)
 	if err != nil {
 		return nil, fmt.Errorf("schedule %s, period %s: %w", s.Name, p.Start.Format(time.RFC3339Nano), err)
 	}
-	out := make([]EnqueueParams, len(jobs))
+	out := make([]harmonia.EnqueueParams, len(jobs))
 	seen := make(map[string]bool, len(jobs))
 	for i, j := range jobs {
 		if j.Opts == nil || j.Opts.UniqueKey == "" || seen[j.Opts.UniqueKey] {
-			return nil, invalidf(EntitySchedule, "jobs", "schedule %s: every job of a period needs its own UniqueKey (job %d)", s.Name, i)
+			return nil, harmonia.Errorf(harmonia.CodeInvalid, EntitySchedule, "jobs", "schedule %s: every job of a period needs its own UniqueKey (job %d)", s.Name, i)
 		}
 		seen[j.Opts.UniqueKey] = true
 		o := *j.Opts
@@ -397,22 +400,14 @@ func (s schedule) jobsOf(ctx context.Context, store *Store, p Period) ([]Enqueue
 
 // missingKeys returns the jobs whose unique keys no job carries, pending,
 // running or finished, with one query.
-func (s *Store) missingKeys(ctx context.Context, jobs []EnqueueParams) ([]EnqueueParams, error) {
+func missingKeys(ctx context.Context, store *harmonia.Store, jobs []harmonia.EnqueueParams) ([]harmonia.EnqueueParams, error) {
 	keys := make([]string, len(jobs))
 	for i, j := range jobs {
 		keys[i] = j.Opts.UniqueKey
 	}
-	type keyOnly struct {
-		Key string `bson:"unique_key"`
-	}
-	found, err := findAll[keyOnly](ctx, s.cols.jobs, EntityJob, bson.D{{Key: "unique_key", Value: bson.D{{Key: "$in", Value: keys}}}}, len(keys),
-		options.Find().SetProjection(bson.D{{Key: "unique_key", Value: 1}, {Key: "_id", Value: 0}}))
+	have, err := store.Queue().JobKeysInUse(ctx, keys)
 	if err != nil {
 		return nil, err
 	}
-	have := make(map[string]bool, len(found))
-	for _, f := range found {
-		have[f.Key] = true
-	}
-	return slices.DeleteFunc(jobs, func(j EnqueueParams) bool { return have[j.Opts.UniqueKey] }), nil
+	return slices.DeleteFunc(jobs, func(j harmonia.EnqueueParams) bool { return have[j.Opts.UniqueKey] }), nil
 }

@@ -1,8 +1,9 @@
-package harmonia_test
+package worker_test
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sort"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/harmoniatest"
+	"github.com/harmonia-ml/harmonia/worker"
 )
 
 // jobsByKey lists every job of type typ and counts them per unique key.
@@ -22,7 +24,7 @@ func jobsByKey(t *testing.T, b *bundle, typ harmonia.JobType) map[string]int {
 	out := map[string]int{}
 	f := harmonia.JobFilter{Types: []harmonia.JobType{typ}}
 	for {
-		p, err := b.store.ListJobs(b.ctx, f)
+		p, err := b.store.Queue().ListJobs(b.ctx, f)
 		require.NoError(t, err)
 		for _, j := range p.Items {
 			out[j.UniqueKey]++
@@ -34,9 +36,9 @@ func jobsByKey(t *testing.T, b *bundle, typ harmonia.JobType) map[string]int {
 	}
 }
 
-func newScheduler(t *testing.T, b *bundle, opts harmonia.SchedulerOptions) *harmonia.Scheduler {
+func newScheduler(t *testing.T, b *bundle, opts worker.SchedulerOptions) *worker.Scheduler {
 	t.Helper()
-	sc, err := harmonia.NewScheduler(b.store, &opts)
+	sc, err := worker.NewScheduler(b.store, &opts)
 	require.NoError(t, err)
 	return sc
 }
@@ -50,16 +52,16 @@ func newScheduler(t *testing.T, b *bundle, opts harmonia.SchedulerOptions) *harm
 func TestPeriodicFourSchedulersEnqueueEachPeriodOnce(t *testing.T) {
 	t.Parallel()
 	db := harmoniatest.Database(t)
-	clock := newClock()
+	clock := harmoniatest.NewClock()
 	clock.Advance(30 * time.Second) // mid-period
-	schedule := harmonia.Schedule{Name: "tick", Every: time.Minute, Type: noop}
+	schedule := worker.Schedule{Name: "tick", Every: time.Minute, Type: noop}
 	var procs []*bundle
-	var scheds []*harmonia.Scheduler
+	var scheds []*worker.Scheduler
 	for range 4 {
-		b := setupOn(t, db, func(o *harmonia.Options) { o.Now = clock.Now })
+		b := setupOn(t, db, func(o *harmonia.Options) { o.Test.Now = clock.Now })
 		procs = append(procs, b)
-		scheds = append(scheds, newScheduler(t, b, harmonia.SchedulerOptions{
-			Schedules: []harmonia.Schedule{schedule}, PollInterval: 5 * time.Millisecond}))
+		scheds = append(scheds, newScheduler(t, b, worker.SchedulerOptions{
+			Schedules: []worker.Schedule{schedule}, PollInterval: 5 * time.Millisecond}))
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
@@ -73,7 +75,7 @@ func TestPeriodicFourSchedulersEnqueueEachPeriodOnce(t *testing.T) {
 			clock.Advance(time.Minute)
 		}
 		start := clock.Now().Truncate(time.Minute)
-		keys = append(keys, harmonia.Period{Start: start}.Key("tick"))
+		keys = append(keys, worker.Period{Start: start}.Key("tick"))
 		before := make([]int64, len(scheds))
 		for i, sc := range scheds {
 			before[i] = sc.Stats().Checks
@@ -96,7 +98,7 @@ func TestPeriodicFourSchedulersEnqueueEachPeriodOnce(t *testing.T) {
 		want[k] = 1
 	}
 	require.Equal(t, want, got, "one job per period, no more, no less")
-	var total harmonia.SchedulerStats
+	var total worker.SchedulerStats
 	for _, sc := range scheds {
 		s := sc.Stats()
 		total.Periods += s.Periods
@@ -115,10 +117,10 @@ func TestPeriodicTakeOverAfterACrash(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	const timeout = time.Minute
-	schedules := []harmonia.Schedule{{Name: "hourly", Every: time.Hour, Type: noop}}
-	crashing := newScheduler(t, b, harmonia.SchedulerOptions{Schedules: schedules, ClaimTimeout: timeout})
-	harmonia.SetSchedulerAfterEnqueue(crashing, func(string) { runtime.Goexit() })
-	other := newScheduler(t, b, harmonia.SchedulerOptions{Schedules: schedules, ClaimTimeout: timeout})
+	schedules := []worker.Schedule{{Name: "hourly", Every: time.Hour, Type: noop}}
+	crashing := newScheduler(t, b, worker.SchedulerOptions{Schedules: schedules, ClaimTimeout: timeout})
+	worker.SetSchedulerAfterEnqueue(crashing, func(string) { runtime.Goexit() })
+	other := newScheduler(t, b, worker.SchedulerOptions{Schedules: schedules, ClaimTimeout: timeout})
 
 	done := make(chan struct{})
 	go func() { defer close(done); _ = crashing.Check(b.ctx) }()
@@ -129,35 +131,35 @@ func TestPeriodicTakeOverAfterACrash(t *testing.T) {
 
 	b.clock.Advance(timeout + time.Second)
 	require.NoError(t, other.Check(b.ctx))
-	require.Equal(t, harmonia.SchedulerStats{Checks: 2, Periods: 1, Jobs: 0}, other.Stats(), "taken over, nothing left to enqueue")
+	require.Equal(t, worker.SchedulerStats{Checks: 2, Periods: 1, Jobs: 0}, other.Stats(), "taken over, nothing left to enqueue")
 	require.NoError(t, other.Check(b.ctx))
 	require.Equal(t, int64(1), other.Stats().Periods, "a done period is not taken again")
 	var doc bson.M
-	require.NoError(t, b.db.Collection(harmonia.CollectionSchedules).FindOne(b.ctx, bson.D{{Key: "_id", Value: "hourly"}}).Decode(&doc))
+	require.NoError(t, b.db.Collection(worker.CollectionSchedules).FindOne(b.ctx, bson.D{{Key: "_id", Value: "hourly"}}).Decode(&doc))
 	require.Equal(t, other.ID(), doc["owner"], "the period is recorded as taken over")
 	require.Equal(t, true, doc["done"])
 	require.Contains(t, doc, "created_at")
 	require.Contains(t, doc, "schema_version")
-	require.Equal(t, map[string]int{harmonia.Period{Start: b.clock.Now().Truncate(time.Hour)}.Key("hourly"): 1}, jobsByKey(t, b, noop))
+	require.Equal(t, map[string]int{worker.Period{Start: b.clock.Now().Truncate(time.Hour)}.Key("hourly"): 1}, jobsByKey(t, b, noop))
 
 	// Jobs that cannot be built: the period waits for the claim to expire.
 	fail := true
-	flaky := harmonia.Schedule{Name: "flaky", Every: time.Hour, Jobs: func(ctx context.Context, s *harmonia.Store, p harmonia.Period) ([]harmonia.EnqueueParams, error) {
+	flaky := worker.Schedule{Name: "flaky", Every: time.Hour, Jobs: func(ctx context.Context, s *harmonia.Store, p worker.Period) ([]harmonia.EnqueueParams, error) {
 		if fail {
 			return nil, errors.New("inventory unavailable")
 		}
-		return []harmonia.EnqueueParams{{Type: idle, Opts: &harmonia.EnqueueOpts{UniqueKey: "only"}}}, nil
+		return []harmonia.EnqueueParams{{Type: "idle", Opts: &harmonia.EnqueueOpts{UniqueKey: "only"}}}, nil
 	}}
-	first := newScheduler(t, b, harmonia.SchedulerOptions{Schedules: []harmonia.Schedule{flaky}, ClaimTimeout: timeout})
-	second := newScheduler(t, b, harmonia.SchedulerOptions{Schedules: []harmonia.Schedule{flaky}, ClaimTimeout: timeout})
+	first := newScheduler(t, b, worker.SchedulerOptions{Schedules: []worker.Schedule{flaky}, ClaimTimeout: timeout})
+	second := newScheduler(t, b, worker.SchedulerOptions{Schedules: []worker.Schedule{flaky}, ClaimTimeout: timeout})
 	require.ErrorContains(t, first.Check(b.ctx), "inventory unavailable")
 	fail = false
 	require.NoError(t, second.Check(b.ctx))
-	require.Empty(t, jobsByKey(t, b, idle), "the failed claim holds until it expires")
+	require.Empty(t, jobsByKey(t, b, "idle"), "the failed claim holds until it expires")
 	b.clock.Advance(timeout + time.Second)
 	require.NoError(t, second.Check(b.ctx))
 	start := b.clock.Now().Truncate(time.Hour)
-	require.Equal(t, map[string]int{harmonia.Period{Start: start}.Key("flaky") + ":only": 1}, jobsByKey(t, b, idle))
+	require.Equal(t, map[string]int{worker.Period{Start: start}.Key("flaky") + ":only": 1}, jobsByKey(t, b, "idle"))
 }
 
 // TestPeriodicCronPeriods: cron schedules enqueue the latest activation
@@ -166,7 +168,7 @@ func TestPeriodicCronPeriods(t *testing.T) {
 	t.Parallel()
 	b := setup(t) // the clock starts at 2026-11-01 12:00 UTC
 	b.clock.Advance(3 * time.Minute)
-	sc := newScheduler(t, b, harmonia.SchedulerOptions{Schedules: []harmonia.Schedule{
+	sc := newScheduler(t, b, worker.SchedulerOptions{Schedules: []worker.Schedule{
 		{Name: "five", Cron: "*/5 * * * *", Type: noop},
 		{Name: "yearly", Cron: "0 3 1 1 *", Type: noop},
 		{Name: "paris", Cron: "CRON_TZ=Europe/Paris 0 9 * * *", Type: noop},
@@ -188,7 +190,7 @@ func TestPeriodicCronPeriods(t *testing.T) {
 		{"yearly", "2026-01-01T03:00:00Z"},
 		{"paris", "2026-11-01T08:00:00Z"}, // 09:00 in Paris, UTC+1 in November
 	} {
-		want = append(want, harmonia.Period{Start: at(k.start)}.Key(k.name))
+		want = append(want, worker.Period{Start: at(k.start)}.Key(k.name))
 	}
 	var got []string
 	for k, n := range jobsByKey(t, b, noop) {
@@ -203,17 +205,20 @@ func TestPeriodicCronPeriods(t *testing.T) {
 func TestPeriodicAuditSpreadsValidations(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	arts, _ := b.inventory(t, 4, 0)
+	var arts []bson.ObjectID
+	for i := range 4 {
+		arts = append(arts, b.artifact(t, fmt.Sprintf("model-%d", i)).ID)
+	}
 	_, err := b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: "v1", ArtifactIDs: arts[:3], PublishedBy: "x"})
 	require.NoError(t, err)
 	const window = 30 * time.Minute
-	sc := newScheduler(t, b, harmonia.SchedulerOptions{Schedules: []harmonia.Schedule{
-		harmonia.AuditSchedule(&harmonia.AuditOptions{Every: time.Hour, Window: window})}})
+	sc := newScheduler(t, b, worker.SchedulerOptions{Schedules: []worker.Schedule{
+		worker.AuditSchedule(&worker.AuditOptions{Every: time.Hour, Window: window})}})
 	now := b.clock.Now()
 	require.NoError(t, sc.Check(b.ctx))
 	require.NoError(t, sc.Check(b.ctx))
 
-	p, err := b.store.ListJobs(b.ctx, harmonia.JobFilter{Types: []harmonia.JobType{harmonia.JobValidate}})
+	p, err := b.store.Queue().ListJobs(b.ctx, harmonia.JobFilter{Types: []harmonia.JobType{harmonia.JobValidate}})
 	require.NoError(t, err)
 	require.Len(t, p.Items, 3, "one validation per published artifact, once per period")
 	var audited []bson.ObjectID
@@ -223,7 +228,7 @@ func TestPeriodicAuditSpreadsValidations(t *testing.T) {
 		require.NoError(t, j.DecodeParams(&vp))
 		audited = append(audited, vp.ArtifactID)
 		runAfter = append(runAfter, j.RunAfter)
-		require.Equal(t, harmonia.Period{Start: now.Truncate(time.Hour)}.Key(harmonia.AuditScheduleName)+":"+vp.ArtifactID.Hex(), j.UniqueKey)
+		require.Equal(t, worker.Period{Start: now.Truncate(time.Hour)}.Key(worker.AuditScheduleName)+":"+vp.ArtifactID.Hex(), j.UniqueKey)
 	}
 	require.ElementsMatch(t, arts[:3], audited, "the unpublished artifact is not audited")
 	sort.Slice(runAfter, func(i, j int) bool { return runAfter[i].Before(runAfter[j]) })
@@ -231,49 +236,49 @@ func TestPeriodicAuditSpreadsValidations(t *testing.T) {
 
 	b.clock.Advance(time.Hour)
 	require.NoError(t, sc.Check(b.ctx))
-	p, err = b.store.ListJobs(b.ctx, harmonia.JobFilter{Types: []harmonia.JobType{harmonia.JobValidate}})
+	p, err = b.store.Queue().ListJobs(b.ctx, harmonia.JobFilter{Types: []harmonia.JobType{harmonia.JobValidate}})
 	require.NoError(t, err)
 	require.Len(t, p.Items, 6, "the next period audits again")
-	require.Equal(t, harmonia.SchedulerStats{Checks: 3, Periods: 2, Jobs: 6}, sc.Stats())
+	require.Equal(t, worker.SchedulerStats{Checks: 3, Periods: 2, Jobs: 6}, sc.Stats())
 }
 
 func TestPeriodicRefusesBadSchedules(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	ok := harmonia.Schedule{Name: "ok", Every: time.Minute, Type: noop}
+	ok := worker.Schedule{Name: "ok", Every: time.Minute, Type: noop}
 	for _, tc := range []struct {
 		name  string
-		opts  *harmonia.SchedulerOptions
+		opts  *worker.SchedulerOptions
 		field string
 	}{
 		{"nil", nil, "schedules"},
-		{"none", &harmonia.SchedulerOptions{}, "schedules"},
-		{"bad name", &harmonia.SchedulerOptions{Schedules: []harmonia.Schedule{{Name: "Bad Name", Every: time.Minute, Type: noop}}}, "name"},
-		{"twice", &harmonia.SchedulerOptions{Schedules: []harmonia.Schedule{ok, ok}}, "name"},
-		{"no type", &harmonia.SchedulerOptions{Schedules: []harmonia.Schedule{{Name: "x", Every: time.Minute}}}, "type"},
-		{"no period", &harmonia.SchedulerOptions{Schedules: []harmonia.Schedule{{Name: "x", Type: noop}}}, "every"},
-		{"both", &harmonia.SchedulerOptions{Schedules: []harmonia.Schedule{{Name: "x", Every: time.Minute, Cron: "@daily", Type: noop}}}, "every"},
-		{"negative", &harmonia.SchedulerOptions{Schedules: []harmonia.Schedule{{Name: "x", Every: -time.Minute, Type: noop}}}, "every"},
-		{"bad cron", &harmonia.SchedulerOptions{Schedules: []harmonia.Schedule{{Name: "x", Cron: "61 * * * *", Type: noop}}}, "cron"},
-		{"@every", &harmonia.SchedulerOptions{Schedules: []harmonia.Schedule{{Name: "x", Cron: "@every 1h", Type: noop}}}, "cron"},
-		{"negative poll", &harmonia.SchedulerOptions{Schedules: []harmonia.Schedule{ok}, PollInterval: -1}, "poll_interval"},
+		{"none", &worker.SchedulerOptions{}, "schedules"},
+		{"bad name", &worker.SchedulerOptions{Schedules: []worker.Schedule{{Name: "Bad Name", Every: time.Minute, Type: noop}}}, "name"},
+		{"twice", &worker.SchedulerOptions{Schedules: []worker.Schedule{ok, ok}}, "name"},
+		{"no type", &worker.SchedulerOptions{Schedules: []worker.Schedule{{Name: "x", Every: time.Minute}}}, "type"},
+		{"no period", &worker.SchedulerOptions{Schedules: []worker.Schedule{{Name: "x", Type: noop}}}, "every"},
+		{"both", &worker.SchedulerOptions{Schedules: []worker.Schedule{{Name: "x", Every: time.Minute, Cron: "@daily", Type: noop}}}, "every"},
+		{"negative", &worker.SchedulerOptions{Schedules: []worker.Schedule{{Name: "x", Every: -time.Minute, Type: noop}}}, "every"},
+		{"bad cron", &worker.SchedulerOptions{Schedules: []worker.Schedule{{Name: "x", Cron: "61 * * * *", Type: noop}}}, "cron"},
+		{"@every", &worker.SchedulerOptions{Schedules: []worker.Schedule{{Name: "x", Cron: "@every 1h", Type: noop}}}, "cron"},
+		{"negative poll", &worker.SchedulerOptions{Schedules: []worker.Schedule{ok}, PollInterval: -1}, "poll_interval"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := harmonia.NewScheduler(b.store, tc.opts)
-			requireInvalid(t, err, harmonia.EntitySchedule, tc.field)
+			_, err := worker.NewScheduler(b.store, tc.opts)
+			requireInvalid(t, err, worker.EntitySchedule, tc.field)
 		})
 	}
-	_, err := harmonia.NewScheduler(nil, &harmonia.SchedulerOptions{Schedules: []harmonia.Schedule{ok}})
-	requireInvalid(t, err, harmonia.EntitySchedule, "store")
+	_, err := worker.NewScheduler(nil, &worker.SchedulerOptions{Schedules: []worker.Schedule{ok}})
+	requireInvalid(t, err, worker.EntitySchedule, "store")
 
-	keyless := harmonia.Schedule{Name: "keyless", Every: time.Minute, Jobs: func(context.Context, *harmonia.Store, harmonia.Period) ([]harmonia.EnqueueParams, error) {
+	keyless := worker.Schedule{Name: "keyless", Every: time.Minute, Jobs: func(context.Context, *harmonia.Store, worker.Period) ([]harmonia.EnqueueParams, error) {
 		return []harmonia.EnqueueParams{{Type: noop}}, nil
 	}}
-	sc := newScheduler(t, b, harmonia.SchedulerOptions{Schedules: []harmonia.Schedule{keyless}})
-	requireInvalid(t, sc.Check(b.ctx), harmonia.EntitySchedule, "jobs")
+	sc := newScheduler(t, b, worker.SchedulerOptions{Schedules: []worker.Schedule{keyless}})
+	requireInvalid(t, sc.Check(b.ctx), worker.EntitySchedule, "jobs")
 	require.Empty(t, jobsByKey(t, b, noop))
 
-	sc = newScheduler(t, b, harmonia.SchedulerOptions{Schedules: []harmonia.Schedule{ok}})
+	sc = newScheduler(t, b, worker.SchedulerOptions{Schedules: []worker.Schedule{ok}})
 	ctx, cancel := context.WithCancel(b.ctx)
 	running := make(chan error, 1)
 	go func() { running <- sc.Run(ctx) }()

@@ -1,10 +1,11 @@
-package harmonia
+package worker
 
 import (
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/harmonia-ml/harmonia"
 	"io"
 	"net/http"
 	"os"
@@ -62,7 +63,7 @@ var ErrSourceNotAllowed = errors.New("download source not allowed")
 // Errors: [CodeInvalid] when store is nil, root is not a directory, an
 // allowed directory is not one, or an allowed host is not a host name
 // with an optional port.
-func DownloadHandler(store *Store, root string, opts *DownloadOptions) (Handler, error) {
+func DownloadHandler(store *harmonia.Store, root string, opts *DownloadOptions) (Handler, error) {
 	root, err := checkHandlerArgs(store, root)
 	if err != nil {
 		return nil, err
@@ -71,29 +72,29 @@ func DownloadHandler(store *Store, root string, opts *DownloadOptions) (Handler,
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context, job *Job, log *JobLogger) (any, error) {
-		var p DownloadParams
-		a, err := paramsArtifact(ctx, store, job, &p)
+	return func(ctx context.Context, job *harmonia.Job, log *JobLogger) (any, error) {
+		var p harmonia.DownloadParams
+		a, err := paramsArtifact(ctx, store, job, &p, &p.ArtifactID)
 		if err != nil {
 			return nil, err
 		}
 		if a.Hashes.SHA256 == "" {
-			return nil, Permanent(fmt.Errorf("artifact %s has no sha256: a download could not be checked", a.Key()))
+			return nil, harmonia.Permanent(fmt.Errorf("artifact %s has no sha256: a download could not be checked", a.Key()))
 		}
 		rel, err := localPath(root, a.Path)
 		if err != nil {
-			return nil, Permanent(err)
+			return nil, harmonia.Permanent(err)
 		}
-		_ = log.Logf(ctx, LevelInfo, "downloading %s into %s, %d bytes", p.Source, rel, a.SizeBytes)
+		_ = log.Logf(ctx, harmonia.LevelInfo, "downloading %s into %s, %d bytes", p.Source, rel, a.SizeBytes)
 		body, err := src.open(ctx, p.Source, a.SizeBytes)
 		if err != nil {
-			_ = log.Log(ctx, LevelError, err.Error())
+			_ = log.Log(ctx, harmonia.LevelError, err.Error())
 			return nil, err
 		}
 		defer body.Close()
 		res, err := fetchInto(ctx, root, rel, body, a)
 		if err != nil {
-			_ = log.Log(ctx, LevelError, err.Error())
+			_ = log.Log(ctx, harmonia.LevelError, err.Error())
 			return nil, err
 		}
 		return markVerified(ctx, store, a, log, res, "size and sha256 match; file in place")
@@ -103,7 +104,7 @@ func DownloadHandler(store *Store, root string, opts *DownloadOptions) (Handler,
 // fetchInto streams src into a temporary file beside rel under root and
 // renames it to rel when its size and sha256 are a's; otherwise it removes
 // the temporary file.
-func fetchInto(ctx context.Context, root, rel string, src io.Reader, a *ModelArtifact) (_ *VerifyResult, err error) {
+func fetchInto(ctx context.Context, root, rel string, src io.Reader, a *harmonia.ModelArtifact) (_ *VerifyResult, err error) {
 	r, err := os.OpenRoot(root)
 	if err != nil {
 		return nil, err
@@ -111,7 +112,7 @@ func fetchInto(ctx context.Context, root, rel string, src io.Reader, a *ModelArt
 	defer r.Close()
 	dir := filepath.Dir(rel)
 	if err := r.MkdirAll(dir, 0o755); err != nil {
-		return nil, Permanent(fmt.Errorf("cannot create %s under %s: %w", dir, root, err))
+		return nil, harmonia.Permanent(fmt.Errorf("cannot create %s under %s: %w", dir, root, err))
 	}
 	tmp := filepath.Join(dir, "."+filepath.Base(rel)+"."+rand.Text()[:12]+".download")
 	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)

@@ -1,4 +1,4 @@
-package harmonia_test
+package worker_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/internal/docdb"
+	"github.com/harmonia-ml/harmonia/worker"
 )
 
 // Run a nightly report and the built-in audit from every process: each
@@ -17,9 +18,9 @@ func ExampleScheduler() {
 	store, done := docdb.Store(ctx, nil)
 	defer done()
 
-	sc, err := harmonia.NewScheduler(store, &harmonia.SchedulerOptions{Schedules: []harmonia.Schedule{
+	sc, err := worker.NewScheduler(store, &worker.SchedulerOptions{Schedules: []worker.Schedule{
 		{Name: "nightly-report", Cron: "0 2 * * *", Type: "report"},
-		harmonia.AuditSchedule(nil), // validate jobs for published artifacts, daily at 03:00 UTC
+		worker.AuditSchedule(nil), // validate jobs for published artifacts, daily at 03:00 UTC
 	}})
 	if err != nil {
 		log.Fatal(err)
@@ -30,7 +31,7 @@ func ExampleScheduler() {
 			log.Fatal(err)
 		}
 	}
-	p, err := store.ListJobs(ctx, harmonia.JobFilter{Types: []harmonia.JobType{"report"}})
+	p, err := store.Queue().ListJobs(ctx, harmonia.JobFilter{Types: []harmonia.JobType{"report"}})
 	if err != nil {
 		log.Fatal(err)
 	}

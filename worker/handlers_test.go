@@ -1,4 +1,4 @@
-package harmonia_test
+package worker_test
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/harmonia-ml/harmonia"
+	"github.com/harmonia-ml/harmonia/worker"
 )
 
 // randomBytes returns n repeatable pseudo-random bytes.
@@ -52,9 +53,9 @@ func (b *bundle) fileArtifact(t *testing.T, name, path string, content []byte) *
 
 // runJobs runs a worker with hs until every job of ids has had an attempt
 // recorded, and returns the jobs.
-func runJobs(t *testing.T, b *bundle, hs map[harmonia.JobType]harmonia.Handler, ids ...bson.ObjectID) map[bson.ObjectID]*harmonia.Job {
+func runJobs(t *testing.T, b *bundle, hs map[harmonia.JobType]worker.Handler, ids ...bson.ObjectID) map[bson.ObjectID]*harmonia.Job {
 	t.Helper()
-	w, stop := startWorker(t, b, harmonia.WorkerOptions{Handlers: hs, PollInterval: 20 * time.Millisecond})
+	w, stop := startWorker(t, b, worker.Options{Handlers: hs, PollInterval: 20 * time.Millisecond})
 	waitFor(t, "the jobs' attempts", func() bool { s := w.Stats(); return s.Succeeded+s.Failed == int64(len(ids)) })
 	stop()
 	return allJobs(t, b)
@@ -97,21 +98,21 @@ func TestValidateHandler(t *testing.T) {
 	missing := b.fileArtifact(t, "missing", "models/absent.bin", content)
 	remote := b.fileArtifact(t, "remote", "s3://bucket/models/good.bin", content)
 
-	h, err := harmonia.ValidateHandler(b.store, root)
+	h, err := worker.ValidateHandler(b.store, root)
 	require.NoError(t, err)
 	arts := []*harmonia.ModelArtifact{good, absGood, corrupted, truncated, escaping, linked, missing, remote}
 	jobIDs := make([]bson.ObjectID, len(arts))
 	for i, a := range arts {
 		jobIDs[i] = b.enqueueFor(t, harmonia.JobValidate, harmonia.ValidateParams{ArtifactID: a.ID})
 	}
-	jobs := runJobs(t, b, map[harmonia.JobType]harmonia.Handler{harmonia.JobValidate: h}, jobIDs...)
+	jobs := runJobs(t, b, map[harmonia.JobType]worker.Handler{harmonia.JobValidate: h}, jobIDs...)
 
 	for i, a := range arts[:2] {
 		j := jobs[jobIDs[i]]
 		require.Equal(t, harmonia.JobSuccess, j.Status, "%s: %s", a.Name, j.Error)
-		var res harmonia.VerifyResult
+		var res worker.VerifyResult
 		require.NoError(t, bson.Unmarshal(j.Result, &res))
-		require.Equal(t, harmonia.VerifyResult{Path: filepath.FromSlash("models/good.bin"), SHA256: sha(content), SizeBytes: int64(len(content))}, res)
+		require.Equal(t, worker.VerifyResult{Path: filepath.FromSlash("models/good.bin"), SHA256: sha(content), SizeBytes: int64(len(content))}, res)
 		got, err := b.store.GetArtifact(b.ctx, a.ID)
 		require.NoError(t, err)
 		require.NotNil(t, got.VerifiedAt)
@@ -132,13 +133,13 @@ func TestValidateHandler(t *testing.T) {
 			require.Equal(t, 1, j.Attempt, a.Name)
 		}
 	}
-	log, err := b.store.JobLog(b.ctx, jobIDs[2])
+	log, err := b.store.Queue().JobLog(b.ctx, jobIDs[2])
 	require.NoError(t, err)
 	require.Len(t, log, 2)
 	require.Equal(t, harmonia.LevelError, log[1].Level)
 
-	_, err = harmonia.ValidateHandler(b.store, filepath.Join(root, "nope"))
-	requireInvalid(t, err, harmonia.EntityWorker, "root")
+	_, err = worker.ValidateHandler(b.store, filepath.Join(root, "nope"))
+	requireInvalid(t, err, worker.EntityWorker, "root")
 }
 
 // TestValidateClearsVerifiedAtOnCorruption: a file that verified once and
@@ -150,9 +151,9 @@ func TestValidateClearsVerifiedAtOnCorruption(t *testing.T) {
 	content := randomBytes(4096, 2)
 	writeFile(t, filepath.Join(root, "m.bin"), content)
 	a := b.fileArtifact(t, "m", "m.bin", content)
-	h, err := harmonia.ValidateHandler(b.store, root)
+	h, err := worker.ValidateHandler(b.store, root)
 	require.NoError(t, err)
-	hs := map[harmonia.JobType]harmonia.Handler{harmonia.JobValidate: h}
+	hs := map[harmonia.JobType]worker.Handler{harmonia.JobValidate: h}
 
 	first := b.enqueueFor(t, harmonia.JobValidate, harmonia.ValidateParams{ArtifactID: a.ID})
 	require.Equal(t, harmonia.JobSuccess, runJobs(t, b, hs, first)[first].Status)
@@ -173,7 +174,7 @@ func TestValidateHashMemoryIsConstant(t *testing.T) {
 	content := randomBytes(32<<20, 3)
 	path := filepath.Join(t.TempDir(), "big.bin")
 	writeFile(t, path, content)
-	sum, n, err := harmonia.HashFile(t.Context(), path)
+	sum, n, err := worker.HashFile(t.Context(), path)
 	require.NoError(t, err)
 	require.Equal(t, sha(content), sum)
 	require.EqualValues(t, len(content), n)
@@ -182,7 +183,7 @@ func TestValidateHashMemoryIsConstant(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	const calls = 4
 	for range calls {
-		_, _, err := harmonia.HashFile(t.Context(), path)
+		_, _, err := worker.HashFile(t.Context(), path)
 		require.NoError(t, err)
 	}
 	runtime.ReadMemStats(&after)
@@ -195,9 +196,9 @@ func TestValidateHashMemoryIsConstant(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	_, _, err = harmonia.HashFile(ctx, path)
+	_, _, err = worker.HashFile(ctx, path)
 	require.ErrorIs(t, err, context.Canceled)
-	_, _, err = harmonia.HashFile(t.Context(), filepath.Join(t.TempDir(), "absent"))
+	_, _, err = worker.HashFile(t.Context(), filepath.Join(t.TempDir(), "absent"))
 	require.ErrorIs(t, err, os.ErrNotExist)
 }
 
@@ -250,7 +251,7 @@ func TestDownloadHandler(t *testing.T) {
 		{"escaping", filepath.Join(elsewhere, "out.bin"), srv.URL + "/good", harmonia.JobFailed, "escapes the root"},
 	}
 	writeFile(t, filepath.Join(root, "models/flipped.bin"), []byte("previous"))
-	h, err := harmonia.DownloadHandler(b.store, root, &harmonia.DownloadOptions{
+	h, err := worker.DownloadHandler(b.store, root, &worker.DownloadOptions{
 		Client: srv.Client(), AllowedDirs: []string{elsewhere}, AllowedHosts: []string{srv.Listener.Addr().String()}})
 	require.NoError(t, err)
 	var ids []bson.ObjectID
@@ -259,7 +260,7 @@ func TestDownloadHandler(t *testing.T) {
 		arts[c.name] = b.fileArtifact(t, c.name, c.path, content)
 		ids = append(ids, b.enqueueFor(t, harmonia.JobDownload, harmonia.DownloadParams{ArtifactID: arts[c.name].ID, Source: c.source}))
 	}
-	jobs := runJobs(t, b, map[harmonia.JobType]harmonia.Handler{harmonia.JobDownload: h}, ids...)
+	jobs := runJobs(t, b, map[harmonia.JobType]worker.Handler{harmonia.JobDownload: h}, ids...)
 	for i, c := range cases {
 		j := jobs[ids[i]]
 		require.Equal(t, c.want, j.Status, "%s: %s", c.name, j.Error)
@@ -297,10 +298,10 @@ func TestDownloadRefusesBadScheme(t *testing.T) {
 	content := []byte("model")
 	a := b.fileArtifact(t, "m", "m.bin", content)
 	for _, src := range []string{"ftp://host/m.bin", "gopher://host/m", "s3://bucket/m.bin", "/plain/path", "file://remote/m.bin"} {
-		_, err := b.store.Enqueue(b.ctx, harmonia.JobDownload, harmonia.DownloadParams{ArtifactID: a.ID, Source: src}, nil)
+		_, err := b.store.Queue().Enqueue(b.ctx, harmonia.JobDownload, harmonia.DownloadParams{ArtifactID: a.ID, Source: src}, nil)
 		requireInvalid(t, err, harmonia.EntityJob, "params.source")
 	}
-	h, err := harmonia.DownloadHandler(b.store, root, nil)
+	h, err := worker.DownloadHandler(b.store, root, nil)
 	require.NoError(t, err)
 	params, err := bson.Marshal(harmonia.DownloadParams{ArtifactID: a.ID, Source: "ftp://host/m.bin"})
 	require.NoError(t, err)
@@ -321,18 +322,18 @@ func TestInferenceHandlerJob(t *testing.T) {
 	require.NoError(t, err)
 
 	var calls []string
-	fn := func(ctx context.Context, a *harmonia.ModelArtifact, p harmonia.InferenceParams, log *harmonia.JobLogger) (any, error) {
+	fn := func(ctx context.Context, a *harmonia.ModelArtifact, p harmonia.InferenceParams, log *worker.JobLogger) (any, error) {
 		calls = append(calls, a.Name)
 		return bson.D{{Key: "label", Value: "cat"}, {Key: "echo", Value: p.Input.Lookup("image").StringValue()}}, log.Log(ctx, harmonia.LevelInfo, "scored")
 	}
-	h, err := harmonia.InferenceHandler(b.store, fn)
+	h, err := worker.InferenceHandler(b.store, fn)
 	require.NoError(t, err)
 	input := bson.D{{Key: "image", Value: "img-1"}}
 	okJob := b.enqueueFor(t, harmonia.JobInference, bson.D{{Key: "artifact_id", Value: ok.ID}, {Key: "input", Value: input}})
 	badJob := b.enqueueFor(t, harmonia.JobInference, harmonia.InferenceParams{ArtifactID: bad.ID})
 	goneJob := b.enqueueFor(t, harmonia.JobInference, bson.D{{Key: "artifact_id", Value: bson.NewObjectID()}})
-	hs := map[harmonia.JobType]harmonia.Handler{harmonia.JobInference: h}
-	w, stop := startWorker(t, b, harmonia.WorkerOptions{Handlers: hs, Concurrency: 1, PollInterval: 20 * time.Millisecond})
+	hs := map[harmonia.JobType]worker.Handler{harmonia.JobInference: h}
+	w, stop := startWorker(t, b, worker.Options{Handlers: hs, Concurrency: 1, PollInterval: 20 * time.Millisecond})
 	waitFor(t, "three attempts", func() bool { s := w.Stats(); return s.Succeeded+s.Failed == 3 })
 	stop()
 
@@ -347,6 +348,6 @@ func TestInferenceHandlerJob(t *testing.T) {
 		require.Equal(t, harmonia.JobFailed, j.Status, "not retried")
 		require.Contains(t, j.Error, want)
 	}
-	_, err = harmonia.InferenceHandler(b.store, nil)
-	requireInvalid(t, err, harmonia.EntityWorker, "fn")
+	_, err = worker.InferenceHandler(b.store, nil)
+	requireInvalid(t, err, worker.EntityWorker, "fn")
 }

@@ -1,4 +1,4 @@
-package harmonia_test
+package worker_test
 
 import (
 	"net"
@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/harmonia-ml/harmonia"
+	"github.com/harmonia-ml/harmonia/worker"
 )
 
 // fileURL is the file:// URL of the absolute path p.
@@ -29,16 +30,16 @@ type downloadCase struct {
 // runDownloads enqueues one download job per case, each for its own
 // artifact with content, runs them with h and checks each job's outcome:
 // success puts the file in place; refusal fails the job for good at its
-// first attempt with [harmonia.ErrSourceNotAllowed]'s error and writes
+// first attempt with [worker.ErrSourceNotAllowed]'s error and writes
 // nothing. It returns the error text of each refused job by case name.
-func runDownloads(t *testing.T, b *bundle, root string, h harmonia.Handler, content []byte, cases []downloadCase) map[string]string {
+func runDownloads(t *testing.T, b *bundle, root string, h worker.Handler, content []byte, cases []downloadCase) map[string]string {
 	t.Helper()
 	ids := make([]bson.ObjectID, len(cases))
 	for i, c := range cases {
 		a := b.fileArtifact(t, c.name, "out/"+c.name+".bin", content)
 		ids[i] = b.enqueueFor(t, harmonia.JobDownload, harmonia.DownloadParams{ArtifactID: a.ID, Source: c.source})
 	}
-	jobs := runJobs(t, b, map[harmonia.JobType]harmonia.Handler{harmonia.JobDownload: h}, ids...)
+	jobs := runJobs(t, b, map[harmonia.JobType]worker.Handler{harmonia.JobDownload: h}, ids...)
 	refusals := map[string]string{}
 	for i, c := range cases {
 		j := jobs[ids[i]]
@@ -103,7 +104,7 @@ func TestDownloadSourcesConfined(t *testing.T) {
 	_, port, err := net.SplitHostPort(srv.Listener.Addr().String())
 	require.NoError(t, err)
 
-	h, err := harmonia.DownloadHandler(b.store, root, &harmonia.DownloadOptions{
+	h, err := worker.DownloadHandler(b.store, root, &worker.DownloadOptions{
 		AllowedDirs:  []string{allowed},
 		AllowedHosts: []string{"127.0.0.1:" + port},
 	})
@@ -156,8 +157,8 @@ func TestDownloadNothingAllowedByDefault(t *testing.T) {
 		_, _ = w.Write(content)
 	}))
 	t.Cleanup(srv.Close)
-	for i, opts := range []*harmonia.DownloadOptions{nil, {Client: srv.Client()}} {
-		h, err := harmonia.DownloadHandler(b.store, root, opts)
+	for i, opts := range []*worker.DownloadOptions{nil, {Client: srv.Client()}} {
+		h, err := worker.DownloadHandler(b.store, root, opts)
 		require.NoError(t, err)
 		round := strconv.Itoa(i)
 		runDownloads(t, b, root, h, content, []downloadCase{
@@ -193,11 +194,11 @@ func TestDownloadReadsNoMoreThanTheArtifact(t *testing.T) {
 		sent <- n
 	}))
 	t.Cleanup(srv.Close)
-	h, err := harmonia.DownloadHandler(b.store, root, &harmonia.DownloadOptions{AllowedHosts: []string{srv.Listener.Addr().String()}})
+	h, err := worker.DownloadHandler(b.store, root, &worker.DownloadOptions{AllowedHosts: []string{srv.Listener.Addr().String()}})
 	require.NoError(t, err)
 	a := b.fileArtifact(t, "endless", "endless.bin", content)
 	id := b.enqueueFor(t, harmonia.JobDownload, harmonia.DownloadParams{ArtifactID: a.ID, Source: srv.URL + "/endless"})
-	j := runJobs(t, b, map[harmonia.JobType]harmonia.Handler{harmonia.JobDownload: h}, id)[id]
+	j := runJobs(t, b, map[harmonia.JobType]worker.Handler{harmonia.JobDownload: h}, id)[id]
 	require.Equal(t, harmonia.JobPending, j.Status, "a size mismatch may be retried")
 	require.Equal(t, "size mismatch: the source goes on past the artifact's 1000 bytes", j.Error)
 	n := <-sent
@@ -214,21 +215,21 @@ func TestDownloadOptionsRefused(t *testing.T) {
 	b := setup(t)
 	root := t.TempDir()
 	for _, tc := range []struct {
-		opts  harmonia.DownloadOptions
+		opts  worker.DownloadOptions
 		field string
 	}{
-		{harmonia.DownloadOptions{AllowedDirs: []string{filepath.Join(root, "absent")}}, "allowed_dirs"},
-		{harmonia.DownloadOptions{AllowedDirs: []string{""}}, "allowed_dirs"},
-		{harmonia.DownloadOptions{AllowedHosts: []string{""}}, "allowed_hosts"},
-		{harmonia.DownloadOptions{AllowedHosts: []string{"http://example.com"}}, "allowed_hosts"},
-		{harmonia.DownloadOptions{AllowedHosts: []string{"example.com/models"}}, "allowed_hosts"},
-		{harmonia.DownloadOptions{AllowedHosts: []string{"user@example.com"}}, "allowed_hosts"},
-		{harmonia.DownloadOptions{AllowedHosts: []string{"example.com:http"}}, "allowed_hosts"},
+		{worker.DownloadOptions{AllowedDirs: []string{filepath.Join(root, "absent")}}, "allowed_dirs"},
+		{worker.DownloadOptions{AllowedDirs: []string{""}}, "allowed_dirs"},
+		{worker.DownloadOptions{AllowedHosts: []string{""}}, "allowed_hosts"},
+		{worker.DownloadOptions{AllowedHosts: []string{"http://example.com"}}, "allowed_hosts"},
+		{worker.DownloadOptions{AllowedHosts: []string{"example.com/models"}}, "allowed_hosts"},
+		{worker.DownloadOptions{AllowedHosts: []string{"user@example.com"}}, "allowed_hosts"},
+		{worker.DownloadOptions{AllowedHosts: []string{"example.com:http"}}, "allowed_hosts"},
 	} {
-		_, err := harmonia.DownloadHandler(b.store, root, &tc.opts)
-		requireInvalid(t, err, harmonia.EntityWorker, tc.field)
+		_, err := worker.DownloadHandler(b.store, root, &tc.opts)
+		requireInvalid(t, err, worker.EntityWorker, tc.field)
 	}
-	_, err := harmonia.DownloadHandler(b.store, root, &harmonia.DownloadOptions{
+	_, err := worker.DownloadHandler(b.store, root, &worker.DownloadOptions{
 		AllowedDirs: []string{root}, AllowedHosts: []string{"example.com", "Example.com:8443", "[::1]:8080", "10.0.0.1"}})
 	require.NoError(t, err)
 }

@@ -1,4 +1,4 @@
-package harmonia
+package worker
 
 import (
 	"cmp"
@@ -6,20 +6,24 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/harmonia-ml/harmonia"
 	"log/slog"
 	"maps"
 	"os"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
-// Defaults of [WorkerOptions].
+// Defaults of [Options].
 const (
-	// WorkerConcurrencyDefault is how many jobs a worker runs at once.
-	WorkerConcurrencyDefault = 4
+	// ConcurrencyDefault is how many jobs a worker runs at once.
+	ConcurrencyDefault = 4
 	// LeaseDurationDefault is how long a claim holds a job without a
 	// heartbeat.
 	LeaseDurationDefault = 30 * time.Second
@@ -34,6 +38,10 @@ const (
 	// their outcomes and claims their successors together.
 	BatchWaitDefault = 5 * time.Millisecond
 )
+
+// discard is the default logger of workers and schedulers, as of Stores:
+// it drops everything.
+var discard = slog.New(slog.DiscardHandler)
 
 // EntityWorker names a worker in errors about its configuration.
 const EntityWorker = "worker"
@@ -54,7 +62,7 @@ var errShutdown = errors.New("harmonia: worker shutting down")
 // ([context.Cause] tells which: [ErrLeaseLost] for a lost lease); the
 // handler should then return promptly. job is the handler's own copy.
 // log appends lines to the job's log.
-type Handler func(ctx context.Context, job *Job, log *JobLogger) (result any, err error)
+type Handler func(ctx context.Context, job *harmonia.Job, log *JobLogger) (result any, err error)
 
 // JobLogger appends lines to the log of the job a handler runs. It is
 // safe for concurrent use.
@@ -75,7 +83,7 @@ type JobLogger struct {
 // [Store.ClaimJob], for loops that run handlers themselves. The logger
 // writes through job, which it then owns: it must not be used
 // concurrently with other writes for the job.
-func NewJobLogger(s *Store, job *Job) *JobLogger {
+func NewJobLogger(s *harmonia.Store, job *harmonia.Job) *JobLogger {
 	return &JobLogger{run: &runningJob{store: s, job: job}}
 }
 
@@ -84,47 +92,47 @@ func NewJobLogger(s *Store, job *Job) *JobLogger {
 // Errors: [CodeInvalid] (unknown level); with a logger from NewJobLogger,
 // as [Store.AppendLog]; with a Worker's, the lease error that cancelled
 // the handler, once the worker knows the lease lost.
-func (l *JobLogger) Log(ctx context.Context, level LogLevel, message string) error {
+func (l *JobLogger) Log(ctx context.Context, level harmonia.LogLevel, message string) error {
 	if l.held != nil {
 		return l.keep.log(l.held, level, message)
 	}
-	return l.run.write(func(s *Store, j *Job) error { return s.AppendLog(ctx, j, level, message) })
+	return l.run.write(func(s *harmonia.Store, j *harmonia.Job) error { return s.Queue().AppendLog(ctx, j, level, message) })
 }
 
 // Logf appends a formatted line at level to the job's log.
 //
 // Errors: as [JobLogger.Log].
-func (l *JobLogger) Logf(ctx context.Context, level LogLevel, format string, args ...any) error {
+func (l *JobLogger) Logf(ctx context.Context, level harmonia.LogLevel, format string, args ...any) error {
 	return l.Log(ctx, level, fmt.Sprintf(format, args...))
 }
 
 // runningJob is a job that a NewJobLogger logger writes for, one write at
 // a time.
 type runningJob struct {
-	store *Store
+	store *harmonia.Store
 	mu    sync.Mutex
-	job   *Job
+	job   *harmonia.Job
 }
 
-func (r *runningJob) write(f func(*Store, *Job) error) error {
+func (r *runningJob) write(f func(*harmonia.Store, *harmonia.Job) error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return f(r.store, r.job)
 }
 
-// WorkerOptions configures a [Worker]. Only Handlers is required.
-type WorkerOptions struct {
+// Options configures a [Worker]. Only Handlers is required.
+type Options struct {
 	// ID names the worker in the jobs it claims (worker_id). Defaults to
 	// the host name, the process id and a random suffix.
 	ID string
 	// Handlers maps each job type the worker can run to its handler.
 	// Required.
-	Handlers map[JobType]Handler
+	Handlers map[harmonia.JobType]Handler
 	// Types are the job types the worker claims; each needs a handler.
 	// Defaults to every type in Handlers.
-	Types []JobType
+	Types []harmonia.JobType
 	// Concurrency is how many jobs the worker runs at once. Defaults to
-	// WorkerConcurrencyDefault.
+	// ConcurrencyDefault.
 	Concurrency int
 	// LeaseDuration is how long a claim or a heartbeat holds a job: a job
 	// whose worker stops heart-beating for that long may be claimed by
@@ -155,12 +163,18 @@ type WorkerOptions struct {
 	// deadline. Defaults to BatchWaitDefault.
 	BatchWait time.Duration
 	// Logger receives the worker's notices (lost leases, failed writes).
-	// Defaults to the Store's logger.
+	// Defaults to a logger that discards everything, as the Store's
+	// Options.Logger does.
 	Logger *slog.Logger
+	// ClaimPool is the pool the worker claims through
+	// ([harmonia.ClaimPool]). Workers of one process that share a Store
+	// should share one, so that they never compete for a job. Defaults
+	// to a pool of the worker's own.
+	ClaimPool *harmonia.ClaimPool
 }
 
-// WorkerStats counts what a worker did since it was made.
-type WorkerStats struct {
+// Stats counts what a worker did since it was made.
+type Stats struct {
 	// Claimed counts claimed jobs (attempts started).
 	Claimed int64
 	// Succeeded counts attempts recorded as successes.
@@ -185,8 +199,9 @@ type WorkerStats struct {
 // failure. Many workers, in one process or many, may share a queue: a job
 // runs on one of them at a time.
 type Worker struct {
-	store   *Store
-	cfg     WorkerOptions
+	store   *harmonia.Store
+	pool    *harmonia.ClaimPool
+	cfg     Options
 	log     *slog.Logger
 	running atomic.Bool
 	stats   struct {
@@ -194,27 +209,27 @@ type Worker struct {
 	}
 }
 
-// NewWorker returns a worker for the jobs of store, with opts' defaults
+// New returns a worker for the jobs of store, with opts' defaults
 // filled in. opts is required: it names the handlers.
 //
 // Errors: [CodeInvalid] naming the field of opts to fix.
-func NewWorker(store *Store, opts *WorkerOptions) (*Worker, error) {
+func New(store *harmonia.Store, opts *Options) (*Worker, error) {
 	if store == nil {
-		return nil, invalidf(EntityWorker, "store", "a *Store is required (from harmonia.Open)")
+		return nil, harmonia.Errorf(harmonia.CodeInvalid, EntityWorker, "store", "a *Store is required (from harmonia.Open)")
 	}
-	var cfg WorkerOptions
+	var cfg Options
 	if opts != nil {
 		cfg = *opts
 	}
 	if len(cfg.Handlers) == 0 {
-		return nil, invalidf(EntityWorker, "handlers", "register at least one handler, for example Handlers: map[harmonia.JobType]harmonia.Handler{harmonia.JobValidate: h}")
+		return nil, harmonia.Errorf(harmonia.CodeInvalid, EntityWorker, "handlers", "register at least one handler, for example Handlers: map[harmonia.JobType]harmonia.Handler{harmonia.JobValidate: h}")
 	}
 	for t, h := range cfg.Handlers {
-		if !validJobType(string(t)) {
-			return nil, invalidf(EntityWorker, "handlers", "job type %q must be lowercase letters, digits, _ . - and start with a letter", t)
+		if !t.Valid() {
+			return nil, harmonia.Errorf(harmonia.CodeInvalid, EntityWorker, "handlers", "job type %q must be lowercase letters, digits, _ . - and start with a letter", t)
 		}
 		if h == nil {
-			return nil, invalidf(EntityWorker, "handlers", "the handler of job type %q is nil", t)
+			return nil, harmonia.Errorf(harmonia.CodeInvalid, EntityWorker, "handlers", "the handler of job type %q is nil", t)
 		}
 	}
 	cfg.Handlers = maps.Clone(cfg.Handlers)
@@ -225,27 +240,27 @@ func NewWorker(store *Store, opts *WorkerOptions) (*Worker, error) {
 	}
 	for _, t := range cfg.Types {
 		if cfg.Handlers[t] == nil {
-			return nil, invalidf(EntityWorker, "types", "job type %q has no handler: add one to Handlers or leave it out of Types", t)
+			return nil, harmonia.Errorf(harmonia.CodeInvalid, EntityWorker, "types", "job type %q has no handler: add one to Handlers or leave it out of Types", t)
 		}
 	}
 	switch {
 	case cfg.Concurrency < 0 || cfg.Concurrency > 10000:
-		return nil, invalidf(EntityWorker, "concurrency", "must be between 1 and 10000 (0 takes the default, %d)", WorkerConcurrencyDefault)
+		return nil, harmonia.Errorf(harmonia.CodeInvalid, EntityWorker, "concurrency", "must be between 1 and 10000 (0 takes the default, %d)", ConcurrencyDefault)
 	case cfg.LeaseDuration < 0 || (cfg.LeaseDuration > 0 && cfg.LeaseDuration < 10*time.Millisecond):
-		return nil, invalidf(EntityWorker, "lease_duration", "must be at least 10ms (0 takes the default, %s)", LeaseDurationDefault)
+		return nil, harmonia.Errorf(harmonia.CodeInvalid, EntityWorker, "lease_duration", "must be at least 10ms (0 takes the default, %s)", LeaseDurationDefault)
 	case cfg.HeartbeatInterval < 0, cfg.PollInterval < 0, cfg.ShutdownTimeout < 0, cfg.BatchWait < 0:
-		return nil, invalidf(EntityWorker, "heartbeat_interval", "HeartbeatInterval, PollInterval, ShutdownTimeout and BatchWait must not be negative (0 takes the default)")
-	case controlProblem(cfg.ID) != "" || len(cfg.ID) > 200:
-		return nil, invalidf(EntityWorker, "id", "must be at most 200 characters without control characters")
+		return nil, harmonia.Errorf(harmonia.CodeInvalid, EntityWorker, "heartbeat_interval", "HeartbeatInterval, PollInterval, ShutdownTimeout and BatchWait must not be negative (0 takes the default)")
+	case strings.ContainsFunc(cfg.ID, unicode.IsControl) || !utf8.ValidString(cfg.ID) || len(cfg.ID) > 200:
+		return nil, harmonia.Errorf(harmonia.CodeInvalid, EntityWorker, "id", "must be at most 200 characters without control characters")
 	}
-	cfg.Concurrency = cmp.Or(cfg.Concurrency, WorkerConcurrencyDefault)
+	cfg.Concurrency = cmp.Or(cfg.Concurrency, ConcurrencyDefault)
 	cfg.LeaseDuration = cmp.Or(cfg.LeaseDuration, LeaseDurationDefault)
 	cfg.HeartbeatInterval = cmp.Or(cfg.HeartbeatInterval, cfg.LeaseDuration/3)
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, PollIntervalDefault)
 	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, ShutdownTimeoutDefault)
 	cfg.BatchWait = cmp.Or(cfg.BatchWait, BatchWaitDefault)
 	if cfg.HeartbeatInterval >= cfg.LeaseDuration {
-		return nil, invalidf(EntityWorker, "heartbeat_interval", "must be shorter than LeaseDuration (%s), or the lease expires between heartbeats; a third of it is usual", cfg.LeaseDuration)
+		return nil, harmonia.Errorf(harmonia.CodeInvalid, EntityWorker, "heartbeat_interval", "must be shorter than LeaseDuration (%s), or the lease expires between heartbeats; a third of it is usual", cfg.LeaseDuration)
 	}
 	if cfg.ID == "" {
 		host, err := os.Hostname()
@@ -254,7 +269,10 @@ func NewWorker(store *Store, opts *WorkerOptions) (*Worker, error) {
 		}
 		cfg.ID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), rand.Text()[:8])
 	}
-	w := &Worker{store: store, cfg: cfg, log: cmp.Or(cfg.Logger, store.log)}
+	if cfg.ClaimPool == nil {
+		cfg.ClaimPool = harmonia.NewClaimPool(store)
+	}
+	w := &Worker{store: store, cfg: cfg, log: cmp.Or(cfg.Logger, discard), pool: cfg.ClaimPool}
 	return w, nil
 }
 
@@ -262,15 +280,15 @@ func NewWorker(store *Store, opts *WorkerOptions) (*Worker, error) {
 func (w *Worker) ID() string { return w.cfg.ID }
 
 // Options returns the worker's options with their defaults filled in.
-func (w *Worker) Options() WorkerOptions {
+func (w *Worker) Options() Options {
 	c := w.cfg
 	c.Handlers, c.Types = maps.Clone(c.Handlers), slices.Clone(c.Types)
 	return c
 }
 
 // Stats returns what the worker did so far.
-func (w *Worker) Stats() WorkerStats {
-	return WorkerStats{
+func (w *Worker) Stats() Stats {
+	return Stats{
 		Claimed: w.stats.claimed.Load(), Succeeded: w.stats.succeeded.Load(), Failed: w.stats.failed.Load(),
 		Released: w.stats.released.Load(), LeaseLost: w.stats.leaseLost.Load(), Cancelled: w.stats.cancelled.Load(),
 		Panics: w.stats.panics.Load(),
@@ -306,7 +324,7 @@ func (w *Worker) Stats() WorkerStats {
 // Errors: [CodeConflict] when the worker is running already.
 func (w *Worker) Run(ctx context.Context) error {
 	if !w.running.CompareAndSwap(false, true) {
-		return conflictf(EntityWorker, "ID", "worker %s is running already", w.cfg.ID)
+		return harmonia.Errorf(harmonia.CodeConflict, EntityWorker, "ID", "worker %s is running already", w.cfg.ID)
 	}
 	defer w.running.Store(false)
 
@@ -333,7 +351,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		if free < cap(slots) {
 			free = w.gatherSlots(ctx, slots, freed)
 		}
-		wake := w.store.enqueued.wait()
+		wake := w.store.Queue().JobsEnqueued()
 		sent := time.Now()
 		jobs := w.claim(ctx, free)
 		if len(jobs) == 0 {
@@ -398,10 +416,10 @@ func (w *Worker) gatherSlots(ctx context.Context, slots chan struct{}, freed <-c
 // claim claims up to n jobs. The claim itself is not cut short by ctx (a
 // claim the server made but whose reply was lost would hold jobs until
 // their leases expired); jobs claimed as ctx ends are released.
-func (w *Worker) claim(ctx context.Context, n int) []*Job {
+func (w *Worker) claim(ctx context.Context, n int) []*harmonia.Job {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), workerWriteTimeout)
 	defer cancel()
-	jobs, err := w.store.claimPooled(wctx, w.cfg.ID, w.cfg.Types, n, w.cfg.LeaseDuration)
+	jobs, err := w.pool.ClaimJobs(wctx, w.cfg.ID, w.cfg.Types, n, w.cfg.LeaseDuration)
 	if err != nil {
 		w.log.Warn("harmonia: claim failed", "worker", w.cfg.ID, "err", err)
 		return nil
@@ -409,7 +427,7 @@ func (w *Worker) claim(ctx context.Context, n int) []*Job {
 	w.stats.claimed.Add(int64(len(jobs)))
 	if ctx.Err() != nil {
 		for _, job := range jobs {
-			w.record(job, w.store.ReleaseJob(wctx, job), &w.stats.released)
+			w.record(job, w.store.Queue().ReleaseJob(wctx, job), &w.stats.released)
 		}
 		return nil
 	}
@@ -434,31 +452,31 @@ func (w *Worker) execute(ctx context.Context, k *keeper, h *heldJob) {
 	result, err := w.call(ctx, w.cfg.Handlers[view.Type], &view, &JobLogger{held: h, keep: k})
 	cause := context.Cause(ctx)
 	switch {
-	case errors.Is(cause, ErrLeaseLost), errors.Is(cause, ErrJobCancelled):
+	case errors.Is(cause, harmonia.ErrLeaseLost), errors.Is(cause, harmonia.ErrJobCancelled):
 		k.drop(h, cause)
 	case err == nil:
-		raw, rerr := encodeResult(result)
+		raw, rerr := harmonia.EncodeResult(result)
 		if rerr != nil {
-			k.finish(h, &leaseOp{kind: opFail, cause: Permanent(rerr)}, &w.stats.failed)
+			k.finish(h, &harmonia.LeaseWrite{Op: harmonia.LeaseFail, Err: harmonia.Permanent(rerr)}, &w.stats.failed)
 			return
 		}
-		k.finish(h, &leaseOp{kind: opComplete, result: raw}, &w.stats.succeeded)
+		k.finish(h, &harmonia.LeaseWrite{Op: harmonia.LeaseComplete, Result: raw}, &w.stats.succeeded)
 	case errors.Is(cause, errShutdown):
-		k.finish(h, &leaseOp{kind: opRelease}, &w.stats.released)
+		k.finish(h, &harmonia.LeaseWrite{Op: harmonia.LeaseRelease}, &w.stats.released)
 	default:
-		k.finish(h, &leaseOp{kind: opFail, cause: err}, &w.stats.failed)
+		k.finish(h, &harmonia.LeaseWrite{Op: harmonia.LeaseFail, Err: err}, &w.stats.failed)
 	}
 }
 
 // record counts a finished write in counter, or logs why it failed.
-func (w *Worker) record(job *Job, err error, counter *atomic.Int64) {
+func (w *Worker) record(job *harmonia.Job, err error, counter *atomic.Int64) {
 	switch {
 	case err == nil:
 		counter.Add(1)
-	case errors.Is(err, ErrJobCancelled):
+	case errors.Is(err, harmonia.ErrJobCancelled):
 		w.stats.cancelled.Add(1)
 		w.log.Info("harmonia: a job was cancelled while it ran; its outcome is dropped", "worker", w.cfg.ID, "job", job.ID.Hex(), "attempt", job.Attempt)
-	case errors.Is(err, ErrLeaseLost):
+	case errors.Is(err, harmonia.ErrLeaseLost):
 		w.stats.leaseLost.Add(1)
 		w.log.Warn("harmonia: lost the lease of a job before recording its outcome", "worker", w.cfg.ID, "job", job.ID.Hex(), "attempt", job.Attempt)
 	default:
@@ -469,7 +487,7 @@ func (w *Worker) record(job *Job, err error, counter *atomic.Int64) {
 
 // call runs h, turning a panic into an error with the panic's text; the
 // stack goes to the job's log.
-func (w *Worker) call(ctx context.Context, h Handler, job *Job, log *JobLogger) (result any, err error) {
+func (w *Worker) call(ctx context.Context, h Handler, job *harmonia.Job, log *JobLogger) (result any, err error) {
 	defer func() {
 		r := recover()
 		if r == nil {
@@ -479,33 +497,7 @@ func (w *Worker) call(ctx context.Context, h Handler, job *Job, log *JobLogger) 
 		err = fmt.Errorf("panic: %v", r)
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), workerWriteTimeout)
 		defer cancel()
-		_ = log.Logf(lctx, LevelError, "panic: %v\n%s", r, debug.Stack())
+		_ = log.Logf(lctx, harmonia.LevelError, "panic: %v\n%s", r, debug.Stack())
 	}()
 	return h(ctx, job, log)
-}
-
-// wakeup lets goroutines wait for the next wake call.
-type wakeup struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-// wait returns a channel that is closed by the next wake.
-func (w *wakeup) wait() <-chan struct{} {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.ch == nil {
-		w.ch = make(chan struct{})
-	}
-	return w.ch
-}
-
-// wake wakes every goroutine waiting.
-func (w *wakeup) wake() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.ch != nil {
-		close(w.ch)
-		w.ch = nil
-	}
 }

@@ -1,4 +1,4 @@
-package harmonia
+package worker
 
 import (
 	"context"

@@ -1,7 +1,8 @@
-package harmonia
+package worker
 
 import (
 	"context"
+	"github.com/harmonia-ml/harmonia"
 	"time"
 )
 
@@ -58,17 +59,17 @@ func AuditSchedule(opts *AuditOptions) Schedule {
 		o.Window = AuditWindowDefault
 	}
 	return Schedule{Name: AuditScheduleName, Cron: o.Cron, Every: o.Every,
-		Jobs: func(ctx context.Context, store *Store, p Period) ([]EnqueueParams, error) {
-			return store.auditJobs(ctx, o)
+		Jobs: func(ctx context.Context, store *harmonia.Store, p Period) ([]harmonia.EnqueueParams, error) {
+			return auditJobs(ctx, store, o)
 		}}
 }
 
 // auditJobs returns a validate job for every published artifact, their
 // run-after times spread evenly over o.Window from now.
-func (s *Store) auditJobs(ctx context.Context, o AuditOptions) ([]EnqueueParams, error) {
+func auditJobs(ctx context.Context, s *harmonia.Store, o AuditOptions) ([]harmonia.EnqueueParams, error) {
 	published := true
-	f := Filter{Published: &published, Limit: ListLimitMax}
-	var arts []*ModelArtifact
+	f := harmonia.ArtifactFilter{Published: &published, Limit: harmonia.ListLimitMax}
+	var arts []*harmonia.ModelArtifact
 	for {
 		page, err := s.ListArtifacts(ctx, f)
 		if err != nil {
@@ -81,12 +82,12 @@ func (s *Store) auditJobs(ctx context.Context, o AuditOptions) ([]EnqueueParams,
 		f.After = page.Next
 	}
 	now := s.Now()
-	jobs := make([]EnqueueParams, len(arts))
+	jobs := make([]harmonia.EnqueueParams, len(arts))
 	step := o.Window / time.Duration(max(len(arts), 1))
 	for i, a := range arts {
 		at := now.Add(step * time.Duration(i))
-		jobs[i] = EnqueueParams{Type: JobValidate, Params: ValidateParams{ArtifactID: a.ID},
-			Opts: &EnqueueOpts{UniqueKey: a.ID.Hex(), RunAfter: at, Priority: o.Priority}}
+		jobs[i] = harmonia.EnqueueParams{Type: harmonia.JobValidate, Params: harmonia.ValidateParams{ArtifactID: a.ID},
+			Opts: &harmonia.EnqueueOpts{UniqueKey: a.ID.Hex(), RunAfter: at, Priority: o.Priority}}
 	}
 	return jobs, nil
 }

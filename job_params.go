@@ -1,13 +1,9 @@
 package harmonia
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"path"
-	"path/filepath"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -44,7 +40,17 @@ func (p *DownloadParams) Validate() error {
 	if err := requireArtifact(p.ArtifactID); err != nil {
 		return err
 	}
-	if msg := sourceProblem(p.Source); msg != "" {
+	return CheckDownloadSource(p.Source)
+}
+
+// CheckDownloadSource checks that s is a download source a
+// [DownloadParams] may name: a file:// URL of a clean absolute local
+// path, or an http:// or https:// URL naming a host. Whether a handler
+// admits the source is the handler's own choice.
+//
+// Errors: [CodeInvalid] on field params.source, saying what is wrong.
+func CheckDownloadSource(s string) error {
+	if msg := sourceProblem(s); msg != "" {
 		return invalidf(EntityJob, "params.source", "%s", msg)
 	}
 	return nil
@@ -110,67 +116,3 @@ func (p *ValidateParams) artifactID() bson.ObjectID { return p.ArtifactID }
 func (p *DownloadParams) artifactID() bson.ObjectID { return p.ArtifactID }
 
 func (p *InferenceParams) artifactID() bson.ObjectID { return p.ArtifactID }
-
-// paramsArtifact decodes job's params into p and loads the artifact they
-// name. Bad params and a missing artifact are permanent failures.
-func paramsArtifact(ctx context.Context, store *Store, job *Job, p artifactParams) (*ModelArtifact, error) {
-	if err := job.DecodeParams(p); err != nil {
-		return nil, Permanent(err)
-	}
-	if err := p.Validate(); err != nil {
-		return nil, Permanent(err)
-	}
-	a, err := store.GetArtifact(ctx, p.artifactID())
-	if errors.Is(err, ErrNotFound) {
-		return nil, Permanent(err)
-	}
-	return a, err
-}
-
-// checkHandlerArgs checks a built-in handler's store and root and returns
-// root made absolute.
-func checkHandlerArgs(store *Store, root string) (string, error) {
-	if store == nil {
-		return "", invalidf(EntityWorker, "store", "a *Store is required (from harmonia.Open)")
-	}
-	if root == "" {
-		return "", invalidf(EntityWorker, "root", "a root directory is required: artifact paths are taken under it")
-	}
-	abs, err := filepath.Abs(root)
-	if err != nil {
-		return "", invalidf(EntityWorker, "root", "%v", err)
-	}
-	fi, err := os.Stat(abs)
-	if err != nil || !fi.IsDir() {
-		return "", invalidf(EntityWorker, "root", "%s must be an existing directory", abs)
-	}
-	return abs, nil
-}
-
-// localPath returns p, an artifact's local path or file:// URI, as a path
-// relative to root. A relative path is taken under root; an absolute one
-// must lie under it. Any path that leaves root lexically fails here;
-// os.Root refuses the ones that leave it through symbolic links.
-func localPath(root, p string) (string, error) {
-	if scheme, ok := uriScheme(p); ok {
-		if scheme != "file" {
-			return "", mismatch("path %s is not a local file (scheme %s)", p, scheme)
-		}
-		u, err := url.Parse(p)
-		if err != nil {
-			return "", mismatch("path %s: %v", p, err)
-		}
-		p = u.Path
-	}
-	rel := filepath.FromSlash(p)
-	if filepath.IsAbs(rel) {
-		var err error
-		if rel, err = filepath.Rel(root, rel); err != nil {
-			return "", mismatch("path %s escapes the root %s", p, root)
-		}
-	}
-	if !filepath.IsLocal(rel) {
-		return "", mismatch("path %s escapes the root %s", p, root)
-	}
-	return rel, nil
-}

@@ -1,15 +1,12 @@
-package harmonia
+package worker
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/harmonia-ml/harmonia"
 	"io/fs"
 	"os"
-
-	"github.com/harmonia-ml/harmonia/internal/textcut"
-
-	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 // VerifyResult is the result the validate and download handlers record: the
@@ -46,27 +43,27 @@ func mismatch(format string, args ...any) error {
 // a [VerifyResult].
 //
 // Errors: [CodeInvalid] when store is nil or root is not a directory.
-func ValidateHandler(store *Store, root string) (Handler, error) {
+func ValidateHandler(store *harmonia.Store, root string) (Handler, error) {
 	root, err := checkHandlerArgs(store, root)
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context, job *Job, log *JobLogger) (any, error) {
-		var p ValidateParams
-		a, err := paramsArtifact(ctx, store, job, &p)
+	return func(ctx context.Context, job *harmonia.Job, log *JobLogger) (any, error) {
+		var p harmonia.ValidateParams
+		a, err := paramsArtifact(ctx, store, job, &p, &p.ArtifactID)
 		if err != nil {
 			return nil, err
 		}
-		_ = log.Logf(ctx, LevelInfo, "validating %s: %s, %d bytes", a.Key(), a.Path, a.SizeBytes)
+		_ = log.Logf(ctx, harmonia.LevelInfo, "validating %s: %s, %d bytes", a.Key(), a.Path, a.SizeBytes)
 		res, err := checkFile(ctx, root, a)
 		var vf *verifyFailure
 		if errors.As(err, &vf) {
-			_ = log.Log(ctx, LevelError, vf.msg)
-			if rerr := store.recordVerification(ctx, a, vf.msg); rerr != nil {
+			_ = log.Log(ctx, harmonia.LevelError, vf.msg)
+			if rerr := store.RecordVerification(ctx, a, vf.msg); rerr != nil {
 				return nil, rerr
 			}
 			if vf.permanent {
-				return nil, Permanent(err)
+				return nil, harmonia.Permanent(err)
 			}
 			return nil, err
 		}
@@ -79,16 +76,16 @@ func ValidateHandler(store *Store, root string) (Handler, error) {
 
 // markVerified records a's file as verified, logs note and returns res as
 // the job's result.
-func markVerified(ctx context.Context, store *Store, a *ModelArtifact, log *JobLogger, res *VerifyResult, note string) (any, error) {
-	if err := store.recordVerification(ctx, a, ""); err != nil {
+func markVerified(ctx context.Context, store *harmonia.Store, a *harmonia.ModelArtifact, log *JobLogger, res *VerifyResult, note string) (any, error) {
+	if err := store.RecordVerification(ctx, a, ""); err != nil {
 		return nil, err
 	}
-	_ = log.Log(ctx, LevelInfo, note)
+	_ = log.Log(ctx, harmonia.LevelInfo, note)
 	return res, nil
 }
 
 // checkFile streams a's local file under root and compares it with a.
-func checkFile(ctx context.Context, root string, a *ModelArtifact) (*VerifyResult, error) {
+func checkFile(ctx context.Context, root string, a *harmonia.ModelArtifact) (*VerifyResult, error) {
 	if a.Hashes.SHA256 == "" {
 		return nil, mismatch("artifact %s has no sha256 to check its file against", a.Key())
 	}
@@ -130,28 +127,4 @@ func checkFile(ctx context.Context, root string, a *ModelArtifact) (*VerifyResul
 		return nil, mismatch("sha256 mismatch: %s has %s, want %s", rel, sum, a.Hashes.SHA256)
 	}
 	return &VerifyResult{Path: rel, SHA256: sum, SizeBytes: n}, nil
-}
-
-// recordVerification sets verified_at (problem "") or verify_error on a,
-// provided its path, size and sha256 are still those that were checked.
-func (s *Store) recordVerification(ctx context.Context, a *ModelArtifact, problem string) error {
-	filter := bson.D{{Key: "_id", Value: a.ID}, {Key: "path", Value: a.Path}, {Key: "size_bytes", Value: a.SizeBytes}}
-	if a.Hashes.SHA256 == "" {
-		filter = append(filter, bson.E{Key: "hashes.sha256", Value: bson.D{{Key: "$exists", Value: false}}})
-	} else {
-		filter = append(filter, bson.E{Key: "hashes.sha256", Value: a.Hashes.SHA256})
-	}
-	now := s.Now()
-	set, unset := bson.D{{Key: "verified_at", Value: now}, {Key: "updated_at", Value: now}}, "verify_error"
-	if problem != "" {
-		set, unset = bson.D{{Key: "verify_error", Value: textcut.Cut(problem, MaxErrorBytes)}, {Key: "updated_at", Value: now}}, "verified_at"
-	}
-	res, err := s.cols.artifacts.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: set}, {Key: "$unset", Value: bson.D{{Key: unset, Value: ""}}}})
-	if err != nil {
-		return wrapErr(EntityArtifact, "record verification", err)
-	}
-	if res.MatchedCount == 0 {
-		return conflictf(EntityArtifact, "path", "artifact %s was changed or deleted while its file was checked", a.ID.Hex())
-	}
-	return nil
 }

@@ -1,9 +1,10 @@
-package harmonia
+package worker
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/harmonia-ml/harmonia"
 	"io"
 	"io/fs"
 	"net/http"
@@ -41,21 +42,21 @@ func newSources(opts *DownloadOptions) (*sources, error) {
 	s := &sources{}
 	for _, d := range o.AllowedDirs {
 		if d == "" {
-			return nil, invalidf(EntityWorker, "allowed_dirs", "an allowed directory must not be empty")
+			return nil, harmonia.Errorf(harmonia.CodeInvalid, EntityWorker, "allowed_dirs", "an allowed directory must not be empty")
 		}
 		abs, err := filepath.Abs(d)
 		if err != nil {
-			return nil, invalidf(EntityWorker, "allowed_dirs", "%s: %v", d, err)
+			return nil, harmonia.Errorf(harmonia.CodeInvalid, EntityWorker, "allowed_dirs", "%s: %v", d, err)
 		}
 		if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
-			return nil, invalidf(EntityWorker, "allowed_dirs", "%s must be an existing directory", abs)
+			return nil, harmonia.Errorf(harmonia.CodeInvalid, EntityWorker, "allowed_dirs", "%s must be an existing directory", abs)
 		}
 		s.dirs = append(s.dirs, abs)
 	}
 	for _, h := range o.AllowedHosts {
 		u, err := url.Parse("//" + h)
 		if err != nil || h == "" || u.Host != h || u.Hostname() == "" || u.User != nil || u.Path != "" {
-			return nil, invalidf(EntityWorker, "allowed_hosts", "%q must be a host name, optionally with a port (example.com, example.com:8443, [::1]:8080)", h)
+			return nil, harmonia.Errorf(harmonia.CodeInvalid, EntityWorker, "allowed_hosts", "%q must be a host name, optionally with a port (example.com, example.com:8443, [::1]:8080)", h)
 		}
 		s.hosts = append(s.hosts, allowedHost{name: strings.ToLower(u.Hostname()), port: u.Port()})
 	}
@@ -84,7 +85,7 @@ func newSources(opts *DownloadOptions) (*sources, error) {
 // refused is the error of a source outside the options. It names only
 // the kind of refusal, never anything learnt about the target.
 func refused(reason string) error {
-	return Permanent(&Error{Code: CodeInvalid, Entity: EntityJob, Field: "params.source", Reason: reason, Err: ErrSourceNotAllowed})
+	return harmonia.Permanent(&harmonia.Error{Code: harmonia.CodeInvalid, Entity: harmonia.EntityJob, Field: "params.source", Reason: reason, Err: ErrSourceNotAllowed})
 }
 
 // hostAllowed reports whether u's host (and port) is allowed.
@@ -104,12 +105,12 @@ func (s *sources) hostAllowed(u *url.URL) bool {
 // open opens source for reading, provided it is admitted; want is the
 // artifact's size.
 func (s *sources) open(ctx context.Context, source string, want int64) (io.ReadCloser, error) {
-	if msg := sourceProblem(source); msg != "" {
-		return nil, Permanent(fmt.Errorf("source %q: %s", source, msg))
+	if err := harmonia.CheckDownloadSource(source); err != nil {
+		return nil, harmonia.Permanent(err)
 	}
 	u, err := url.Parse(source)
 	if err != nil {
-		return nil, Permanent(err)
+		return nil, harmonia.Permanent(err)
 	}
 	if strings.EqualFold(u.Scheme, "file") {
 		return s.openFile(filepath.FromSlash(u.Path))
@@ -167,7 +168,7 @@ func (s *sources) get(ctx context.Context, u *url.URL, want int64) (io.ReadClose
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, Permanent(err)
+		return nil, harmonia.Permanent(err)
 	}
 	resp, err := s.client.Do(req)
 	if errors.Is(err, errRedirectRefused) {
@@ -180,7 +181,7 @@ func (s *sources) get(ctx context.Context, u *url.URL, want int64) (io.ReadClose
 		resp.Body.Close()
 		err := fmt.Errorf("GET %s: %s", u.Redacted(), resp.Status)
 		if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests {
-			return nil, Permanent(err)
+			return nil, harmonia.Permanent(err)
 		}
 		return nil, err
 	}

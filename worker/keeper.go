@@ -1,8 +1,9 @@
-package harmonia
+package worker
 
 import (
 	"context"
 	"fmt"
+	"github.com/harmonia-ml/harmonia"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,14 +16,14 @@ const maxBufferedLines = 100
 // heldJob is a job a worker holds the lease of, from its claim until its
 // outcome is written or its lease is lost.
 type heldJob struct {
-	job    *Job // the keeper's copy, which its writes update
-	view   Job  // the handler's copy, as claimed
+	job    *harmonia.Job // the keeper's copy, which its writes update
+	view   harmonia.Job  // the handler's copy, as claimed
 	cancel context.CancelCauseFunc
 
 	// Guarded by the keeper's mutex.
-	leaseStart time.Time // when the claim, or the last heartbeat written, was sent
-	lines      []Event   // log lines not written yet
-	outcome    *leaseOp  // the handler's outcome, once it returned
+	leaseStart time.Time            // when the claim, or the last heartbeat written, was sent
+	lines      []harmonia.Event     // log lines not written yet
+	outcome    *harmonia.LeaseWrite // the handler's outcome, once it returned
 	counter    *atomic.Int64
 	writing    bool  // a write for the job is in flight
 	lost       error // why the worker gave the job up
@@ -62,8 +63,8 @@ func (k *keeper) add(h *heldJob) {
 }
 
 // log buffers a log line of h.
-func (k *keeper) log(h *heldJob, level LogLevel, message string) error {
-	ev, err := k.w.store.newEvent(&h.view, level, message)
+func (k *keeper) log(h *heldJob, level harmonia.LogLevel, message string) error {
+	ev, err := harmonia.NewLogEvent(&h.view, level, message, k.w.store.Now())
 	if err != nil {
 		return err
 	}
@@ -83,9 +84,9 @@ func (k *keeper) log(h *heldJob, level LogLevel, message string) error {
 
 // finish hands h's outcome to the keeper, which counts it in counter once
 // written. After the keeper stopped, it writes the outcome itself.
-func (k *keeper) finish(h *heldJob, op *leaseOp, counter *atomic.Int64) {
+func (k *keeper) finish(h *heldJob, op *harmonia.LeaseWrite, counter *atomic.Int64) {
 	k.mu.Lock()
-	op.job = h.job
+	op.Job = h.job
 	if h.lost != nil {
 		delete(k.held, h)
 		k.mu.Unlock()
@@ -99,11 +100,11 @@ func (k *keeper) finish(h *heldJob, op *leaseOp, counter *atomic.Int64) {
 		return
 	}
 	delete(k.held, h)
-	op.lines, h.lines = h.lines, nil
+	op.Lines, h.lines = h.lines, nil
 	k.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), workerWriteTimeout)
 	defer cancel()
-	errs, err := k.w.store.writeLeases(ctx, []*leaseOp{op})
+	errs, err := k.w.store.Queue().WriteLeases(ctx, []*harmonia.LeaseWrite{op})
 	if err == nil {
 		err = errs[0]
 	}
@@ -213,7 +214,7 @@ func (k *keeper) round(ctx context.Context, heartbeats bool) {
 	cfg := &k.w.cfg
 	now := time.Now()
 	var hs []*heldJob
-	var ops []*leaseOp
+	var ops []*harmonia.LeaseWrite
 	k.mu.Lock()
 	for h := range k.held {
 		if h.writing || h.lost != nil {
@@ -225,9 +226,9 @@ func (k *keeper) round(ctx context.Context, heartbeats bool) {
 			if !heartbeats || (!due && len(h.lines) < maxBufferedLines) {
 				continue
 			}
-			op = &leaseOp{job: h.job, kind: opHeartbeat, lease: cfg.LeaseDuration}
+			op = &harmonia.LeaseWrite{Job: h.job, Op: harmonia.LeaseHeartbeat, Lease: cfg.LeaseDuration}
 		}
-		op.lines, h.lines = h.lines, nil
+		op.Lines, h.lines = h.lines, nil
 		h.writing = true
 		hs, ops = append(hs, h), append(ops, op)
 	}
@@ -239,11 +240,11 @@ func (k *keeper) round(ctx context.Context, heartbeats bool) {
 }
 
 // write writes ops, those of hs, and applies the results to hs.
-func (k *keeper) write(ctx context.Context, hs []*heldJob, ops []*leaseOp) {
+func (k *keeper) write(ctx context.Context, hs []*heldJob, ops []*harmonia.LeaseWrite) {
 	wctx, cancel := context.WithTimeout(ctx, workerWriteTimeout)
 	defer cancel()
 	sent := time.Now()
-	errs, err := k.w.store.writeLeases(wctx, ops)
+	errs, err := k.w.store.Queue().WriteLeases(wctx, ops)
 	if err != nil {
 		k.w.log.Warn("harmonia: heartbeats and outcomes not written; retrying", "worker", k.w.cfg.ID, "jobs", len(ops), "err", err)
 	}
@@ -257,10 +258,10 @@ func (k *keeper) write(ctx context.Context, hs []*heldJob, ops []*leaseOp) {
 		op := ops[i]
 		switch {
 		case err != nil:
-			h.lines = append(op.lines, h.lines...)
-		case errs[i] == nil && op.kind == opHeartbeat:
+			h.lines = append(op.Lines, h.lines...)
+		case errs[i] == nil && op.Op == harmonia.LeaseHeartbeat:
 			h.leaseStart = sent
-		case op.kind == opHeartbeat:
+		case op.Op == harmonia.LeaseHeartbeat:
 			h.lost = errs[i]
 			h.cancel(errs[i])
 			if h.outcome != nil {
@@ -285,7 +286,7 @@ func (k *keeper) expire() {
 		if h.writing || h.lost != nil || time.Since(h.leaseStart) < k.w.cfg.LeaseDuration {
 			continue
 		}
-		h.lost = &Error{Code: CodeConflict, Entity: EntityJob, Field: "lease_expires_at", Err: ErrLeaseLost,
+		h.lost = &harmonia.Error{Code: harmonia.CodeConflict, Entity: harmonia.EntityJob, Field: "lease_expires_at", Err: harmonia.ErrLeaseLost,
 			Reason: fmt.Sprintf("worker %s could not extend the lease of job %s (attempt %d) in time: another worker may run it",
 				k.w.cfg.ID, h.job.ID.Hex(), h.job.Attempt)}
 		h.cancel(h.lost)

@@ -1,4 +1,4 @@
-package harmonia_test
+package worker_test
 
 import (
 	"context"
@@ -15,159 +15,13 @@ import (
 
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/harmoniatest"
+	"github.com/harmonia-ml/harmonia/worker"
 )
 
 // EnvTestJobs sets the size of the many-workers test: by default 500 on
 // the embedded lane, whose server reads the whole jobs collection on every
 // claim, and 2,000 on a MongoDB lane.
 const EnvTestJobs = "HARMONIA_TEST_JOBS"
-
-// waitFor polls cond until it holds, failing t after a minute and a half.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	waitWithin(t, 90*time.Second, what, cond)
-}
-
-// waitWithin polls cond until it holds, failing t after d.
-func waitWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// startWorker runs a worker until the returned stop is called (or the
-// test ends); stop returns when Run has, and reports Run's error.
-func startWorker(t *testing.T, b *bundle, cfg harmonia.WorkerOptions) (*harmonia.Worker, func()) {
-	t.Helper()
-	w, stop := runWorker(t, b.ctx, b.store, cfg)
-	report := func() {
-		if err := stop(); err != nil {
-			t.Errorf("worker %s: %v", w.ID(), err)
-		}
-	}
-	t.Cleanup(report)
-	return w, report
-}
-
-// runWorker runs a worker on store until the returned stop is called (or
-// the test ends); stop returns Run's error once Run has returned.
-func runWorker(t *testing.T, ctx context.Context, store *harmonia.Store, cfg harmonia.WorkerOptions) (*harmonia.Worker, func() error) {
-	t.Helper()
-	w, err := harmonia.NewWorker(store, &cfg)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	stop := sync.OnceValue(func() error {
-		cancel()
-		return <-done
-	})
-	t.Cleanup(func() { _ = stop() })
-	return w, stop
-}
-
-func handlers(h harmonia.Handler) map[harmonia.JobType]harmonia.Handler {
-	return map[harmonia.JobType]harmonia.Handler{noop: h}
-}
-
-func countJobs(t *testing.T, b *bundle, filter bson.D) int64 {
-	t.Helper()
-	n, err := b.db.Collection(harmonia.CollectionJobs).CountDocuments(b.ctx, filter)
-	require.NoError(t, err)
-	return n
-}
-
-func statusIs(s harmonia.JobStatus) bson.D { return bson.D{{Key: "status", Value: s}} }
-
-func sumStats(ws []*harmonia.Worker) harmonia.WorkerStats {
-	var s harmonia.WorkerStats
-	for _, w := range ws {
-		x := w.Stats()
-		s.Claimed += x.Claimed
-		s.Succeeded += x.Succeeded
-		s.Failed += x.Failed
-		s.Released += x.Released
-		s.LeaseLost += x.LeaseLost
-		s.Panics += x.Panics
-	}
-	return s
-}
-
-// enqueueNumbered enqueues n noop jobs with params {n: i}.
-func enqueueNumbered(t *testing.T, b *bundle, n int) []bson.ObjectID {
-	t.Helper()
-	params := make([]harmonia.EnqueueParams, n)
-	for i := range params {
-		params[i] = harmonia.EnqueueParams{Type: noop, Params: bson.D{{Key: "n", Value: i}}}
-	}
-	res, err := b.store.EnqueueMany(b.ctx, params)
-	require.NoError(t, err)
-	ids := make([]bson.ObjectID, n)
-	for i, r := range res {
-		ids[i] = r.Job.ID
-	}
-	return ids
-}
-
-// allJobs reads every job with one query.
-func allJobs(t *testing.T, b *bundle) map[bson.ObjectID]*harmonia.Job {
-	t.Helper()
-	cur, err := b.db.Collection(harmonia.CollectionJobs).Find(b.ctx, bson.D{})
-	require.NoError(t, err)
-	var jobs []*harmonia.Job
-	require.NoError(t, cur.All(b.ctx, &jobs))
-	m := make(map[bson.ObjectID]*harmonia.Job, len(jobs))
-	for _, j := range jobs {
-		m[j.ID] = j
-	}
-	return m
-}
-
-func jobNumber(job *harmonia.Job) int { return int(job.Params.Lookup("n").Int32()) }
-
-func TestNewWorkerValidatesConfig(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	ok := handlers(func(context.Context, *harmonia.Job, *harmonia.JobLogger) (any, error) { return nil, nil })
-	for _, c := range []struct {
-		field string
-		cfg   harmonia.WorkerOptions
-	}{
-		{"handlers", harmonia.WorkerOptions{}},
-		{"handlers", harmonia.WorkerOptions{Handlers: map[harmonia.JobType]harmonia.Handler{noop: nil}}},
-		{"handlers", harmonia.WorkerOptions{Handlers: map[harmonia.JobType]harmonia.Handler{"Bad": ok[noop]}}},
-		{"types", harmonia.WorkerOptions{Handlers: ok, Types: []harmonia.JobType{harmonia.JobValidate}}},
-		{"concurrency", harmonia.WorkerOptions{Handlers: ok, Concurrency: -1}},
-		{"lease_duration", harmonia.WorkerOptions{Handlers: ok, LeaseDuration: time.Millisecond}},
-		{"heartbeat_interval", harmonia.WorkerOptions{Handlers: ok, HeartbeatInterval: time.Minute}},
-		{"heartbeat_interval", harmonia.WorkerOptions{Handlers: ok, PollInterval: -time.Second}},
-		{"id", harmonia.WorkerOptions{Handlers: ok, ID: "a\nb"}},
-	} {
-		_, err := harmonia.NewWorker(b.store, &c.cfg)
-		he := requireInvalid(t, err, harmonia.EntityWorker, c.field)
-		t.Logf("%s: %s", c.field, he.Reason)
-	}
-	_, err := harmonia.NewWorker(b.store, nil)
-	requireInvalid(t, err, harmonia.EntityWorker, "handlers")
-	_, err = harmonia.NewWorker(nil, &harmonia.WorkerOptions{Handlers: ok})
-	requireInvalid(t, err, harmonia.EntityWorker, "store")
-
-	w, err := harmonia.NewWorker(b.store, &harmonia.WorkerOptions{Handlers: ok, LeaseDuration: time.Minute})
-	require.NoError(t, err)
-	cfg := w.Options()
-	require.Equal(t, harmonia.WorkerConcurrencyDefault, cfg.Concurrency)
-	require.Equal(t, time.Minute, cfg.LeaseDuration)
-	require.Equal(t, 20*time.Second, cfg.HeartbeatInterval)
-	require.Equal(t, harmonia.PollIntervalDefault, cfg.PollInterval)
-	require.Equal(t, harmonia.ShutdownTimeoutDefault, cfg.ShutdownTimeout)
-	require.Equal(t, []harmonia.JobType{noop}, cfg.Types)
-	require.Contains(t, w.ID(), fmt.Sprintf("-%d-", os.Getpid()))
-}
 
 // TestWorkerRunsManyJobsOnce runs HARMONIA_TEST_JOBS jobs on 8 workers of
 // concurrency 4: every job succeeds exactly once, and no job ever runs in
@@ -178,13 +32,13 @@ func TestWorkerRunsManyJobsOnce(t *testing.T) {
 	if harmoniatest.CurrentLane(t).Embedded {
 		n = 500
 	}
-	n = envInt(t, EnvTestJobs, n)
+	n = harmoniatest.EnvInt(t, EnvTestJobs, n)
 	b := setup(t)
 	ids := enqueueNumbered(t, b, n)
 
 	var active, runs sync.Map // job id → *atomic.Int32
 	var overlaps atomic.Int32
-	h := func(ctx context.Context, job *harmonia.Job, _ *harmonia.JobLogger) (any, error) {
+	h := func(ctx context.Context, job *harmonia.Job, _ *worker.JobLogger) (any, error) {
 		a, _ := active.LoadOrStore(job.ID, new(atomic.Int32))
 		r, _ := runs.LoadOrStore(job.ID, new(atomic.Int32))
 		if a.(*atomic.Int32).Add(1) > 1 {
@@ -195,10 +49,10 @@ func TestWorkerRunsManyJobsOnce(t *testing.T) {
 		return nil, nil
 	}
 	start := time.Now()
-	var workers []*harmonia.Worker
+	var workers []*worker.Worker
 	var stops []func()
 	for i := range 8 {
-		w, stop := startWorker(t, b, harmonia.WorkerOptions{ID: fmt.Sprintf("w%d", i), Handlers: handlers(h), PollInterval: 50 * time.Millisecond})
+		w, stop := startWorker(t, b, worker.Options{ID: fmt.Sprintf("w%d", i), Handlers: handlers(h), PollInterval: 50 * time.Millisecond})
 		workers, stops = append(workers, w), append(stops, stop)
 	}
 	// Measured on 2 cores: 500 jobs take about 60 s, 85 s under -race (each
@@ -242,7 +96,7 @@ func TestWorkerReclaimsCrashedJobs(t *testing.T) {
 		reclaimedCh[i], reclaimed[i] = ch, sync.OnceFunc(func() { close(ch) })
 	}
 	var hung atomic.Int32
-	h := func(ctx context.Context, job *harmonia.Job, _ *harmonia.JobLogger) (any, error) {
+	h := func(ctx context.Context, job *harmonia.Job, _ *worker.JobLogger) (any, error) {
 		i := jobNumber(job)
 		if i%every == 0 {
 			if job.Attempt == 1 {
@@ -260,9 +114,9 @@ func TestWorkerReclaimsCrashedJobs(t *testing.T) {
 	// Heartbeats run on real time and the lease on the Store's clock: with
 	// an hour's interval no heartbeat happens during the test, so a hung
 	// handler is a worker that stopped heart-beating.
-	cfg := harmonia.WorkerOptions{Handlers: handlers(h), PollInterval: 50 * time.Millisecond,
+	cfg := worker.Options{Handlers: handlers(h), PollInterval: 50 * time.Millisecond,
 		LeaseDuration: time.Hour, HeartbeatInterval: 59 * time.Minute}
-	var workers []*harmonia.Worker
+	var workers []*worker.Worker
 	var stops []func()
 	for i := range 8 {
 		cfg.ID = fmt.Sprintf("w%d", i)
@@ -310,13 +164,13 @@ func TestWorkerRetries(t *testing.T) {
 	b := setupOn(t, harmoniatest.Database(t), func(o *harmonia.Options) { o.JobBackoffBase, o.JobBackoffMax = time.Minute, time.Minute })
 	flaky := b.enqueue(t, noop, bson.D{{Key: "n", Value: 0}}, nil)
 	broken := b.enqueue(t, noop, bson.D{{Key: "n", Value: 1}}, nil)
-	h := func(ctx context.Context, job *harmonia.Job, _ *harmonia.JobLogger) (any, error) {
+	h := func(ctx context.Context, job *harmonia.Job, _ *worker.JobLogger) (any, error) {
 		if jobNumber(job) == 1 || job.Attempt < 3 {
 			return nil, fmt.Errorf("attempt %d failed", job.Attempt)
 		}
 		return nil, nil
 	}
-	startWorker(t, b, harmonia.WorkerOptions{Handlers: handlers(h), PollInterval: 5 * time.Millisecond})
+	startWorker(t, b, worker.Options{Handlers: handlers(h), PollInterval: 5 * time.Millisecond})
 	for attempt := 1; attempt < harmonia.MaxAttemptsDefault; attempt++ {
 		waitFor(t, fmt.Sprintf("attempt %d to fail", attempt), func() bool {
 			return countJobs(t, b, bson.D{{Key: "status", Value: harmonia.JobPending}, {Key: "attempt", Value: attempt}}) == 2
@@ -345,19 +199,19 @@ func TestWorkerRecoversPanics(t *testing.T) {
 	b := setup(t)
 	bad := b.enqueue(t, noop, bson.D{{Key: "n", Value: 0}}, &harmonia.EnqueueOpts{MaxAttempts: 1})
 	good := b.enqueue(t, noop, bson.D{{Key: "n", Value: 1}}, nil)
-	h := func(ctx context.Context, job *harmonia.Job, _ *harmonia.JobLogger) (any, error) {
+	h := func(ctx context.Context, job *harmonia.Job, _ *worker.JobLogger) (any, error) {
 		if jobNumber(job) == 0 {
 			panic("boom")
 		}
 		return nil, nil
 	}
-	w, _ := startWorker(t, b, harmonia.WorkerOptions{Handlers: handlers(h), Concurrency: 1, PollInterval: 5 * time.Millisecond})
+	w, _ := startWorker(t, b, worker.Options{Handlers: handlers(h), Concurrency: 1, PollInterval: 5 * time.Millisecond})
 	waitFor(t, "both jobs to finish", func() bool { s := w.Stats(); return s.Succeeded+s.Failed == 2 })
 	require.EqualValues(t, 1, w.Stats().Panics)
 	got := b.job(t, bad.ID)
 	require.Equal(t, harmonia.JobFailed, got.Status)
 	require.Equal(t, "panic: boom", got.Error)
-	log, err := b.store.JobLog(b.ctx, bad.ID)
+	log, err := b.store.Queue().JobLog(b.ctx, bad.ID)
 	require.NoError(t, err)
 	require.Len(t, log, 1)
 	require.Equal(t, harmonia.LevelError, log[0].Level)
@@ -372,11 +226,11 @@ func TestWorkerHeartbeatKeepsLease(t *testing.T) {
 	b := setup(t)
 	j := b.enqueue(t, noop, nil, nil)
 	release := make(chan struct{})
-	h := func(ctx context.Context, job *harmonia.Job, log *harmonia.JobLogger) (any, error) {
+	h := func(ctx context.Context, job *harmonia.Job, log *worker.JobLogger) (any, error) {
 		<-release
 		return nil, log.Log(ctx, harmonia.LevelInfo, "done")
 	}
-	w, _ := startWorker(t, b, harmonia.WorkerOptions{Handlers: handlers(h), HeartbeatInterval: 5 * time.Millisecond, PollInterval: 5 * time.Millisecond})
+	w, _ := startWorker(t, b, worker.Options{Handlers: handlers(h), HeartbeatInterval: 5 * time.Millisecond, PollInterval: 5 * time.Millisecond})
 	waitFor(t, "the job to run", func() bool { return b.job(t, j.ID).Status == harmonia.JobRunning })
 	first := *b.job(t, j.ID).LeaseExpiresAt
 	for range 3 {
@@ -402,12 +256,12 @@ func TestWorkerLostLeaseCancelsHandler(t *testing.T) {
 	b := setup(t)
 	j := b.enqueue(t, noop, nil, nil)
 	causes := make(chan error, 1)
-	h := func(ctx context.Context, job *harmonia.Job, _ *harmonia.JobLogger) (any, error) {
+	h := func(ctx context.Context, job *harmonia.Job, _ *worker.JobLogger) (any, error) {
 		<-ctx.Done()
 		causes <- context.Cause(ctx)
 		return bson.D{{Key: "stale", Value: true}}, nil
 	}
-	w, _ := startWorker(t, b, harmonia.WorkerOptions{Handlers: handlers(h), HeartbeatInterval: 5 * time.Millisecond, PollInterval: 5 * time.Millisecond})
+	w, _ := startWorker(t, b, worker.Options{Handlers: handlers(h), HeartbeatInterval: 5 * time.Millisecond, PollInterval: 5 * time.Millisecond})
 	waitFor(t, "the job to run", func() bool { return b.job(t, j.ID).Status == harmonia.JobRunning })
 	_, err := b.db.Collection(harmonia.CollectionJobs).UpdateOne(b.ctx, bson.D{{Key: "_id", Value: j.ID}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "lease_token", Value: "new-owner"}}}})
@@ -437,7 +291,7 @@ func TestWorkerShutdownReleasesJobs(t *testing.T) {
 	ids := enqueueNumbered(t, b, 3)
 	stuck := make(chan struct{})
 	var started atomic.Int32
-	h := func(ctx context.Context, job *harmonia.Job, _ *harmonia.JobLogger) (any, error) {
+	h := func(ctx context.Context, job *harmonia.Job, _ *worker.JobLogger) (any, error) {
 		started.Add(1)
 		<-ctx.Done()
 		switch jobNumber(job) {
@@ -451,7 +305,7 @@ func TestWorkerShutdownReleasesJobs(t *testing.T) {
 	}
 	// The timeout covers the release and the success writes, which wait
 	// their turn on a server that the parallel tests keep busy.
-	w, stop := startWorker(t, b, harmonia.WorkerOptions{Handlers: handlers(h), PollInterval: 5 * time.Millisecond, ShutdownTimeout: 3 * time.Second})
+	w, stop := startWorker(t, b, worker.Options{Handlers: handlers(h), PollInterval: 5 * time.Millisecond, ShutdownTimeout: 3 * time.Second})
 	waitFor(t, "three handlers to start", func() bool { return started.Load() == 3 })
 	stop()
 	s := w.Stats()
@@ -467,8 +321,8 @@ func TestWorkerShutdownReleasesJobs(t *testing.T) {
 	require.Equal(t, harmonia.JobRunning, left.Status)
 
 	b.clock.Advance(lease + time.Second)
-	ok := func(context.Context, *harmonia.Job, *harmonia.JobLogger) (any, error) { return nil, nil }
-	w2, _ := startWorker(t, b, harmonia.WorkerOptions{ID: "w2", Handlers: handlers(ok), PollInterval: 5 * time.Millisecond})
+	ok := func(context.Context, *harmonia.Job, *worker.JobLogger) (any, error) { return nil, nil }
+	w2, _ := startWorker(t, b, worker.Options{ID: "w2", Handlers: handlers(ok), PollInterval: 5 * time.Millisecond})
 	waitFor(t, "the released and the expired job to succeed", func() bool { return w2.Stats().Succeeded == 2 })
 	require.Equal(t, 1, b.job(t, ids[0]).Attempt)
 	require.Equal(t, 2, b.job(t, ids[2]).Attempt)
@@ -483,8 +337,8 @@ func TestWorkerWakesOnEnqueue(t *testing.T) {
 	db, counter := harmoniatest.CountingDatabase(t)
 	b := setupOn(t, db)
 	counter.Reset() // Open's probes
-	ok := func(context.Context, *harmonia.Job, *harmonia.JobLogger) (any, error) { return nil, nil }
-	w, _ := startWorker(t, b, harmonia.WorkerOptions{Handlers: handlers(ok), PollInterval: time.Hour, Concurrency: 1})
+	ok := func(context.Context, *harmonia.Job, *worker.JobLogger) (any, error) { return nil, nil }
+	w, _ := startWorker(t, b, worker.Options{Handlers: handlers(ok), PollInterval: time.Hour, Concurrency: 1})
 	waitFor(t, "the first claim", func() bool { return counter.Count("find") > 0 })
 	err := w.Run(b.ctx)
 	require.ErrorIs(t, err, harmonia.ErrConflict, "a worker runs once at a time")
@@ -499,14 +353,53 @@ func TestWorkerStatsCountFailures(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	enqueueNumbered(t, b, 4)
-	h := func(_ context.Context, job *harmonia.Job, _ *harmonia.JobLogger) (any, error) {
+	h := func(_ context.Context, job *harmonia.Job, _ *worker.JobLogger) (any, error) {
 		if jobNumber(job)%2 == 0 {
 			return nil, harmonia.Permanent(errors.New("no"))
 		}
 		return nil, nil
 	}
-	w, _ := startWorker(t, b, harmonia.WorkerOptions{Handlers: handlers(h), PollInterval: 5 * time.Millisecond})
+	w, _ := startWorker(t, b, worker.Options{Handlers: handlers(h), PollInterval: 5 * time.Millisecond})
 	waitFor(t, "four jobs to finish", func() bool { s := w.Stats(); return s.Succeeded+s.Failed == 4 })
-	require.Equal(t, harmonia.WorkerStats{Claimed: 4, Succeeded: 2, Failed: 2}, w.Stats())
+	require.Equal(t, worker.Stats{Claimed: 4, Succeeded: 2, Failed: 2}, w.Stats())
 	require.EqualValues(t, 2, countJobs(t, b, statusIs(harmonia.JobFailed)))
+}
+
+func TestNewWorkerValidatesConfig(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ok := handlers(func(context.Context, *harmonia.Job, *worker.JobLogger) (any, error) { return nil, nil })
+	for _, c := range []struct {
+		field string
+		cfg   worker.Options
+	}{
+		{"handlers", worker.Options{}},
+		{"handlers", worker.Options{Handlers: map[harmonia.JobType]worker.Handler{noop: nil}}},
+		{"handlers", worker.Options{Handlers: map[harmonia.JobType]worker.Handler{"Bad": ok[noop]}}},
+		{"types", worker.Options{Handlers: ok, Types: []harmonia.JobType{harmonia.JobValidate}}},
+		{"concurrency", worker.Options{Handlers: ok, Concurrency: -1}},
+		{"lease_duration", worker.Options{Handlers: ok, LeaseDuration: time.Millisecond}},
+		{"heartbeat_interval", worker.Options{Handlers: ok, HeartbeatInterval: time.Minute}},
+		{"heartbeat_interval", worker.Options{Handlers: ok, PollInterval: -time.Second}},
+		{"id", worker.Options{Handlers: ok, ID: "a\nb"}},
+	} {
+		_, err := worker.New(b.store, &c.cfg)
+		he := requireInvalid(t, err, worker.EntityWorker, c.field)
+		t.Logf("%s: %s", c.field, he.Reason)
+	}
+	_, err := worker.New(b.store, nil)
+	requireInvalid(t, err, worker.EntityWorker, "handlers")
+	_, err = worker.New(nil, &worker.Options{Handlers: ok})
+	requireInvalid(t, err, worker.EntityWorker, "store")
+
+	w, err := worker.New(b.store, &worker.Options{Handlers: ok, LeaseDuration: time.Minute})
+	require.NoError(t, err)
+	cfg := w.Options()
+	require.Equal(t, worker.ConcurrencyDefault, cfg.Concurrency)
+	require.Equal(t, time.Minute, cfg.LeaseDuration)
+	require.Equal(t, 20*time.Second, cfg.HeartbeatInterval)
+	require.Equal(t, worker.PollIntervalDefault, cfg.PollInterval)
+	require.Equal(t, worker.ShutdownTimeoutDefault, cfg.ShutdownTimeout)
+	require.Equal(t, []harmonia.JobType{noop}, cfg.Types)
+	require.Contains(t, w.ID(), fmt.Sprintf("-%d-", os.Getpid()))
 }
