@@ -113,8 +113,9 @@ type CheckReport struct {
 	// Problems lists what was found, in the order found (empty when
 	// CheckOpts.OnProblem received them).
 	Problems []Problem `json:"problems"`
-	// Found counts the problems; Repaired those that were repaired.
-	Found    int `json:"found"`
+	// Found counts the problems found.
+	Found int `json:"found"`
+	// Repaired counts those of them that were repaired.
 	Repaired int `json:"repaired"`
 	// Checked counts the documents read, per collection.
 	Checked map[string]int `json:"checked"`
