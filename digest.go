@@ -103,17 +103,25 @@ type VerifyReport struct {
 	Changed []ItemChange
 	// Missing lists the manifest's items that no longer exist.
 	Missing []ManifestItem
+	// Unmarked lists the items (as stored now) that are not marked
+	// published in the version: their published_in does not name it, or
+	// published is false. Such an item could be edited or deleted; a
+	// Publish of the same tag and contents, or [Store.Check] with
+	// Repair, marks it.
+	Unmarked []ManifestItem
 }
 
-// OK reports whether nothing drifted: the three digests agree.
+// OK reports whether nothing drifted: the three digests agree, and every
+// item is marked published in the version.
 func (r *VerifyReport) OK() bool {
-	return r.StoredDigest != "" && r.StoredDigest == r.ManifestDigest && r.ManifestDigest == r.CurrentDigest
+	return r.StoredDigest != "" && r.StoredDigest == r.ManifestDigest && r.ManifestDigest == r.CurrentDigest && len(r.Unmarked) == 0
 }
 
 // VerifyVersion recomputes the digest of the published version with tag
 // from its artifacts, datasets and licenses as they are stored now, and
-// reports any drift from the stored digest. Drift is a result, not an
-// error: see [VerifyReport.OK].
+// reports any drift from the stored digest, and the items not marked
+// published in the version. Drift is a result, not an error: see
+// [VerifyReport.OK].
 //
 // Errors: [CodeNotFound], [CodeInvalid] (a size no digest can encode),
 // [CodeInternal].
@@ -133,13 +141,20 @@ func (s *Store) VerifyVersion(ctx context.Context, tag string) (*VerifyReport, e
 		}
 		return ""
 	}
+	marked := func(published bool, in []bson.ObjectID) bool { return published && slices.Contains(in, v.ID) }
 	arts := make(map[bson.ObjectID]ManifestItem, len(c.Artifacts))
 	for _, a := range c.Artifacts {
 		arts[a.ID] = ManifestItem{ID: a.ID, Name: a.Name, Version: a.Version, SHA256: a.Hashes.SHA256, SizeBytes: a.SizeBytes, LicenseSPDXID: spdx(a.LicenseID)}
+		if !marked(a.Published, a.PublishedIn) {
+			rep.Unmarked = append(rep.Unmarked, arts[a.ID])
+		}
 	}
 	dss := make(map[bson.ObjectID]ManifestItem, len(c.Datasets))
 	for _, d := range c.Datasets {
 		dss[d.ID] = ManifestItem{ID: d.ID, Name: d.Name, Version: d.Version, SHA256: d.Hashes.SHA256, SizeBytes: d.SizeBytes, LicenseSPDXID: spdx(d.LicenseID)}
+		if !marked(d.Published, d.PublishedIn) {
+			rep.Unmarked = append(rep.Unmarked, dss[d.ID])
+		}
 	}
 	current := Manifest{Artifacts: []ManifestItem{}, Datasets: []ManifestItem{}}
 	for _, k := range []struct {

@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/FerretDB/FerretDB v1.24.2
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/github/go-spdx/v2 v2.8.0
 	github.com/go-playground/validator/v10 v10.29.0 // not v10.30+: its per-field Valuer check costs 18 allocations per ModelArtifact.Validate instead of 8 (BenchmarkValidateArtifact)
 	github.com/gofrs/flock v0.13.2

@@ -81,7 +81,9 @@ type PublishResult struct {
 //
 // Every version carries the digest of its contents ([ManifestDigest]).
 // Publishing a tag again with the same contents (the same digest) returns
-// the existing version with Created false. The number of server commands does not grow
+// the existing version with Created false, after making sure that every
+// one of its artifacts and datasets is marked published in it (a version
+// torn by a crash or a raw write is healed so). The number of server commands does not grow
 // with the number of artifacts.
 //
 // Called with a ctx that carries a session in a transaction (the callback
@@ -304,12 +306,36 @@ func sameIDSet(a, b []bson.ObjectID) bool {
 }
 
 // existingResult answers a publish whose tag exists: the same contents
-// (digest) are an idempotent success, others a conflict.
-func existingResult(v *InventoryVersion, digest string, req PublishRequest, path PublishPath) (*PublishResult, error) {
+// (digest) are an idempotent success once every member carries the
+// version's mark (see heal), others a conflict.
+func (s *Store) existingResult(ctx context.Context, v *InventoryVersion, digest string, req PublishRequest, path PublishPath) (*PublishResult, error) {
 	if !sameContents(v, digest, req) {
 		return nil, conflictf(EntityVersion, "version_tag", "version %q exists with other contents", req.VersionTag)
 	}
+	if err := s.heal(ctx, v); err != nil {
+		return nil, err
+	}
 	return &PublishResult{Version: v, Created: false, Path: path}, nil
+}
+
+// heal marks every artifact and dataset of the published version v as
+// published in it: a no-op on a whole version, and the repair of one torn
+// by a crash or a raw write (its unmarked members would be editable). One
+// idempotent update per collection; members that no longer exist are
+// [Store.Check]'s to report.
+func (s *Store) heal(ctx context.Context, v *InventoryVersion) error {
+	for _, c := range []struct {
+		col *mongo.Collection
+		ids []bson.ObjectID
+	}{{s.cols.artifacts, v.ArtifactIDs}, {s.cols.datasets, v.DatasetIDs}} {
+		if len(c.ids) == 0 {
+			continue
+		}
+		if _, err := c.col.UpdateMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: c.ids}}}}, markUpdate(v.ID)); err != nil {
+			return wrapErr(EntityVersion, "mark the members of version "+v.VersionTag, err)
+		}
+	}
+	return nil
 }
 
 // markUpdate adds versionID to published_in and sets published.
@@ -353,7 +379,7 @@ func (s *Store) publishTxn(ctx context.Context, req PublishRequest) (*PublishRes
 			if berr != nil {
 				return nil, berr
 			}
-			return existingResult(v, want.Digest, req, PublishTransaction)
+			return s.existingResult(ctx, v, want.Digest, req, PublishTransaction)
 		}
 		return nil, wrapErr(EntityVersion, "publish", err)
 	}
@@ -372,7 +398,7 @@ func (s *Store) publishIn(ctx context.Context, req PublishRequest) (*PublishResu
 	existing, err := s.versionByTag(ctx, req.VersionTag, VersionPublished)
 	switch {
 	case err == nil:
-		return existingResult(existing, v.Digest, req, PublishTransaction)
+		return s.existingResult(ctx, existing, v.Digest, req, PublishTransaction)
 	case !errors.Is(err, ErrNotFound):
 		return nil, err
 	}
@@ -514,7 +540,7 @@ func (s *Store) awaitExisting(ctx context.Context, req PublishRequest, digest st
 			return nil, false, err
 		}
 		if v.State == VersionPublished {
-			res, err := existingResult(v, digest, req, PublishStaged)
+			res, err := s.existingResult(ctx, v, digest, req, PublishStaged)
 			return res, false, err
 		}
 		if !sameContents(v, digest, req) {

@@ -33,7 +33,8 @@ const (
 	// else, a data directory in use (harmonia.CodeConflict).
 	ExitConflict = 4
 	// ExitCheckFailed: a check ran and found a problem: verify found a
-	// file that does not match its artifact, or a digest that drifted.
+	// file that does not match its artifact, or a digest that drifted;
+	// check found a broken invariant that remains.
 	ExitCheckFailed = 5
 )
 
@@ -51,7 +52,8 @@ const exitCodesHelp = `Exit codes:
      change to published content, an alias moved by someone else, a data
      directory in use by another process)
   5  check failed: verify found a file that does not match its artifact,
-     or a version whose content digest drifted`
+     or a version whose content digest drifted; check found a broken
+     invariant (that --repair did not repair)`
 
 // app is one run of the command: its streams, its global flags and the
 // connection it opened, closed when the run ends.
@@ -212,6 +214,7 @@ progress lines otherwise.
 		a.artifactsCommand(),
 		a.aliasCommand(),
 		a.verifyCommand(),
+		a.checkCommand(),
 		a.jobsCommand(),
 		a.workerCommand(),
 		a.devdbCommand(),
