@@ -30,8 +30,8 @@ type checkFixture struct {
 // migrations set up, so that schema_migrations records them.
 func newCheckFixture(t *testing.T) *checkFixture {
 	t.Helper()
-	clock := newClock()
-	s := harmoniatest.Store(t, &harmonia.Options{Now: clock.Now})
+	clock := harmoniatest.NewClock()
+	s := harmoniatest.Store(t, &harmonia.Options{Test: &harmonia.TestOptions{Now: clock.Now}, LeaseClock: harmonia.LeaseClockLocal})
 	f := &checkFixture{bundle: &bundle{ctx: t.Context(), db: s.Database(), store: s, clock: clock}}
 	arts, dss := f.inventory(t, 3, 1)
 	for _, id := range arts {
@@ -300,10 +300,10 @@ func TestCheckFindsEachBrokenInvariant(t *testing.T) {
 	}, {
 		name: "running job whose lease expired long ago",
 		brk: func(t *testing.T, f *checkFixture) {
-			res, err := f.store.Enqueue(f.ctx, "check-test", nil, nil)
+			res, err := f.store.Queue().Enqueue(f.ctx, "check-test", nil, nil)
 			require.NoError(t, err)
 			f.job = res.Job.ID
-			jobs, err := f.store.ClaimJobs(f.ctx, "w1", []harmonia.JobType{"check-test"}, 1, time.Minute)
+			jobs, err := f.store.Queue().ClaimJobs(f.ctx, "w1", []harmonia.JobType{"check-test"}, 1, time.Minute)
 			require.NoError(t, err)
 			require.Len(t, jobs, 1)
 			f.clock.Advance(harmonia.StaleLeaseDefault + time.Hour)

@@ -273,7 +273,7 @@ func TestAliasMovesLinearizable(t *testing.T) {
 	lt := newLinTarget(t)
 	ctx := t.Context()
 	tags := []string{"a", "b", "c"}
-	b := &bundle{ctx: ctx, db: lt.store.Database(), store: lt.store, clock: newClock()}
+	b := &bundle{ctx: ctx, db: lt.store.Database(), store: lt.store, clock: harmoniatest.NewClock()}
 	arts, _ := b.inventory(t, 1, 0)
 	for _, tag := range tags {
 		_, err := lt.store.Publish(ctx, harmonia.PublishRequest{VersionTag: tag, ArtifactIDs: arts, PublishedBy: "x"})
@@ -451,7 +451,7 @@ func TestJobQueueLinearizable(t *testing.T) {
 	ctx := t.Context()
 	ids := make([]bson.ObjectID, linJobs)
 	for i := range ids {
-		res, err := lt.store.Enqueue(ctx, "lin", nil, nil)
+		res, err := lt.store.Queue().Enqueue(ctx, "lin", nil, nil)
 		require.NoError(t, err)
 		ids[i] = res.Job.ID
 	}
@@ -479,7 +479,7 @@ func TestJobQueueLinearizable(t *testing.T) {
 				out := h.record(w, jobInput{Kind: "claim"}, func() (any, bool) {
 					octx, cancel := opCtx()
 					defer cancel()
-					jobs, err := lt.store.ClaimJobs(octx, fmt.Sprintf("w%d", w), []harmonia.JobType{"lin"}, 1, lease)
+					jobs, err := lt.store.Queue().ClaimJobs(octx, fmt.Sprintf("w%d", w), []harmonia.JobType{"lin"}, 1, lease)
 					switch {
 					case err != nil:
 						return jobOutput{Unknown: true}, true
@@ -499,7 +499,7 @@ func TestJobQueueLinearizable(t *testing.T) {
 					h.record(w, jobInput{Kind: "heartbeat", Job: out.Job, Token: out.Token}, func() (any, bool) {
 						octx, cancel := opCtx()
 						defer cancel()
-						err := lt.store.Heartbeat(octx, job, lease)
+						err := lt.store.Queue().Heartbeat(octx, job, lease)
 						if err != nil && !errors.Is(err, harmonia.ErrLeaseLost) {
 							return jobOutput{Unknown: true}, true
 						}
@@ -509,7 +509,7 @@ func TestJobQueueLinearizable(t *testing.T) {
 				h.record(w, jobInput{Kind: "finish", Job: out.Job, Token: out.Token}, func() (any, bool) {
 					octx, cancel := opCtx()
 					defer cancel()
-					errs, err := lt.store.FinishJobs(octx, []harmonia.JobOutcome{{Job: job}})
+					errs, err := lt.store.Queue().WriteLeases(octx, []*harmonia.LeaseWrite{{Job: job, Op: harmonia.LeaseComplete}})
 					if err != nil {
 						return jobOutput{Unknown: true}, true
 					}
@@ -620,7 +620,7 @@ func TestPublishesLinearizable(t *testing.T) {
 	t.Parallel()
 	lt := newLinTarget(t)
 	ctx := t.Context()
-	b := &bundle{ctx: ctx, db: lt.store.Database(), store: lt.store, clock: newClock()}
+	b := &bundle{ctx: ctx, db: lt.store.Database(), store: lt.store, clock: harmoniatest.NewClock()}
 	arts, dss := b.inventory(t, 3, 1)
 	contents := map[string]harmonia.PublishRequest{
 		"A": {ArtifactIDs: arts[:2], DatasetIDs: dss, PublishedBy: "x"},
