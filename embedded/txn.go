@@ -49,6 +49,8 @@ type session struct {
 	txnNumber int64
 	txn       *txn
 	lastUse   time.Time
+	// retry is the reply to the latest retryable write (retry.go).
+	retry *retryRecord
 }
 
 // txn is one multi-document transaction. Every field is guarded by
@@ -66,6 +68,9 @@ type txn struct {
 	// undo holds each document's state before the transaction first
 	// wrote it, per collection.
 	undo map[resource]*undoLog
+	// createdColls lists the collections create and createIndexes made
+	// in the transaction (txnddl.go); an abort drops them.
+	createdColls []resource
 	// done is closed when the transaction ends.
 	done  chan struct{}
 	timer *time.Timer
@@ -150,6 +155,7 @@ func sessionKey(lsid bsoncore.Document) string {
 var inTxnCommands = map[string]bool{
 	"find": true, "getMore": true, "killCursors": true, "aggregate": true, "distinct": true,
 	"insert": true, "update": true, "delete": true, "findAndModify": true,
+	"create": true, "createIndexes": true,
 }
 
 // txnCommand runs cmd, a command of a transaction, holding front.cmd only
@@ -189,9 +195,24 @@ func (f *front) txnCommand(be *backend, cmd *command, tf txnFields) (result, err
 	}
 	t.take(res)
 
+	creates := false
+	if cmd.name == "create" || cmd.name == "createIndexes" {
+		var cerr *cmdError
+		var err error
+		if creates, cerr, err = f.txnCatalogCheck(be, t, cmd); err != nil || cerr != nil {
+			f.abortLocked(t, "a command in it failed")
+			if err != nil {
+				return result{}, err
+			}
+			return result{doc: cerr.doc()}, nil
+		}
+	}
 	stripped := *cmd
 	stripped.doc, stripped.raw = cmd.without("txnNumber", "autocommit", "startTransaction", "readConcern"), nil
 	r, err := f.apply(be, &stripped, t)
+	if creates && err == nil {
+		t.noteCreated(res)
+	}
 	if err == nil {
 		var rep bsoncore.Document
 		if rep, err = r.body(); err == nil && (!replyOK(rep) || hasWriteErrors(rep)) {
@@ -387,7 +408,11 @@ func (f *front) abortLocked(t *txn, why string) {
 		// The backend is gone or broken; nothing more can be done here.
 		f.log.Error("embedded: undoing a transaction failed", "err", err)
 	}
+	if err := f.dropCreated(t); err != nil {
+		f.log.Error("embedded: dropping the collections of an aborted transaction failed", "err", err)
+	}
 	t.why = why
+	f.clock.wrote(t.held...) // the undo changed them again
 	f.endLocked(t, txnAborted)
 }
 

@@ -61,7 +61,7 @@ func (f *front) applyDoc(be *backend, cmd *command, t *txn) (bsoncore.Document, 
 		if cmd.truthy("bypassDocumentValidation") {
 			v = nil
 		}
-		if t == nil && v == nil && !hasPinned(cmd) {
+		if t == nil && v == nil && !hasPinned(cmd) && !needsWriter(cmd) {
 			return nil, errPassThrough
 		}
 		w := &writer{f: f, be: be, cmd: cmd, t: t, v: v, res: resourceOf(cmd)}
@@ -443,8 +443,15 @@ func (w *writer) delete() (bsoncore.Document, error) {
 // checks the document as written.
 func (w *writer) findAndModify() (bsoncore.Document, error) {
 	remove := w.cmd.truthy("remove")
-	if _, err := w.cmd.doc.LookupErr("fields"); err == nil || remove {
-		return w.findAndModifyPinned(remove)
+	if fields, ok := w.cmd.lookup("fields").DocumentOK(); ok || remove {
+		var proj *projection
+		if ok {
+			var cerr *cmdError
+			if proj, cerr = parseProjection(fields); cerr != nil {
+				return cerr.doc(), nil
+			}
+		}
+		return w.findAndModifyPinned(remove, proj)
 	}
 	wantNew := w.cmd.truthy("new")
 	rep, err := w.be.run(editDoc(w.cmd.doc, nil, bson.D{{Key: "new", Value: false}}))
@@ -485,13 +492,13 @@ func (w *writer) findAndModify() (bsoncore.Document, error) {
 
 // findAndModifyPinned runs findAndModify on the document it will change,
 // found first.
-func (w *writer) findAndModifyPinned(remove bool) (bsoncore.Document, error) {
+func (w *writer) findAndModifyPinned(remove bool, proj *projection) (bsoncore.Document, error) {
 	q, _ := w.cmd.lookup("query").DocumentOK()
 	pre, err := w.be.find(w.res.db, w.res.coll, q, w.cmd.lookup("sort"), 1)
 	if err != nil {
 		return nil, err
 	}
-	doc := w.cmd.doc
+	doc := w.cmd.without("fields") // FerretDB v1 refuses it; proj applies it below
 	if len(pre) == 1 {
 		id, _ := idOf(pre[0])
 		doc = editDoc(doc, nil, bson.D{{Key: "query", Value: bson.D{{Key: "_id", Value: rawValue(id)}}}})
@@ -508,7 +515,7 @@ func (w *writer) findAndModifyPinned(remove bool) (bsoncore.Document, error) {
 		}
 	}
 	w.rememberAll(pre, upserted)
-	return rep, nil
+	return proj.applyToValue(rep), nil
 }
 
 // upsertedID returns the _id a findAndModify reply says it upserted.
