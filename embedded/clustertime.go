@@ -18,10 +18,19 @@ type clusterClock struct {
 	now       func() time.Time
 	last      bson.Timestamp
 	lastWrite map[resource]bson.Timestamp
+	// snapshots are the open cursors of snapshot reads outside a
+	// transaction, by cursor id: what they read and at what time.
+	snapshots map[int64]snapshotCursor
+}
+
+// snapshotCursor is what a snapshot read's cursor reads, and when.
+type snapshotCursor struct {
+	res resource
+	at  bson.Timestamp
 }
 
 func newClusterClock(now func() time.Time) *clusterClock {
-	return &clusterClock{now: now, lastWrite: map[resource]bson.Timestamp{}}
+	return &clusterClock{now: now, lastWrite: map[resource]bson.Timestamp{}, snapshots: map[int64]snapshotCursor{}}
 }
 
 // current returns the cluster time, starting it from the wall clock.
@@ -77,6 +86,63 @@ func (c *clusterClock) writtenAfter(r resource, ts bson.Timestamp) bool {
 		}
 	}
 	return false
+}
+
+// openedSnapshot records the cursor of a snapshot read's reply rep.
+func (c *clusterClock) openedSnapshot(rep bsoncore.Document, res resource, at bson.Timestamp) {
+	if id, ok := rep.Lookup("cursor", "id").AsInt64OK(); ok && id != 0 {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.snapshots[id] = snapshotCursor{res: res, at: at}
+	}
+}
+
+// checkGetMore refuses, with SnapshotTooOld, a getMore of a snapshot
+// cursor whose collection changed after its snapshot, and forgets the
+// cursors that getMore or killCursors ends.
+func (c *clusterClock) checkGetMore(cmd *command) *cmdError {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.snapshots) == 0 {
+		return nil
+	}
+	switch cmd.name {
+	case "killCursors":
+		arr, _ := cmd.lookup("cursors").ArrayOK()
+		vals, _ := arr.Values()
+		for _, v := range vals {
+			if id, ok := v.AsInt64OK(); ok {
+				delete(c.snapshots, id)
+			}
+		}
+	case "getMore":
+		id, _ := cmd.lookup("getMore").AsInt64OK()
+		sc, ok := c.snapshots[id]
+		if !ok {
+			return nil
+		}
+		for w, at := range c.lastWrite {
+			if w.conflicts(sc.res) && at.After(sc.at) {
+				delete(c.snapshots, id)
+				return errorf(codeSnapshotTooOld, "Read timestamp %v is older than the oldest available timestamp: the embedded server keeps no history, and %s changed since", sc.at, sc.res)
+			}
+		}
+	}
+	return nil
+}
+
+// closedSnapshot forgets the snapshot cursor of a getMore whose reply
+// says it is exhausted.
+func (c *clusterClock) closedSnapshot(cmd *command, rep bsoncore.Document) {
+	if cmd.name != "getMore" {
+		return
+	}
+	if id, ok := rep.Lookup("cursor", "id").AsInt64OK(); ok && id == 0 {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		old, _ := cmd.lookup("getMore").AsInt64OK()
+		delete(c.snapshots, old)
+	}
 }
 
 // writeCommands are the commands that change data or the catalog; each

@@ -117,6 +117,16 @@ func TestSnapshotReads(t *testing.T) {
 	other := w.run(bson.D{{Key: "find", Value: "other"}, {Key: "readConcern", Value: bson.D{{Key: "level", Value: "snapshot"}, {Key: "atClusterTime", Value: at}}}, {Key: "$db", Value: "snap"}})
 	assert.Equal(t, 1.0, other.Lookup("ok").Double(), "a collection unchanged since: %s", other)
 
+	// A snapshot cursor's later batches are refused once the collection
+	// changed, never read from current data.
+	rep = w.run(bson.D{{Key: "find", Value: "c"}, {Key: "batchSize", Value: 1}, {Key: "readConcern", Value: snap}, {Key: "$db", Value: "snap"}})
+	require.Equal(t, 1.0, rep.Lookup("ok").Double(), rep.String())
+	cursor := rep.Lookup("cursor", "id").Int64()
+	require.NotZero(t, cursor, rep.String())
+	w.run(bson.D{{Key: "insert", Value: "c"}, {Key: "documents", Value: bson.A{bson.D{{Key: "_id", Value: 3}}}}, {Key: "$db", Value: "snap"}})
+	rep = w.run(bson.D{{Key: "getMore", Value: cursor}, {Key: "collection", Value: "c"}, {Key: "$db", Value: "snap"}})
+	assert.EqualValues(t, codeSnapshotTooOld, rep.Lookup("code").Int32(), rep.String())
+
 	for _, cmd := range []bson.D{
 		{{Key: "listCollections", Value: 1}},
 		{{Key: "count", Value: "c"}},

@@ -334,6 +334,9 @@ func (c *clientConn) dispatch(req []byte) ([][]byte, error) {
 	inTxn := f.cfg.replSet != "" && tf.inTxn
 	snapshotAt, cerr := f.checkReadConcern(cmd, inTxn)
 	if cerr == nil {
+		cerr = f.clock.checkGetMore(cmd)
+	}
+	if cerr == nil {
 		cerr = f.rewriteNow(cmd)
 	}
 	if cerr != nil {
@@ -422,6 +425,11 @@ func (c *clientConn) finish(cmd *command, act *failAction, res result, snapshotA
 			}
 		}
 	}
+	if !snapshotAt.IsZero() {
+		f.clock.openedSnapshot(rep, resourceOf(cmd), snapshotAt)
+	}
+	f.clock.closedSnapshot(cmd, rep)
+	rep = f.withDupKeyInfo(cmd, rep)
 	rep = withCodeNames(rep)
 	if act != nil && act.hasLabels {
 		if len(act.labels) > 0 {
