@@ -31,7 +31,7 @@ func TestClusterTimeOnReplies(t *testing.T) {
 	sub, data := ping.Lookup("$clusterTime", "signature", "hash").Binary()
 	assert.Equal(t, byte(0), sub)
 	assert.Equal(t, make([]byte, 20), data)
-	assert.EqualValues(t, 0, ping.Lookup("$clusterTime", "signature", "keyId").Int64())
+	assert.EqualValues(t, 0, i64(ping.Lookup("$clusterTime", "signature", "keyId")))
 
 	ins := w.run(bson.D{{Key: "insert", Value: "c"}, {Key: "documents", Value: bson.A{bson.D{{Key: "x", Value: 1}}}}, {Key: "$db", Value: "ct"}})
 	t1 := timestampOf(t, ins, "operationTime")
@@ -72,8 +72,8 @@ func TestAfterClusterTime(t *testing.T) {
 	docs, _ := rep.Lookup("cursor", "firstBatch").Array().Values()
 	assert.Len(t, docs, 1)
 	rep = find(bson.Timestamp{T: at.T + 3600, I: 1})
-	assert.EqualValues(t, codeInvalidOptions, rep.Lookup("code").Int32(), rep.String())
-	assert.Equal(t, "InvalidOptions", rep.Lookup("codeName").StringValue())
+	assert.EqualValues(t, codeInvalidOptions, i32(rep.Lookup("code")), rep.String())
+	assert.Equal(t, "InvalidOptions", str(rep.Lookup("codeName")))
 
 	ctx := ctxTimeout(t)
 	sess, err := client.StartSession(options.Session().SetCausalConsistency(true))
@@ -111,8 +111,8 @@ func TestSnapshotReads(t *testing.T) {
 
 	w.run(bson.D{{Key: "insert", Value: "c"}, {Key: "documents", Value: bson.A{bson.D{{Key: "_id", Value: 2}}}}, {Key: "$db", Value: "snap"}})
 	old := w.run(bson.D{{Key: "find", Value: "c"}, {Key: "readConcern", Value: bson.D{{Key: "level", Value: "snapshot"}, {Key: "atClusterTime", Value: at}}}, {Key: "$db", Value: "snap"}})
-	assert.EqualValues(t, codeSnapshotTooOld, old.Lookup("code").Int32(), old.String())
-	assert.Equal(t, "SnapshotTooOld", old.Lookup("codeName").StringValue())
+	assert.EqualValues(t, codeSnapshotTooOld, i32(old.Lookup("code")), old.String())
+	assert.Equal(t, "SnapshotTooOld", str(old.Lookup("codeName")))
 
 	other := w.run(bson.D{{Key: "find", Value: "other"}, {Key: "readConcern", Value: bson.D{{Key: "level", Value: "snapshot"}, {Key: "atClusterTime", Value: at}}}, {Key: "$db", Value: "snap"}})
 	assert.Equal(t, 1.0, other.Lookup("ok").Double(), "a collection unchanged since: %s", other)
@@ -121,11 +121,11 @@ func TestSnapshotReads(t *testing.T) {
 	// changed, never read from current data.
 	rep = w.run(bson.D{{Key: "find", Value: "c"}, {Key: "batchSize", Value: 1}, {Key: "readConcern", Value: snap}, {Key: "$db", Value: "snap"}})
 	require.Equal(t, 1.0, rep.Lookup("ok").Double(), rep.String())
-	cursor := rep.Lookup("cursor", "id").Int64()
+	cursor := i64(rep.Lookup("cursor", "id"))
 	require.NotZero(t, cursor, rep.String())
 	w.run(bson.D{{Key: "insert", Value: "c"}, {Key: "documents", Value: bson.A{bson.D{{Key: "_id", Value: 3}}}}, {Key: "$db", Value: "snap"}})
 	rep = w.run(bson.D{{Key: "getMore", Value: cursor}, {Key: "collection", Value: "c"}, {Key: "$db", Value: "snap"}})
-	assert.EqualValues(t, codeSnapshotTooOld, rep.Lookup("code").Int32(), rep.String())
+	assert.EqualValues(t, codeSnapshotTooOld, i32(rep.Lookup("code")), rep.String())
 
 	for _, cmd := range []bson.D{
 		{{Key: "listCollections", Value: 1}},
@@ -133,6 +133,6 @@ func TestSnapshotReads(t *testing.T) {
 		{{Key: "listIndexes", Value: "c"}},
 	} {
 		rep := w.run(append(cmd, bson.E{Key: "readConcern", Value: snap}, bson.E{Key: "$db", Value: "snap"}))
-		assert.EqualValues(t, codeInvalidOptions, rep.Lookup("code").Int32(), "%v: %s", cmd, rep)
+		assert.EqualValues(t, codeInvalidOptions, i32(rep.Lookup("code")), "%v: %s", cmd, rep)
 	}
 }

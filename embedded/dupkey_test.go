@@ -29,7 +29,7 @@ func TestDuplicateKeyInfo(t *testing.T) {
 			wantPattern := bson.D{{Key: "name", Value: int32(1)}, {Key: "v", Value: int32(-1)}}
 			check := func(e bson.Raw, v string) {
 				t.Helper()
-				assert.EqualValues(t, codeDuplicateKey, e.Lookup("code").Int32(), e.String())
+				assert.EqualValues(t, codeDuplicateKey, i32(e.Lookup("code")), e.String())
 				var got struct {
 					KeyPattern bson.D `bson:"keyPattern"`
 					KeyValue   bson.D `bson:"keyValue"`
@@ -41,7 +41,7 @@ func TestDuplicateKeyInfo(t *testing.T) {
 
 			rep = w.run(bson.D{{Key: "insert", Value: "c"}, {Key: "documents", Value: bson.A{doc(3, "3"), doc(4, "1")}}, {Key: "$db", Value: "dup"}})
 			check(rep.Lookup("writeErrors", "0").Document(), "1")
-			assert.EqualValues(t, 1, rep.Lookup("writeErrors", "0", "index").Int32())
+			assert.EqualValues(t, 1, i32(rep.Lookup("writeErrors", "0", "index")))
 
 			rep = w.run(bson.D{{Key: "insert", Value: "c"}, {Key: "documents", Value: bson.A{doc(1, "9")}}, {Key: "$db", Value: "dup"}})
 			e := rep.Lookup("writeErrors", "0").Document()

@@ -105,8 +105,8 @@ func TestRetryableWriteTxnNumbers(t *testing.T) {
 	assert.Equal(t, first.Lookup("n"), again.Lookup("n"))
 	assert.Equal(t, first.Lookup("upserted"), again.Lookup("upserted"), "the retry reports the recorded upsert")
 	old := update(4)
-	assert.EqualValues(t, codeTransactionTooOld, old.Lookup("code").Int32(), old.String())
-	assert.Equal(t, "TransactionTooOld", old.Lookup("codeName").StringValue())
+	assert.EqualValues(t, codeTransactionTooOld, i32(old.Lookup("code")), old.String())
+	assert.Equal(t, "TransactionTooOld", str(old.Lookup("codeName")))
 	update(6)
 
 	var got struct{ N int }
