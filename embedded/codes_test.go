@@ -1,7 +1,6 @@
 package embedded
 
 import (
-	"context"
 	"net"
 	"strings"
 	"testing"
@@ -190,27 +189,6 @@ func TestFailPointKeepsTransaction(t *testing.T) {
 	assert.Len(t, all(t, coll), 1)
 }
 
-// TestWithTransactionRetriesOnServerLabel: a WriteConflict (112) with no
-// errorLabels in the fail point gets its TransientTransactionError label
-// from the server, and WithTransaction runs the callback again.
-func TestWithTransactionRetriesOnServerLabel(t *testing.T) {
-	t.Parallel()
-	_, client := startReplSet(t, Options{})
-	ctx := ctxTimeout(t)
-	coll := client.Database("wtx").Collection("c")
-	failPointOn(t, client, bson.D{{Key: "times", Value: 1}}, bson.D{
-		{Key: "failCommands", Value: bson.A{"insert"}}, {Key: "errorCode", Value: codeWriteConflict}})
-	var calls int
-	_, err := inTxn(ctx, client, func(ctx context.Context) (any, error) {
-		calls++
-		_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}})
-		return nil, err
-	})
-	require.NoError(t, err)
-	assert.Equal(t, 2, calls)
-	assert.Len(t, all(t, coll), 1)
-}
-
 // TestFailPointSkip: mode {skip: n} lets n commands through, then acts
 // on every one.
 func TestFailPointSkip(t *testing.T) {
@@ -247,4 +225,15 @@ func i64(v bson.RawValue) int64 {
 func str(v bson.RawValue) string {
 	s, _ := v.StringValueOK()
 	return s
+}
+
+// eachMode runs fn on a new in-memory server in each mode, standalone
+// and replica set, in parallel.
+func eachMode(t *testing.T, fn func(t *testing.T, srv *Server)) {
+	for _, replSet := range []string{"", "rs0"} {
+		t.Run("replset="+replSet, func(t *testing.T) {
+			t.Parallel()
+			fn(t, startServer(t, Options{InMemory: true, ReplicaSet: replSet}))
+		})
+	}
 }

@@ -53,34 +53,30 @@ func TestKillSessions(t *testing.T) {
 // the index of its statement, on both modes.
 func TestUpsertedIndex(t *testing.T) {
 	t.Parallel()
-	for _, replSet := range []string{"", "rs0"} {
-		t.Run("replset="+replSet, func(t *testing.T) {
-			t.Parallel()
-			srv := startServer(t, Options{InMemory: true, ReplicaSet: replSet})
-			w := newWireClient(t, srv)
-			w.run(bson.D{{Key: "insert", Value: "c"}, {Key: "documents", Value: bson.A{bson.D{{Key: "_id", Value: 0}}}}, {Key: "$db", Value: "ups"}})
-			var updates bson.A
-			for i := range 5 {
-				updates = append(updates, bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: i * 2}}},
-					{Key: "u", Value: bson.D{{Key: "$set", Value: bson.D{{Key: "s", Value: i}}}}}, {Key: "upsert", Value: i%2 == 0}})
+	eachMode(t, func(t *testing.T, srv *Server) {
+		w := newWireClient(t, srv)
+		w.run(bson.D{{Key: "insert", Value: "c"}, {Key: "documents", Value: bson.A{bson.D{{Key: "_id", Value: 0}}}}, {Key: "$db", Value: "ups"}})
+		var updates bson.A
+		for i := range 5 {
+			updates = append(updates, bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: i * 2}}},
+				{Key: "u", Value: bson.D{{Key: "$set", Value: bson.D{{Key: "s", Value: i}}}}}, {Key: "upsert", Value: i%2 == 0}})
+		}
+		rep := w.run(bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: updates}, {Key: "$db", Value: "ups"}})
+		var r struct {
+			N        int
+			Upserted []struct {
+				Index int
+				ID    int `bson:"_id"`
 			}
-			rep := w.run(bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: updates}, {Key: "$db", Value: "ups"}})
-			var r struct {
-				N        int
-				Upserted []struct {
-					Index int
-					ID    int `bson:"_id"`
-				}
-			}
-			require.NoError(t, bson.Unmarshal(rep, &r), rep.String())
-			require.Len(t, r.Upserted, 2, rep.String())
-			assert.Equal(t, 2, r.Upserted[0].Index)
-			assert.Equal(t, 4, r.Upserted[0].ID)
-			assert.Equal(t, 4, r.Upserted[1].Index)
-			assert.Equal(t, 8, r.Upserted[1].ID)
-			assert.Equal(t, 3, r.N)
-		})
-	}
+		}
+		require.NoError(t, bson.Unmarshal(rep, &r), rep.String())
+		require.Len(t, r.Upserted, 2, rep.String())
+		assert.Equal(t, 2, r.Upserted[0].Index)
+		assert.Equal(t, 4, r.Upserted[0].ID)
+		assert.Equal(t, 4, r.Upserted[1].Index)
+		assert.Equal(t, 8, r.Upserted[1].ID)
+		assert.Equal(t, 3, r.N)
+	})
 }
 
 // TestUnsatisfiableWriteConcern: w above the set's one member, or a mode
@@ -113,33 +109,29 @@ func TestUnsatisfiableWriteConcern(t *testing.T) {
 // by fields, inclusion or exclusion, on both modes.
 func TestFindAndModifyFields(t *testing.T) {
 	t.Parallel()
-	for _, replSet := range []string{"", "rs0"} {
-		t.Run("replset="+replSet, func(t *testing.T) {
-			t.Parallel()
-			srv := startServer(t, Options{InMemory: true, ReplicaSet: replSet})
-			w := newWireClient(t, srv)
-			w.run(bson.D{{Key: "insert", Value: "c"}, {Key: "documents", Value: bson.A{
-				bson.D{{Key: "_id", Value: 1}, {Key: "a", Value: 1}, {Key: "b", Value: bson.D{{Key: "x", Value: 1}, {Key: "y", Value: 2}}}, {Key: "c", Value: 3}},
-			}}, {Key: "$db", Value: "fam"}})
-			fam := func(fields bson.D) bson.Raw {
-				rep := w.run(bson.D{{Key: "findAndModify", Value: "c"}, {Key: "query", Value: bson.D{{Key: "_id", Value: 1}}},
-					{Key: "update", Value: bson.D{{Key: "$inc", Value: bson.D{{Key: "c", Value: 1}}}}}, {Key: "new", Value: true},
-					{Key: "fields", Value: fields}, {Key: "$db", Value: "fam"}})
-				require.Equal(t, 1.0, rep.Lookup("ok").Double(), rep.String())
-				return rep.Lookup("value").Document()
-			}
-			var got bson.D
-			require.NoError(t, bson.Unmarshal(fam(bson.D{{Key: "a", Value: 1}, {Key: "b.y", Value: 1}}), &got))
-			assert.Equal(t, bson.D{{Key: "_id", Value: int32(1)}, {Key: "a", Value: int32(1)}, {Key: "b", Value: bson.D{{Key: "y", Value: int32(2)}}}}, got)
-			got = nil
-			require.NoError(t, bson.Unmarshal(fam(bson.D{{Key: "_id", Value: 0}, {Key: "b", Value: 0}}), &got))
-			assert.Equal(t, bson.D{{Key: "a", Value: int32(1)}, {Key: "c", Value: int32(5)}}, got)
+	eachMode(t, func(t *testing.T, srv *Server) {
+		w := newWireClient(t, srv)
+		w.run(bson.D{{Key: "insert", Value: "c"}, {Key: "documents", Value: bson.A{
+			bson.D{{Key: "_id", Value: 1}, {Key: "a", Value: 1}, {Key: "b", Value: bson.D{{Key: "x", Value: 1}, {Key: "y", Value: 2}}}, {Key: "c", Value: 3}},
+		}}, {Key: "$db", Value: "fam"}})
+		fam := func(fields bson.D) bson.Raw {
+			rep := w.run(bson.D{{Key: "findAndModify", Value: "c"}, {Key: "query", Value: bson.D{{Key: "_id", Value: 1}}},
+				{Key: "update", Value: bson.D{{Key: "$inc", Value: bson.D{{Key: "c", Value: 1}}}}}, {Key: "new", Value: true},
+				{Key: "fields", Value: fields}, {Key: "$db", Value: "fam"}})
+			require.Equal(t, 1.0, rep.Lookup("ok").Double(), rep.String())
+			return rep.Lookup("value").Document()
+		}
+		var got bson.D
+		require.NoError(t, bson.Unmarshal(fam(bson.D{{Key: "a", Value: 1}, {Key: "b.y", Value: 1}}), &got))
+		assert.Equal(t, bson.D{{Key: "_id", Value: int32(1)}, {Key: "a", Value: int32(1)}, {Key: "b", Value: bson.D{{Key: "y", Value: int32(2)}}}}, got)
+		got = nil
+		require.NoError(t, bson.Unmarshal(fam(bson.D{{Key: "_id", Value: 0}, {Key: "b", Value: 0}}), &got))
+		assert.Equal(t, bson.D{{Key: "a", Value: int32(1)}, {Key: "c", Value: int32(5)}}, got)
 
-			rep := w.run(bson.D{{Key: "findAndModify", Value: "c"}, {Key: "query", Value: bson.D{}}, {Key: "remove", Value: true},
-				{Key: "fields", Value: bson.D{{Key: "a", Value: 1}, {Key: "c", Value: 0}}}, {Key: "$db", Value: "fam"}})
-			assert.EqualValues(t, codeProjectionMix, i32(rep.Lookup("code")), rep.String())
-		})
-	}
+		rep := w.run(bson.D{{Key: "findAndModify", Value: "c"}, {Key: "query", Value: bson.D{}}, {Key: "remove", Value: true},
+			{Key: "fields", Value: bson.D{{Key: "a", Value: 1}, {Key: "c", Value: 0}}}, {Key: "$db", Value: "fam"}})
+		assert.EqualValues(t, codeProjectionMix, i32(rep.Lookup("code")), rep.String())
+	})
 }
 
 // TestCreateInTransaction: create, and createIndexes on a new collection,

@@ -13,42 +13,38 @@ import (
 // mongod's does, on both modes.
 func TestDuplicateKeyInfo(t *testing.T) {
 	t.Parallel()
-	for _, replSet := range []string{"", "rs0"} {
-		t.Run("replset="+replSet, func(t *testing.T) {
-			t.Parallel()
-			srv := startServer(t, Options{InMemory: true, ReplicaSet: replSet})
-			w := newWireClient(t, srv)
-			rep := w.run(bson.D{{Key: "createIndexes", Value: "c"}, {Key: "indexes", Value: bson.A{
-				bson.D{{Key: "key", Value: bson.D{{Key: "name", Value: 1}, {Key: "v", Value: -1}}}, {Key: "name", Value: "name_v"}, {Key: "unique", Value: true}},
-			}}, {Key: "$db", Value: "dup"}})
-			require.Equal(t, 1.0, rep.Lookup("ok").Double(), rep.String())
-			doc := func(id int, v string) bson.D {
-				return bson.D{{Key: "_id", Value: id}, {Key: "name", Value: "a"}, {Key: "v", Value: v}}
+	eachMode(t, func(t *testing.T, srv *Server) {
+		w := newWireClient(t, srv)
+		rep := w.run(bson.D{{Key: "createIndexes", Value: "c"}, {Key: "indexes", Value: bson.A{
+			bson.D{{Key: "key", Value: bson.D{{Key: "name", Value: 1}, {Key: "v", Value: -1}}}, {Key: "name", Value: "name_v"}, {Key: "unique", Value: true}},
+		}}, {Key: "$db", Value: "dup"}})
+		require.Equal(t, 1.0, rep.Lookup("ok").Double(), rep.String())
+		doc := func(id int, v string) bson.D {
+			return bson.D{{Key: "_id", Value: id}, {Key: "name", Value: "a"}, {Key: "v", Value: v}}
+		}
+		w.run(bson.D{{Key: "insert", Value: "c"}, {Key: "documents", Value: bson.A{doc(1, "1"), doc(2, "2")}}, {Key: "$db", Value: "dup"}})
+		wantPattern := bson.D{{Key: "name", Value: int32(1)}, {Key: "v", Value: int32(-1)}}
+		check := func(e bson.Raw, v string) {
+			t.Helper()
+			assert.EqualValues(t, codeDuplicateKey, i32(e.Lookup("code")), e.String())
+			var got struct {
+				KeyPattern bson.D `bson:"keyPattern"`
+				KeyValue   bson.D `bson:"keyValue"`
 			}
-			w.run(bson.D{{Key: "insert", Value: "c"}, {Key: "documents", Value: bson.A{doc(1, "1"), doc(2, "2")}}, {Key: "$db", Value: "dup"}})
-			wantPattern := bson.D{{Key: "name", Value: int32(1)}, {Key: "v", Value: int32(-1)}}
-			check := func(e bson.Raw, v string) {
-				t.Helper()
-				assert.EqualValues(t, codeDuplicateKey, i32(e.Lookup("code")), e.String())
-				var got struct {
-					KeyPattern bson.D `bson:"keyPattern"`
-					KeyValue   bson.D `bson:"keyValue"`
-				}
-				require.NoError(t, bson.Unmarshal(e, &got))
-				assert.Equal(t, wantPattern, got.KeyPattern, e.String())
-				assert.Equal(t, bson.D{{Key: "name", Value: "a"}, {Key: "v", Value: v}}, got.KeyValue, e.String())
-			}
+			require.NoError(t, bson.Unmarshal(e, &got))
+			assert.Equal(t, wantPattern, got.KeyPattern, e.String())
+			assert.Equal(t, bson.D{{Key: "name", Value: "a"}, {Key: "v", Value: v}}, got.KeyValue, e.String())
+		}
 
-			rep = w.run(bson.D{{Key: "insert", Value: "c"}, {Key: "documents", Value: bson.A{doc(3, "3"), doc(4, "1")}}, {Key: "$db", Value: "dup"}})
-			check(rep.Lookup("writeErrors", "0").Document(), "1")
-			assert.EqualValues(t, 1, i32(rep.Lookup("writeErrors", "0", "index")))
+		rep = w.run(bson.D{{Key: "insert", Value: "c"}, {Key: "documents", Value: bson.A{doc(3, "3"), doc(4, "1")}}, {Key: "$db", Value: "dup"}})
+		check(rep.Lookup("writeErrors", "0").Document(), "1")
+		assert.EqualValues(t, 1, i32(rep.Lookup("writeErrors", "0", "index")))
 
-			rep = w.run(bson.D{{Key: "insert", Value: "c"}, {Key: "documents", Value: bson.A{doc(1, "9")}}, {Key: "$db", Value: "dup"}})
-			e := rep.Lookup("writeErrors", "0").Document()
-			assert.Equal(t, bson.D{{Key: "_id", Value: int32(1)}}, unmarshalD(t, e.Lookup("keyPattern").Document()), "a clash on _id: %s", e)
-			assert.Equal(t, bson.D{{Key: "_id", Value: int32(1)}}, unmarshalD(t, e.Lookup("keyValue").Document()), e.String())
-		})
-	}
+		rep = w.run(bson.D{{Key: "insert", Value: "c"}, {Key: "documents", Value: bson.A{doc(1, "9")}}, {Key: "$db", Value: "dup"}})
+		e := rep.Lookup("writeErrors", "0").Document()
+		assert.Equal(t, bson.D{{Key: "_id", Value: int32(1)}}, unmarshalD(t, e.Lookup("keyPattern").Document()), "a clash on _id: %s", e)
+		assert.Equal(t, bson.D{{Key: "_id", Value: int32(1)}}, unmarshalD(t, e.Lookup("keyValue").Document()), e.String())
+	})
 }
 
 func unmarshalD(t *testing.T, raw bson.Raw) bson.D {

@@ -45,14 +45,7 @@ func (c *clientConn) retryableWrite(cmd *command, tf txnFields) (result, error) 
 		return result{}, err
 	}
 	defer f.cmd.Unlock()
-	key := sessionKey(tf.lsid)
-	s := f.sessions[key]
-	if s == nil {
-		s = &session{key: key, txnNumber: -1}
-		f.sessions[key] = s
-		f.pruneSessions()
-	}
-	s.lastUse = time.Now()
+	s := f.sessionFor(sessionKey(tf.lsid))
 	switch {
 	case tf.number < s.txnNumber:
 		return result{doc: errorf(codeTransactionTooOld, "txnNumber %d is less than last txnNumber %d seen in session", tf.number, s.txnNumber).doc()}, nil
@@ -91,6 +84,19 @@ func (c *clientConn) retryableWrite(cmd *command, tf txnFields) (result, error) 
 		return result{}, errCloseByFailPoint
 	}
 	return res, nil
+}
+
+// sessionFor returns the session of key, new if the front knows none,
+// and marks it used. The caller holds f.cmd.
+func (f *front) sessionFor(key string) *session {
+	s := f.sessions[key]
+	if s == nil {
+		s = &session{key: key, txnNumber: -1}
+		f.sessions[key] = s
+		f.pruneSessions()
+	}
+	s.lastUse = time.Now()
+	return s
 }
 
 // killSessions answers killSessions (the sessions it lists) and

@@ -10,19 +10,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// writeFailPointOn configures onPrimaryTransactionalWrite, turned off at
-// the end of the test.
-func writeFailPointOn(t *testing.T, client *mongo.Client, mode any, data bson.D) {
-	t.Helper()
-	ctx := ctxTimeout(t)
-	require.NoError(t, client.Database("admin").RunCommand(ctx, bson.D{
-		{Key: "configureFailPoint", Value: "onPrimaryTransactionalWrite"}, {Key: "mode", Value: mode}, {Key: "data", Value: data}}).Err())
-	t.Cleanup(func() {
-		_ = client.Database("admin").RunCommand(ctxTimeout(t), bson.D{
-			{Key: "configureFailPoint", Value: "onPrimaryTransactionalWrite"}, {Key: "mode", Value: "off"}}).Err()
-	})
-}
-
 // TestRetryableWriteAppliesOnce: the server closes the connection after
 // each write is done, as onPrimaryTransactionalWrite does, so the driver
 // never sees the reply and retries with the same txnNumber; the retry
@@ -35,16 +22,16 @@ func TestRetryableWriteAppliesOnce(t *testing.T) {
 	_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "k"}, {Key: "n", Value: 0}})
 	require.NoError(t, err)
 
-	writeFailPointOn(t, client, bson.D{{Key: "times", Value: 1}}, bson.D{{Key: "closeConnection", Value: true}})
+	namedFailPointOn(t, client, "onPrimaryTransactionalWrite", bson.D{{Key: "times", Value: 1}}, bson.D{{Key: "closeConnection", Value: true}})
 	_, err = coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}})
 	require.NoError(t, err, "the retry answers the recorded insert, not a duplicate key error")
 
-	writeFailPointOn(t, client, bson.D{{Key: "times", Value: 1}}, bson.D{})
+	namedFailPointOn(t, client, "onPrimaryTransactionalWrite", bson.D{{Key: "times", Value: 1}}, bson.D{})
 	res, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: "k"}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}})
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, res.ModifiedCount)
 
-	writeFailPointOn(t, client, bson.D{{Key: "times", Value: 1}}, bson.D{})
+	namedFailPointOn(t, client, "onPrimaryTransactionalWrite", bson.D{{Key: "times", Value: 1}}, bson.D{})
 	var got struct{ N int }
 	require.NoError(t, coll.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: "k"}},
 		bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 10}}}},
@@ -53,9 +40,7 @@ func TestRetryableWriteAppliesOnce(t *testing.T) {
 
 	require.NoError(t, coll.FindOne(ctx, bson.D{{Key: "_id", Value: "k"}}).Decode(&got))
 	assert.Equal(t, 11, got.N, "each $inc applied once")
-	n, err := coll.CountDocuments(ctx, bson.D{})
-	require.NoError(t, err)
-	assert.EqualValues(t, 2, n)
+	assert.Len(t, all(t, coll), 2)
 }
 
 // TestRetryableWriteFailBeforeCommit: failBeforeCommitExceptionCode fails
@@ -67,23 +52,19 @@ func TestRetryableWriteFailBeforeCommit(t *testing.T) {
 	ctx := ctxTimeout(t)
 	coll := client.Database("retry").Collection("c")
 
-	writeFailPointOn(t, client, bson.D{{Key: "times", Value: 1}}, bson.D{
+	namedFailPointOn(t, client, "onPrimaryTransactionalWrite", bson.D{{Key: "times", Value: 1}}, bson.D{
 		{Key: "closeConnection", Value: false}, {Key: "failBeforeCommitExceptionCode", Value: 2}})
 	_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}})
 	var se mongo.ServerError
 	require.ErrorAs(t, err, &se)
 	assert.True(t, se.HasErrorCode(2), err)
-	n, err := coll.CountDocuments(ctx, bson.D{})
-	require.NoError(t, err)
-	assert.EqualValues(t, 0, n, "the failed write is not reflected")
+	assert.Empty(t, all(t, coll), "the failed write is not reflected")
 
-	writeFailPointOn(t, client, bson.D{{Key: "times", Value: 1}}, bson.D{
+	namedFailPointOn(t, client, "onPrimaryTransactionalWrite", bson.D{{Key: "times", Value: 1}}, bson.D{
 		{Key: "closeConnection", Value: false}, {Key: "failBeforeCommitExceptionCode", Value: 91}})
 	_, err = coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 2}})
 	require.NoError(t, err, "ShutdownInProgress is retryable")
-	n, err = coll.CountDocuments(ctx, bson.D{})
-	require.NoError(t, err)
-	assert.EqualValues(t, 1, n)
+	assert.Len(t, all(t, coll), 1)
 }
 
 // TestRetryableWriteTxnNumbers: on the wire, a write sent again with the

@@ -229,13 +229,7 @@ func (f *front) txnCommand(be *backend, cmd *command, tf txnFields) (result, err
 // txnFor returns the active transaction tf names, starting it when tf
 // starts one. The caller holds f.cmd.
 func (f *front) txnFor(key string, tf txnFields) (*txn, *cmdError) {
-	s := f.sessions[key]
-	if s == nil {
-		s = &session{key: key, txnNumber: -1}
-		f.sessions[key] = s
-		f.pruneSessions()
-	}
-	s.lastUse = time.Now()
+	s := f.sessionFor(key)
 	if tf.number < s.txnNumber {
 		return nil, errorf(codeTransactionTooOld, "txnNumber %d is less than last txnNumber %d seen in session", tf.number, s.txnNumber)
 	}

@@ -18,9 +18,13 @@ func (t *txn) noteCreated(r resource) {
 	t.createdColls = append(t.createdColls, r)
 }
 
-// collectionExists reports whether db.coll exists.
+// collectionExists reports whether the collection r exists (false where
+// the backend refuses to list it, for a bad name).
 func collectionExists(be *backend, r resource) (bool, error) {
-	rep, err := be.runOK(docOf(bson.D{{Key: "listCollections", Value: 1},
+	if r.coll == "" {
+		return false, nil
+	}
+	rep, err := be.run(docOf(bson.D{{Key: "listCollections", Value: 1},
 		{Key: "filter", Value: bson.D{{Key: "name", Value: r.coll}}}, {Key: "nameOnly", Value: true}, {Key: "$db", Value: r.db}}))
 	if err != nil {
 		return false, err

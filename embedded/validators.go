@@ -220,14 +220,11 @@ func (f *front) collMod(be *backend, cmd *command) (bsoncore.Document, error) {
 		}
 	}
 	r := resourceOf(cmd)
-	rep, err := be.run(docOf(bson.D{{Key: "listCollections", Value: 1},
-		{Key: "filter", Value: bson.D{{Key: "name", Value: r.coll}}}, {Key: "nameOnly", Value: true}, {Key: "$db", Value: r.db}}))
+	exists, err := collectionExists(be, r)
 	if err != nil {
 		return nil, err
 	}
-	cur, _ := rep.Lookup("cursor").DocumentOK()
-	batch, _ := cur.Lookup("firstBatch").ArrayOK()
-	if vals, _ := batch.Values(); len(vals) == 0 || r.coll == "" {
+	if !exists {
 		return errorf(codeNamespaceNotFound, "ns does not exist: %s.%s", r.db, r.coll).doc(), nil
 	}
 	v, _, cerr := validatorOptions(cmd, f.validators.get(r.db, r.coll))
