@@ -188,7 +188,8 @@
 // any other command.
 //
 // Error replies carry the codeName of their code (every code of MongoDB's
-// error_codes.yml) and the labels mongod adds: TransientTransactionError
+// error_codes.yml; in the standalone mode only the front's own errors)
+// and the labels mongod adds: TransientTransactionError
 // in a transaction on WriteConflict (112), LockTimeout (24),
 // SnapshotUnavailable (246) and the other snapshot errors,
 // PreparedTransactionInProgress (267), NoSuchTransaction (251) and the
