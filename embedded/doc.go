@@ -161,8 +161,61 @@
 //     the callback again, as a write conflict does on MongoDB.
 //   - Commands MongoDB refuses in a transaction are refused with
 //     OperationNotSupportedInTransaction (263): anything but find,
-//     getMore, killCursors, aggregate, distinct, insert, update, delete
-//     and findAndModify, and any command on admin, config or local.
+//     getMore, killCursors, aggregate, distinct, insert, update, delete,
+//     findAndModify, create and createIndexes, and any command on admin,
+//     config or local. As on MongoDB 4.4+, create and createIndexes run
+//     in a transaction on a new collection (createIndexes also on one the
+//     transaction created; on an older one it is refused with 263, and
+//     create of an existing collection with NamespaceExists, 48); an
+//     abort drops what they created.
+//   - A command that the failCommand fail point fails in a transaction
+//     leaves the transaction running, as on mongod; any other failed
+//     command aborts it.
+//   - killSessions and killAllSessions abort the named (or all)
+//     sessions' transactions; their later commands get NoSuchTransaction.
+//
+// Retryable writes: insert, update, delete and findAndModify with lsid and
+// txnNumber outside a transaction are recorded per session, as mongod's
+// config.transactions does: the latest txnNumber and its reply. The same
+// txnNumber again answers the recorded reply without writing; an older one
+// is refused with TransactionTooOld (225); a newer one aborts the
+// session's transaction in progress. A write retried after a lost reply
+// (the driver retries once by default) is thus applied once.
+//
+// Cluster time: every reply carries operationTime and $clusterTime (a
+// Timestamp that each write advances and that never goes back, with the
+// signature of a mongod without authentication: a 20-byte zero hash,
+// keyId 0), and a client's gossiped $clusterTime moves it forward, so
+// drivers run causally consistent sessions. readConcern afterClusterTime
+// (or atClusterTime) later than the cluster time is refused with
+// InvalidOptions (72), as mongod refuses it; any earlier time is
+// satisfied at once, since commands run one at a time. readConcern
+// snapshot outside a transaction is taken by find, aggregate and distinct
+// (the reply reports atClusterTime) and refused with InvalidOptions on
+// any other command.
+//
+// Error replies carry the codeName of their code (every code of MongoDB's
+// error_codes.yml; in the standalone mode only the front's own errors)
+// and the labels mongod adds: TransientTransactionError
+// in a transaction on WriteConflict (112), LockTimeout (24),
+// SnapshotUnavailable (246) and the other snapshot errors,
+// PreparedTransactionInProgress (267), NoSuchTransaction (251) and the
+// retriable codes (on a commit or abort: all but the retriable codes, and
+// NoSuchTransaction only without a writeConcernError);
+// RetryableWriteError on a retryable write or a commit or abort failing
+// with a retriable or shutdown code, or a writeConcernError of a retriable
+// code; UnknownTransactionCommitResult on a commit that fails retryably,
+// with a writeConcernError (other than 79 and 100), or with
+// MaxTimeMSExpired (50). A write concern the one-member set cannot meet
+// (w above 1, or a w naming a mode other than majority) is a
+// writeConcernError of UnsatisfiableWriteConcern (100) or
+// UnknownReplWriteConcern (79) on the reply of the write, which is done,
+// as mongod answers. An insert's duplicate key errors name keyPattern and
+// keyValue. findAndModify applies fields (inclusion or exclusion of field
+// paths; $slice, $elemMatch and positional projections are refused with
+// NotImplemented), which FerretDB ignores, and a multi-statement update
+// reports each upsert under its own statement's index (FerretDB numbers
+// the upserts instead), on both modes.
 //
 // Where it differs from MongoDB:
 //   - Isolation comes from the locks, not from snapshots: a reader outside
@@ -171,10 +224,29 @@
 //     that touch one collection run one after the other even when their
 //     documents differ. Conflicts surface as the abort above, never as a
 //     WriteConflict (112) error.
-//   - create and createIndexes are refused in a transaction (MongoDB 4.4+
-//     allows them on new collections).
-//   - Retryable writes are sent once: txnNumber outside a transaction is
-//     ignored, so a write retried after a lost reply may apply twice.
+//   - Retryable writes are recorded in memory, not in the data
+//     directory, and not in one unit with the write (FerretDB v1 has no
+//     atomic write across collections): after a restart of the server a
+//     retry of a write whose reply was lost applies again. The
+//     onPrimaryTransactionalWrite fail point acts once per write command,
+//     mongod's once per statement; a record answers a whole command, so
+//     a retry re-runs nothing of it (mongod re-runs statements that
+//     failed).
+//   - There is no history: a snapshot read (outside a transaction) at a
+//     time before the latest write to what it reads, or a snapshot
+//     cursor's getMore after such a write, is refused with SnapshotTooOld
+//     (239) where mongod serves up to minSnapshotHistoryWindowInSeconds
+//     (5 minutes) back. It is never answered from newer data.
+//   - The cluster time is not signed, and any gossiped $clusterTime is
+//     taken, as on a mongod without authentication; it starts from the
+//     wall clock at each start, so it may be below one from before a
+//     restart if the clock went back.
+//   - killAllSessions kills every session whatever its user patterns
+//     (the server has no users); killSessions and killAllSessions end no
+//     running operation (none runs while another command is served).
+//   - Duplicate key errors of update and findAndModify lack keyPattern
+//     and keyValue (FerretDB v1 does not say which index or value).
+//   - Write concern: j and wtimeout are ignored; w is checked as above.
 //   - Writes in a transaction cost one more round trip each (the read of
 //     the documents before), and the first write to each collection one
 //     more (does it exist?). On a data directory an insert costs one more
@@ -232,15 +304,19 @@
 //
 // In both modes the front takes mongod's configureFailPoint command for the
 // failCommand fail point, as a mongod started with enableTestCommands
-// does: modes alwaysOn, {times: n} and off, and the data fields
+// does: modes alwaysOn, {times: n}, {skip: n} and off, and the data fields
 // failCommands, errorCode, errorLabels, closeConnection,
 // blockConnection with blockTimeMS, appName (only clients that gave that
-// application name in their handshake) and writeConcernError. Without
-// errorLabels, an error in a transaction gets TransientTransactionError
-// (or UnknownTransactionCommitResult on a commit) where its code is a
-// write conflict or retryable, and a retryable write gets
-// RetryableWriteError, as mongod labels them. Tests that run in parallel
-// against one server should set appName.
+// application name in their handshake) and writeConcernError. errorLabels
+// replace the labels of the reply, writeConcernError's included; without
+// them, the reply gets the labels mongod adds (see "Replica-set mode").
+// In the replica-set mode it also takes onPrimaryTransactionalWrite,
+// which acts on retryable writes once the write is done and before it is
+// committed: closeConnection (true unless set false) closes the
+// connection after the write, so the reply is lost and the driver
+// retries; failBeforeCommitExceptionCode fails the write with that code
+// without applying it. Tests that run in parallel against one server
+// should set appName.
 //
 // # Validators
 //

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -68,6 +67,8 @@ type front struct {
 
 	validators *validatorStore
 	fail       failPoint
+	writeFail  writeFailPoint
+	clock      *clusterClock
 
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
@@ -114,6 +115,7 @@ func newFront(ln net.Listener, dial func() (net.Conn, error), log *slog.Logger, 
 		sessions:   map[string]*session{},
 		active:     map[*txn]struct{}{},
 		validators: validators,
+		clock:      newClusterClock(cfg.now),
 		conns:      make(map[net.Conn]struct{}),
 		closing:    make(chan struct{}),
 	}
@@ -330,16 +332,23 @@ func (c *clientConn) dispatch(req []byte) ([][]byte, error) {
 		}
 		return replies, err
 	case "configureFailPoint":
-		return c.reply(cmd, f.fail.configure(cmd)), nil
+		return c.reply(cmd, f.configureFailPoint(cmd)), nil
 	}
 
 	tf := txnFieldsOf(cmd)
 	inTxn := f.cfg.replSet != "" && tf.inTxn
-	if cerr := f.rewriteNow(cmd); cerr != nil {
+	snapshotAt, cerr := f.checkReadConcern(cmd, inTxn)
+	if cerr == nil {
+		cerr = f.clock.checkGetMore(cmd)
+	}
+	if cerr == nil {
+		cerr = f.rewriteNow(cmd)
+	}
+	if cerr != nil {
 		if inTxn {
 			f.failTxn(tf, "a command in it failed")
 		}
-		return c.reply(cmd, cerr.doc()), nil
+		return c.finish(cmd, nil, result{doc: cerr.doc()}, snapshotAt)
 	}
 	act := f.fail.match(cmd.name, c.appName)
 	if act != nil {
@@ -354,15 +363,14 @@ func (c *clientConn) dispatch(req []byte) ([][]byte, error) {
 			return nil, errCloseByFailPoint
 		}
 		if act.err != nil {
-			if act.err.labels == nil {
-				act.err.labels = defaultLabels(act.err.code, cmd, inTxn)
+			// As on mongod, a command the fail point fails leaves its
+			// transaction as it was, started if the command starts it.
+			if inTxn && tf.start && tf.lsid != nil {
+				f.cmd.Lock()
+				_, _ = f.txnFor(sessionKey(tf.lsid), tf)
+				f.cmd.Unlock()
 			}
-			// A failed command aborts its transaction, as on MongoDB; a
-			// failed commit or abort leaves it as it was, for the retry.
-			if inTxn && cmd.name != "commitTransaction" && cmd.name != "abortTransaction" {
-				f.failTxn(tf, "a command in it failed")
-			}
-			return c.reply(cmd, act.err.doc()), nil
+			return c.finish(cmd, act, result{doc: act.err.doc()}, snapshotAt)
 		}
 	}
 
@@ -370,12 +378,16 @@ func (c *clientConn) dispatch(req []byte) ([][]byte, error) {
 	switch {
 	case cmd.name == "endSessions":
 		res.doc = f.endSessions(cmd)
+	case cmd.name == "killSessions" || cmd.name == "killAllSessions":
+		res.doc = f.killSessions(cmd)
 	case f.cfg.replSet != "" && (cmd.name == "commitTransaction" || cmd.name == "abortTransaction"):
 		res.doc = f.commitOrAbort(cmd)
 	case f.cfg.replSet != "" && strings.HasPrefix(cmd.name, "replSet"):
 		res.doc = f.replSetCommand(cmd)
 	case inTxn:
 		res, err = f.txnCommand(c.be, cmd, tf)
+	case f.isRetryableWrite(cmd, tf):
+		res, err = c.retryableWrite(cmd, tf)
 	default:
 		if err = f.acquire(resourceOf(cmd), nil); err != nil {
 			return nil, err
@@ -386,19 +398,74 @@ func (c *clientConn) dispatch(req []byte) ([][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backend: %w", err)
 	}
-	if act != nil && act.writeConcernError != nil {
-		rep, err := res.body()
-		if err != nil {
-			return nil, err
-		}
-		if replyOK(rep) {
-			res.doc = editDoc(rep, nil, bson.D{{Key: "writeConcernError", Value: act.writeConcernError}})
-		}
+	if writeCommands[cmd.name] {
+		f.clock.wrote(writtenResources(cmd)...)
 	}
-	if res.doc == nil {
+	return c.finish(cmd, act, res, snapshotAt)
+}
+
+// finish completes the reply res to cmd as mongod would send it: with
+// the fail point's writeConcernError and error labels (act, may be nil),
+// the writeConcernError of a write concern the set cannot satisfy, a
+// codeName for every code, the error labels mongod adds and, in the
+// replica-set mode, the cluster time. A reply of several messages
+// (exhaust) goes out as it came.
+func (c *clientConn) finish(cmd *command, act *failAction, res result, snapshotAt bson.Timestamp) ([][]byte, error) {
+	f := c.f
+	if res.doc == nil && len(res.raw) != 1 {
 		return res.raw, nil
 	}
-	return c.reply(cmd, res.doc), nil
+	orig, err := res.body()
+	if err != nil {
+		return nil, err
+	}
+	rep := orig
+	if act != nil && act.writeConcernError != nil && replyOK(rep) {
+		rep = editDoc(rep, nil, bson.D{{Key: "writeConcernError", Value: act.writeConcernError}})
+	}
+	if f.cfg.replSet != "" && replyOK(rep) {
+		if wce := unsatisfiable(cmd); wce != nil {
+			if _, err := rep.LookupErr("writeConcernError"); err != nil {
+				rep = editDoc(rep, nil, bson.D{{Key: "writeConcernError", Value: wce}})
+			}
+		}
+	}
+	if !snapshotAt.IsZero() {
+		f.clock.openedSnapshot(rep, resourceOf(cmd), snapshotAt)
+	}
+	f.clock.closedSnapshot(cmd, rep)
+	rep = f.withDupKeyInfo(cmd, rep)
+	if f.cfg.replSet != "" {
+		// In the standalone mode, adding codeName to FerretDB's own
+		// errors made a worker lose its lease in
+		// TestLeaseHeldAgainstSlowServer (standalone lane, 3 of 3 runs;
+		// not yet explained), so there only the front's own errors
+		// carry one.
+		rep = withCodeNames(rep)
+	}
+	if act != nil && act.hasLabels {
+		if len(act.labels) > 0 {
+			rep = editDoc(rep, nil, bson.D{{Key: "errorLabels", Value: act.labels}})
+		}
+	} else if _, err := rep.LookupErr("errorLabels"); err != nil {
+		var code, wcCode int32
+		if !replyOK(rep) {
+			code, _ = rep.Lookup("code").AsInt32OK()
+		}
+		if wce, ok := rep.Lookup("writeConcernError").DocumentOK(); ok {
+			wcCode, _ = wce.Lookup("code").AsInt32OK()
+		}
+		if labels := errorLabels(cmd, code, wcCode); len(labels) > 0 {
+			rep = editDoc(rep, nil, bson.D{{Key: "errorLabels", Value: labels}})
+		}
+	}
+	if f.cfg.replSet != "" {
+		rep = f.withClusterTime(rep, snapshotAt)
+	}
+	if res.doc == nil && bytes.Equal(rep, orig) {
+		return res.raw, nil
+	}
+	return c.reply(cmd, rep), nil
 }
 
 // noteAppName keeps the application name of a handshake, for the fail
@@ -442,27 +509,6 @@ func (f *front) failTxn(tf txnFields, why string) {
 	if s := f.sessions[sessionKey(tf.lsid)]; s != nil && s.txn != nil && s.txn.number == tf.number {
 		f.abortLocked(s.txn, why)
 	}
-}
-
-// retryableCodes are the error codes after which drivers retry a write,
-// as MongoDB labels them RetryableWriteError.
-var retryableCodes = []int32{6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 63, 150, 13388, 234, 133}
-
-// defaultLabels returns the labels mongod gives an error of code on cmd
-// when the fail point names none: TransientTransactionError for a write
-// conflict or a retryable error in a transaction, RetryableWriteError for a
-// retryable error on a retryable write.
-func defaultLabels(code int32, cmd *command, inTxn bool) []string {
-	retryable := slices.Contains(retryableCodes, code)
-	switch {
-	case inTxn && (code == codeWriteConflict || retryable) && cmd.name != "commitTransaction":
-		return []string{labelTransient}
-	case inTxn && retryable:
-		return []string{labelUnknownCommit}
-	case !inTxn && retryable && cmd.lookup("txnNumber").Type != 0:
-		return []string{"RetryableWriteError"}
-	}
-	return nil
 }
 
 // readMessage reads one whole wire message: its header, then as many bytes

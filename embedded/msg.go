@@ -281,25 +281,6 @@ const (
 	codeTransactionExceededLifetimeLimit   = 290
 )
 
-// codeNames are the codeName fields of the errors the front makes.
-var codeNames = map[int32]string{
-	codeBadValue:                           "BadValue",
-	codeFailedToParse:                      "FailedToParse",
-	codeAlreadyInitialized:                 "AlreadyInitialized",
-	codeNamespaceNotFound:                  "NamespaceNotFound",
-	codeCommandNotFound:                    "CommandNotFound",
-	codeWriteConflict:                      "WriteConflict",
-	codeConflictingOperationInProgress:     "ConflictingOperationInProgress",
-	codeDocumentValidationFailure:          "DocumentValidationFailure",
-	codeQueryFeatureNotAllowed:             "QueryFeatureNotAllowed",
-	codeTransactionTooOld:                  "TransactionTooOld",
-	codeNotImplemented:                     "NotImplemented",
-	codeNoSuchTransaction:                  "NoSuchTransaction",
-	codeTransactionCommitted:               "TransactionCommitted",
-	codeOperationNotSupportedInTransaction: "OperationNotSupportedInTransaction",
-	codeTransactionExceededLifetimeLimit:   "TransactionExceededLifetimeLimitSeconds",
-}
-
 // Error labels, as the transactions specification names them.
 const (
 	labelTransient     = "TransientTransactionError"

@@ -49,6 +49,8 @@ type session struct {
 	txnNumber int64
 	txn       *txn
 	lastUse   time.Time
+	// retry is the reply to the latest retryable write (retry.go).
+	retry *retryRecord
 }
 
 // txn is one multi-document transaction. Every field is guarded by
@@ -171,6 +173,7 @@ func sessionKey(lsid bsoncore.Document) string {
 var inTxnCommands = map[string]bool{
 	"find": true, "getMore": true, "killCursors": true, "aggregate": true, "distinct": true,
 	"insert": true, "update": true, "delete": true, "findAndModify": true,
+	"create": true, "createIndexes": true,
 }
 
 // txnCommand runs cmd, a command of a transaction, holding front.cmd only
@@ -210,8 +213,26 @@ func (f *front) txnCommand(be *backend, cmd *command, tf txnFields) (result, err
 	}
 	t.take(res)
 
+	creates := false
+	if cmd.name == "create" || cmd.name == "createIndexes" {
+		var cerr *cmdError
+		var err error
+		if creates, cerr, err = f.txnCatalogCheck(be, t, cmd); err != nil || cerr != nil {
+			f.abortLocked(t, "a command in it failed")
+			if err != nil {
+				return result{}, err
+			}
+			return result{doc: cerr.doc()}, nil
+		}
+	}
 	stripped := *cmd
 	stripped.doc, stripped.raw = cmd.without("txnNumber", "autocommit", "startTransaction", "readConcern"), nil
+	if creates {
+		if err := f.noteCreated(be, t, res); err != nil {
+			f.abortLocked(t, "the backend failed")
+			return result{}, err
+		}
+	}
 	r, err := f.apply(be, &stripped, t)
 	if err == nil {
 		var rep bsoncore.Document
@@ -229,13 +250,7 @@ func (f *front) txnCommand(be *backend, cmd *command, tf txnFields) (result, err
 // txnFor returns the active transaction tf names, starting it when tf
 // starts one. The caller holds f.cmd.
 func (f *front) txnFor(key string, tf txnFields) (*txn, *cmdError) {
-	s := f.sessions[key]
-	if s == nil {
-		s = &session{key: key, txnNumber: -1}
-		f.sessions[key] = s
-		f.pruneSessions()
-	}
-	s.lastUse = time.Now()
+	s := f.sessionFor(key)
 	if tf.number < s.txnNumber {
 		return nil, errorf(codeTransactionTooOld, "txnNumber %d is less than last txnNumber %d seen in session", tf.number, s.txnNumber)
 	}
@@ -431,7 +446,11 @@ func (f *front) endAborted(t *txn, why string, undoErr error) {
 		// but leave the undo in the journal for the next start.
 		f.log.Error("embedded: undoing a transaction failed", "err", undoErr)
 	}
+	if err := f.forgetCreated(t); err != nil {
+		f.log.Error("embedded: forgetting the validators of an aborted transaction's collections failed", "err", err)
+	}
 	t.why = why
+	f.clock.wrote(t.held...) // the undo changed them again
 	f.endLocked(t, txnAborted)
 	err := undoErr
 	if err == nil {

@@ -349,38 +349,54 @@ func TestTransactionCommitRetried(t *testing.T) {
 // failPointOn configures the failCommand fail point, turned off at the end of the test.
 func failPointOn(t *testing.T, client *mongo.Client, mode any, data bson.D) {
 	t.Helper()
+	namedFailPointOn(t, client, "failCommand", mode, data)
+}
+
+// namedFailPointOn configures the fail point name, turned off at the end
+// of the test.
+func namedFailPointOn(t *testing.T, client *mongo.Client, name string, mode any, data bson.D) {
+	t.Helper()
 	ctx := ctxTimeout(t)
 	require.NoError(t, client.Database("admin").RunCommand(ctx, bson.D{
-		{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: mode}, {Key: "data", Value: data}}).Err())
+		{Key: "configureFailPoint", Value: name}, {Key: "mode", Value: mode}, {Key: "data", Value: data}}).Err())
 	t.Cleanup(func() {
 		_ = client.Database("admin").RunCommand(context.Background(), bson.D{
-			{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: "off"}}).Err()
+			{Key: "configureFailPoint", Value: name}, {Key: "mode", Value: "off"}}).Err()
 	})
 }
 
 // TestFailPointRetriesTransaction: a transient error injected on an
 // insert makes WithTransaction run its callback again, and the result is
-// committed once.
+// committed once; the TransientTransactionError label comes from the fail
+// point's errorLabels or, without them, from the server, as mongod labels
+// a WriteConflict (112) in a transaction.
 func TestFailPointRetriesTransaction(t *testing.T) {
 	t.Parallel()
-	_, client := startReplSet(t, Options{})
-	ctx := ctxTimeout(t)
-	coll := client.Database("fp").Collection("c")
-	failPointOn(t, client, bson.D{{Key: "times", Value: 1}}, bson.D{
-		{Key: "failCommands", Value: bson.A{"insert"}}, {Key: "errorCode", Value: codeWriteConflict},
-		{Key: "errorLabels", Value: bson.A{labelTransient}}})
-	var calls int
-	_, err := inTxn(ctx, client, func(ctx context.Context) (any, error) {
-		calls++
-		if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}}); err != nil {
-			return nil, err
-		}
-		_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 2}})
-		return nil, err
-	})
-	require.NoError(t, err)
-	assert.Equal(t, 2, calls)
-	assert.Len(t, all(t, coll), 2)
+	for name, labels := range map[string]bson.D{
+		"errorLabels": {{Key: "errorLabels", Value: bson.A{labelTransient}}},
+		"server":      nil,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, client := startReplSet(t, Options{})
+			ctx := ctxTimeout(t)
+			coll := client.Database("fp").Collection("c")
+			failPointOn(t, client, bson.D{{Key: "times", Value: 1}}, append(bson.D{
+				{Key: "failCommands", Value: bson.A{"insert"}}, {Key: "errorCode", Value: codeWriteConflict}}, labels...))
+			var calls int
+			_, err := inTxn(ctx, client, func(ctx context.Context) (any, error) {
+				calls++
+				if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}}); err != nil {
+					return nil, err
+				}
+				_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 2}})
+				return nil, err
+			})
+			require.NoError(t, err)
+			assert.Equal(t, 2, calls)
+			assert.Len(t, all(t, coll), 2)
+		})
+	}
 }
 
 func TestFailPointModes(t *testing.T) {

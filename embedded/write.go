@@ -61,7 +61,7 @@ func (f *front) applyDoc(be *backend, cmd *command, t *txn) (bsoncore.Document, 
 		if cmd.truthy("bypassDocumentValidation") {
 			v = nil
 		}
-		if t == nil && v == nil && !hasPinned(cmd) {
+		if t == nil && v == nil && !hasPinned(cmd) && !needsWriter(cmd) {
 			return nil, errPassThrough
 		}
 		w := &writer{f: f, be: be, cmd: cmd, t: t, v: v, res: resourceOf(cmd)}
@@ -475,9 +475,17 @@ func (w *writer) delete() (bsoncore.Document, error) {
 // checks the document as written.
 func (w *writer) findAndModify() (bsoncore.Document, error) {
 	remove := w.cmd.truthy("remove")
+	fields, hasFields := w.cmd.lookup("fields").DocumentOK()
 	// The journal needs the document before the write: pin it first.
-	if _, err := w.cmd.doc.LookupErr("fields"); err == nil || remove || w.journaling() {
-		return w.findAndModifyPinned(remove)
+	if hasFields || remove || w.journaling() {
+		var proj *projection
+		if hasFields {
+			var cerr *cmdError
+			if proj, cerr = parseProjection(fields); cerr != nil {
+				return cerr.doc(), nil
+			}
+		}
+		return w.findAndModifyPinned(remove, proj)
 	}
 	wantNew := w.cmd.truthy("new")
 	rep, err := w.be.run(editDoc(w.cmd.doc, nil, bson.D{{Key: "new", Value: false}}))
@@ -520,13 +528,13 @@ func (w *writer) findAndModify() (bsoncore.Document, error) {
 
 // findAndModifyPinned runs findAndModify on the document it will change,
 // found first.
-func (w *writer) findAndModifyPinned(remove bool) (bsoncore.Document, error) {
+func (w *writer) findAndModifyPinned(remove bool, proj *projection) (bsoncore.Document, error) {
 	q, _ := w.cmd.lookup("query").DocumentOK()
 	pre, err := w.be.find(w.res.db, w.res.coll, q, w.cmd.lookup("sort"), 1)
 	if err != nil {
 		return nil, err
 	}
-	doc := w.cmd.doc
+	doc := w.cmd.without("fields") // FerretDB v1 refuses it; proj applies it below
 	var upsert []bsoncore.Value
 	if len(pre) == 1 {
 		id, _ := idOf(pre[0])
@@ -551,7 +559,7 @@ func (w *writer) findAndModifyPinned(remove bool) (bsoncore.Document, error) {
 	if err := w.rememberAll(pre, upserted); err != nil {
 		return nil, err
 	}
-	return rep, nil
+	return proj.applyToValue(rep), nil
 }
 
 // upsertedID returns the _id a findAndModify reply says it upserted.
