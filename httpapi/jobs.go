@@ -233,6 +233,9 @@ func (h *Handler) jobOperations() []*operation {
 			}},
 		{method: "GET", path: "/jobs/{id}/log", id: "jobLog", tag: "jobs", scope: ScopeRead, summary: "A job's log lines, oldest first",
 			params: []param{id}, ok: http.StatusOK, out: &EventList{}, errs: []int{http.StatusNotFound}, run: func(c *call) error {
+				if _, err := h.store.GetJob(c.ctx, pathID(c, "id")); err != nil {
+					return err // the Store's log of an unknown job is empty, not an error
+				}
 				evs, err := h.store.JobLog(c.ctx, pathID(c, "id"))
 				if err != nil {
 					return err
