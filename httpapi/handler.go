@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strings"
 	"sync"
@@ -259,6 +260,13 @@ func (h *Handler) prepare(c *call) error {
 	}
 	c.id = id
 	if c.op.body != nil {
+		ct := r.Header.Get("Content-Type")
+		if ct == "" {
+			r.Header.Set("Content-Type", "application/json") // every body is JSON; a client may leave that out
+		} else if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return newProblem(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "request", "Content-Type",
+				"the body must be JSON (application/json), not %q", ct)
+		}
 		c.body, err = io.ReadAll(http.MaxBytesReader(c.w, r.Body, h.opts.MaxBodyBytes))
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

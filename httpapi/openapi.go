@@ -217,7 +217,7 @@ func buildDocument(ops []*operation) (*openapi3.T, error) {
 		errs := []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestURITooLong,
 			http.StatusInternalServerError, http.StatusServiceUnavailable}
 		if op.body != nil {
-			errs = append(errs, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)
+			errs = append(errs, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity)
 		}
 		for _, st := range append(errs, op.errs...) {
 			name := "Problem" + strconv.Itoa(st)

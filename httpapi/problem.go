@@ -32,6 +32,8 @@ const (
 	// CodeTimeout: the server-side call did not finish within the
 	// request timeout. Status 503.
 	CodeTimeout harmonia.Code = "timeout"
+	// CodeUnsupportedMedia: the body is not JSON. Status 415.
+	CodeUnsupportedMedia harmonia.Code = "unsupported_media_type"
 	// CodeNotAllowed: the path exists but not with this method.
 	// Status 405.
 	CodeNotAllowed harmonia.Code = "method_not_allowed"
