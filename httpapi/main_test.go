@@ -46,7 +46,12 @@ type bundle struct {
 // unless opts says otherwise.
 func setup(t *testing.T, opts *httpapi.Options) *bundle {
 	t.Helper()
-	store := harmoniatest.Store(t, nil)
+	return setupWith(t, harmoniatest.Store(t, nil), opts)
+}
+
+// setupWith is setup over store.
+func setupWith(t *testing.T, store *harmonia.Store, opts *httpapi.Options) *bundle {
+	t.Helper()
 	if opts == nil {
 		auth, err := httpapi.NewTokenAuthorizer([]httpapi.Token{
 			{Secret: readToken, Identity: httpapi.Identity{Name: "reader", Scopes: []httpapi.Scope{httpapi.ScopeRead}}},

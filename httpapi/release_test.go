@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/harmonia-ml/harmonia"
+	"github.com/harmonia-ml/harmonia/harmoniatest"
 	"github.com/harmonia-ml/harmonia/httpapi"
 )
 
@@ -293,4 +294,31 @@ func TestWatchAlias(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, r.status)
 	r = b.do(readToken, "GET", "/aliases/BAD%20NAME/watch", nil)
 	require.Equal(t, http.StatusBadRequest, r.status)
+}
+
+// TestVersionCache shows that a published version, immutable, is read
+// from the Store once: later reads, 304s included, send no command.
+func TestVersionCache(t *testing.T) {
+	t.Parallel()
+	db, counter := harmoniatest.CountingDatabase(t)
+	store, err := harmonia.Open(t.Context(), db, &harmonia.Options{EnsureIndexes: true})
+	require.NoError(t, err)
+	b := setupWith(t, store, nil)
+	v := b.publish("1.0", b.artifact("a", "1", b.license("MIT")))
+	r := b.do(publishToken, "PUT", "/aliases/prod", map[string]any{"version_tag": "1.0"})
+	require.Equal(t, http.StatusOK, r.status)
+
+	require.Equal(t, http.StatusOK, b.do(readToken, "GET", "/versions/1.0", nil).status)
+	counter.Reset()
+	for range 3 {
+		r := b.do(readToken, "GET", "/versions/1.0", nil)
+		require.Equal(t, http.StatusOK, r.status)
+		require.Equal(t, `"`+v.Digest+`"`, r.header.Get("ETag"))
+	}
+	require.Equal(t, http.StatusNotModified, b.do(readToken, "GET", "/versions/1.0", nil, "If-None-Match", `"`+v.Digest+`"`).status)
+	require.Zero(t, counter.Total(), "cached reads sent %v", counter.Counts())
+
+	// An alias moves: every read asks the Store.
+	require.Equal(t, http.StatusOK, b.do(readToken, "GET", "/aliases/prod", nil).status)
+	require.NotZero(t, counter.Total())
 }
