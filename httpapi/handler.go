@@ -133,6 +133,9 @@ func New(store *harmonia.Store, opts *Options) (*Handler, error) {
 		return nil, fmt.Errorf("httpapi: load the OpenAPI document: %w", err)
 	}
 	for _, op := range h.ops {
+		for _, p := range op.params {
+			op.checkPath = op.checkPath || (p.in == openapi3.ParameterInPath && p.schema.Pattern != "")
+		}
 		h.mux.Handle(op.method+" "+op.path, h.serve(op))
 	}
 	h.mux.HandleFunc("GET "+OpenAPIPath, func(w http.ResponseWriter, r *http.Request) {
@@ -180,6 +183,9 @@ type operation struct {
 	headers []param
 	run     func(c *call) error
 	route   *routers.Route
+	// checkPath is set when a path parameter's schema constrains it
+	// (an ObjectID's pattern).
+	checkPath bool
 }
 
 // param is a path, query or header parameter.
@@ -276,6 +282,9 @@ func (h *Handler) prepare(c *call) error {
 			return badRequest("body", "reading the body failed: %v", err)
 		}
 		r.Body = io.NopCloser(bytes.NewReader(c.body))
+	}
+	if c.op.body == nil && r.URL.RawQuery == "" && !c.op.checkPath {
+		return nil // nothing the document constrains: plain path segments, headers the operation parses itself
 	}
 	return validateRequest(c)
 }
