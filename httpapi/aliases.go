@@ -193,7 +193,7 @@ func (h *Handler) precondition(c *call) (*harmonia.SetAliasOpts, error) {
 	}
 	if !etagMatches(im, aliasETag(a.Seq)) {
 		return nil, newProblem(http.StatusPreconditionFailed, CodePreconditionFailed, harmonia.EntityAlias, "If-Match",
-			"alias %s is at %s (ETag %s) now, pointing at %s, not at %s as expected", name, aliasETag(a.Seq), aliasETag(a.Seq), a.VersionTag, im)
+			"alias %s has ETag %s now (it points at %s), not %s as expected", name, aliasETag(a.Seq), a.VersionTag, im)
 	}
 	o.ExpectVersion = a.VersionTag
 	return o, nil
