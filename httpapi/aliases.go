@@ -121,10 +121,7 @@ func (h *Handler) aliasOperations() []*operation {
 				}
 				o.Reason = c.r.URL.Query().Get("reason")
 				m, err := h.store.DeleteAlias(c.ctx, c.r.PathValue("name"), o)
-				if err != nil {
-					return err
-				}
-				return c.reply(http.StatusOK, m)
+				return answer(c, http.StatusOK, m, err)
 			}},
 		{method: "GET", path: "/aliases/{name}/history", id: "aliasHistory", tag: "aliases", scope: ScopeRead,
 			summary: "An alias's moves, oldest first: who moved it, when, why",

@@ -154,10 +154,7 @@ func (h *Handler) artifactOperations() []*operation {
 			summary: "Get an artifact by id", params: []param{idParam("id", "the artifact's id")},
 			ok: http.StatusOK, out: &harmonia.ModelArtifact{}, errs: []int{http.StatusNotFound}, run: func(c *call) error {
 				a, err := h.store.GetArtifact(c.ctx, pathID(c, "id"))
-				if err != nil {
-					return err
-				}
-				return c.reply(http.StatusOK, a)
+				return answer(c, http.StatusOK, a, err)
 			}},
 		{method: "PATCH", path: "/artifacts/{id}", id: "updateArtifact", tag: "artifacts", scope: ScopeWrite,
 			summary: "Change an artifact's fields; content fields only while unpublished", params: []param{idParam("id", "the artifact's id")},
@@ -178,10 +175,7 @@ func (h *Handler) artifactOperations() []*operation {
 			summary: "Get an artifact by its natural key", params: keyParams("artifact"),
 			ok: http.StatusOK, out: &harmonia.ModelArtifact{}, errs: []int{http.StatusNotFound}, run: func(c *call) error {
 				a, err := h.store.GetArtifactByKey(c.ctx, c.r.PathValue("name"), c.r.PathValue("version"))
-				if err != nil {
-					return err
-				}
-				return c.reply(http.StatusOK, a)
+				return answer(c, http.StatusOK, a, err)
 			}},
 		{method: "PUT", path: "/artifacts/{name}/{version}", id: "ensureArtifact", tag: "artifacts", scope: ScopeWrite,
 			summary:     "Get or create an artifact by its natural key",

@@ -80,10 +80,7 @@ func (h *Handler) datasetOperations() []*operation {
 			summary: "Get a dataset by id", params: []param{idParam("id", "the dataset's id")},
 			ok: http.StatusOK, out: &harmonia.Dataset{}, errs: []int{http.StatusNotFound}, run: func(c *call) error {
 				d, err := h.store.GetDataset(c.ctx, pathID(c, "id"))
-				if err != nil {
-					return err
-				}
-				return c.reply(http.StatusOK, d)
+				return answer(c, http.StatusOK, d, err)
 			}},
 		{method: "PATCH", path: "/datasets/{id}", id: "updateDataset", tag: "datasets", scope: ScopeWrite,
 			summary: "Change a dataset's fields; content fields only while unpublished", params: []param{idParam("id", "the dataset's id")},
@@ -104,10 +101,7 @@ func (h *Handler) datasetOperations() []*operation {
 			summary: "Get a dataset by its natural key", params: keyParams("dataset"),
 			ok: http.StatusOK, out: &harmonia.Dataset{}, errs: []int{http.StatusNotFound}, run: func(c *call) error {
 				d, err := h.store.GetDatasetByKey(c.ctx, c.r.PathValue("name"), c.r.PathValue("version"))
-				if err != nil {
-					return err
-				}
-				return c.reply(http.StatusOK, d)
+				return answer(c, http.StatusOK, d, err)
 			}},
 		{method: "PUT", path: "/datasets/{name}/{version}", id: "ensureDataset", tag: "datasets", scope: ScopeWrite,
 			summary:     "Get or create a dataset by its natural key",

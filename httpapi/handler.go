@@ -221,6 +221,15 @@ func (c *call) reply(status int, v any) error {
 	return writeJSON(c.w, status, v)
 }
 
+// answer replies v with status, or returns err: the end of most
+// operations, answer(c, http.StatusOK, store.Get…(…)).
+func answer[T any](c *call, status int, v T, err error) error {
+	if err != nil {
+		return err
+	}
+	return c.reply(status, v)
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -208,28 +208,12 @@ func (h *Handler) jobOperations() []*operation {
 			}},
 		{method: "GET", path: "/jobs/{id}", id: "getJob", tag: "jobs", scope: ScopeRead, summary: "Get a job",
 			params: []param{id}, ok: http.StatusOK, out: &Job{}, errs: []int{http.StatusNotFound}, run: func(c *call) error {
-				j, err := h.store.GetJob(c.ctx, pathID(c, "id"))
-				if err != nil {
-					return err
-				}
-				out, err := jobOf(j)
-				if err != nil {
-					return err
-				}
-				return c.reply(http.StatusOK, out)
+				return jobReply(c)(h.store.GetJob(c.ctx, pathID(c, "id")))
 			}},
 		{method: "POST", path: "/jobs/{id}/cancel", id: "cancelJob", tag: "jobs", scope: ScopeAdmin,
 			summary: "Cancel a pending or running job (a running one stops at its next heartbeat)",
 			params:  []param{id}, ok: http.StatusOK, out: &Job{}, errs: []int{http.StatusNotFound, http.StatusConflict}, run: func(c *call) error {
-				j, err := h.store.CancelJob(c.ctx, pathID(c, "id"))
-				if err != nil {
-					return err
-				}
-				out, err := jobOf(j)
-				if err != nil {
-					return err
-				}
-				return c.reply(http.StatusOK, out)
+				return jobReply(c)(h.store.CancelJob(c.ctx, pathID(c, "id")))
 			}},
 		{method: "GET", path: "/jobs/{id}/log", id: "jobLog", tag: "jobs", scope: ScopeRead, summary: "A job's log lines, oldest first",
 			params: []param{id}, ok: http.StatusOK, out: &EventList{}, errs: []int{http.StatusNotFound}, run: func(c *call) error {
@@ -242,5 +226,17 @@ func (h *Handler) jobOperations() []*operation {
 				}
 				return c.reply(http.StatusOK, &EventList{Items: nonNil(evs)})
 			}},
+	}
+}
+
+// jobReply returns the function that replies with a Store call's job,
+// or returns its error: jobReply(c)(store.GetJob(…)).
+func jobReply(c *call) func(*harmonia.Job, error) error {
+	return func(j *harmonia.Job, err error) error {
+		if err != nil {
+			return err
+		}
+		out, err := jobOf(j)
+		return answer(c, http.StatusOK, out, err)
 	}
 }

@@ -76,10 +76,7 @@ func (h *Handler) licenseOperations() []*operation {
 			summary: "Get a license by id", params: []param{idParam("id", "the license's id")},
 			ok: http.StatusOK, out: &harmonia.License{}, errs: []int{http.StatusNotFound}, run: func(c *call) error {
 				l, err := h.store.GetLicense(c.ctx, pathID(c, "id"))
-				if err != nil {
-					return err
-				}
-				return c.reply(http.StatusOK, l)
+				return answer(c, http.StatusOK, l, err)
 			}},
 		{method: "PATCH", path: "/licenses/{id}", id: "updateLicense", tag: "licenses", scope: ScopeWrite,
 			summary: "Change a license's text path, commercial use or notes", params: []param{idParam("id", "the license's id")},
@@ -90,19 +87,13 @@ func (h *Handler) licenseOperations() []*operation {
 					return err
 				}
 				l, err := h.store.UpdateLicense(c.ctx, pathID(c, "id"), harmonia.LicenseUpdate{TextPath: p.TextPath, CommercialUse: p.CommercialUse, Notes: p.Notes})
-				if err != nil {
-					return err
-				}
-				return c.reply(http.StatusOK, l)
+				return answer(c, http.StatusOK, l, err)
 			}},
 		{method: "GET", path: "/licenses/spdx/{spdx_id}", id: "getLicenseBySPDXID", tag: "licenses", scope: ScopeRead,
 			summary: "Get a license by its SPDX id", params: spdx,
 			ok: http.StatusOK, out: &harmonia.License{}, errs: []int{http.StatusNotFound}, run: func(c *call) error {
 				l, err := h.store.GetLicenseBySPDXID(c.ctx, c.r.PathValue("spdx_id"))
-				if err != nil {
-					return err
-				}
-				return c.reply(http.StatusOK, l)
+				return answer(c, http.StatusOK, l, err)
 			}},
 		{method: "PUT", path: "/licenses/spdx/{spdx_id}", id: "ensureLicense", tag: "licenses", scope: ScopeWrite,
 			summary:     "Get or create a license by its SPDX id",

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -147,19 +148,10 @@ func (h *Handler) versionOperations() []*operation {
 					return err
 				}
 				out := &VersionContents{Version: vc.Version, Artifacts: nonNil(vc.Artifacts), Datasets: nonNil(vc.Datasets), Licenses: []*harmonia.License{}}
-				seen := map[bson.ObjectID]bool{}
-				for _, a := range vc.Artifacts {
-					if l := vc.Licenses[a.LicenseID]; l != nil && !seen[l.ID] {
-						seen[l.ID] = true
-						out.Licenses = append(out.Licenses, l)
-					}
+				for _, l := range vc.Licenses {
+					out.Licenses = append(out.Licenses, l)
 				}
-				for _, d := range vc.Datasets {
-					if l := vc.Licenses[d.LicenseID]; l != nil && !seen[l.ID] {
-						seen[l.ID] = true
-						out.Licenses = append(out.Licenses, l)
-					}
-				}
+				slices.SortFunc(out.Licenses, func(a, b *harmonia.License) int { return strings.Compare(a.SPDXID, b.SPDXID) })
 				return c.reply(http.StatusOK, out)
 			}},
 		{method: "GET", path: "/versions/{tag}/diff/{to}", id: "diffVersions", tag: "versions", scope: ScopeRead,
