@@ -4,10 +4,12 @@ go 1.26.8
 
 require (
 	github.com/FerretDB/FerretDB v1.24.2
+	github.com/getkin/kin-openapi v0.153.0
 	github.com/github/go-spdx/v2 v2.8.0
 	github.com/go-playground/validator/v10 v10.29.0 // not v10.30+: its per-field Valuer check costs 18 allocations per ModelArtifact.Validate instead of 8 (BenchmarkValidateArtifact)
 	github.com/gofrs/flock v0.13.2
 	github.com/gowebpki/jcs v1.0.2
+	github.com/hashicorp/golang-lru/v2 v2.0.7
 	github.com/mattn/go-isatty v0.0.22
 	github.com/robfig/cron/v3 v3.0.1
 	github.com/schollz/progressbar/v3 v3.19.1
@@ -15,11 +17,6 @@ require (
 	github.com/stretchr/testify v1.12.1
 	github.com/tryvium-travels/memongo v0.7.0
 	go.mongodb.org/mongo-driver/v2 v2.10.0
-)
-
-require (
-	github.com/getkin/kin-openapi v0.153.0
-	github.com/hashicorp/golang-lru/v2 v2.0.7
 )
 
 require (

@@ -286,21 +286,48 @@ func (h *Handler) watchAlias(c *call) error {
 			if ev.Seq <= last {
 				continue
 			}
-			if ev.Seq > last+1 { // moves the client missed: while away, or between two polls
-				moves, err := h.store.AliasHistory(ctx, name, harmonia.AliasHistoryFilter{AfterSeq: last, Limit: int(min(ev.Seq-last-1, harmonia.ListLimitMax))})
-				if err != nil {
-					h.opts.Logger.Warn("httpapi: alias watch history failed", "alias", name, "err", causeText(err))
-					continue
-				}
-				for _, m := range moves {
-					if m.Seq < ev.Seq && send("move", m) != nil {
-						return nil
-					}
-				}
+			if ev.Seq > last+1 && !h.replay(ctx, name, last, ev.Seq, send) {
+				return nil
 			}
 			if send("move", &ev.AliasMove) != nil {
 				return nil
 			}
 		}
 	}
+}
+
+// replay sends the moves of the alias after seq from and before seq to,
+// the ones a resuming client missed or two polls stepped over, in pages;
+// a failed read is retried after the watch's interval. It reports
+// whether the stream is still open.
+func (h *Handler) replay(ctx context.Context, name string, from, to int64, send func(string, *harmonia.AliasMove) error) bool {
+	wait := harmonia.WatchIntervalDefault
+	if h.opts.Watch != nil && h.opts.Watch.Interval > 0 {
+		wait = h.opts.Watch.Interval
+	}
+	for from < to-1 {
+		moves, err := h.store.AliasHistory(ctx, name, harmonia.AliasHistoryFilter{AfterSeq: from, Limit: int(min(to-1-from, harmonia.ListLimitMax))})
+		if err != nil {
+			h.opts.Logger.Warn("httpapi: alias watch history failed; retrying", "alias", name, "err", causeText(err))
+			select {
+			case <-ctx.Done():
+				return false
+			case <-time.After(wait):
+			}
+			continue
+		}
+		if len(moves) == 0 {
+			return true // nothing recorded between them: nothing to replay
+		}
+		for _, m := range moves {
+			if m.Seq >= to {
+				return true
+			}
+			if send("move", m) != nil {
+				return false
+			}
+			from = m.Seq
+		}
+	}
+	return true
 }

@@ -200,7 +200,6 @@ type call struct {
 	w    http.ResponseWriter
 	r    *http.Request
 	ctx  context.Context
-	h    *Handler
 	op   *operation
 	id   *Identity
 	body []byte
@@ -246,7 +245,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 // and errors as problem documents.
 func (h *Handler) serve(op *operation) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := &call{w: w, r: r, h: h, op: op, ctx: r.Context()}
+		c := &call{w: w, r: r, op: op, ctx: r.Context()}
 		if err := h.prepare(c); err != nil {
 			h.fail(c, err)
 			return
@@ -434,14 +433,12 @@ func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
 			allow = append(allow, m)
 		}
 	}
-	c := &call{w: w, r: r, h: h}
 	if len(allow) > 0 {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		writeProblem(w, r, http.StatusMethodNotAllowed, Problem{Code: CodeNotAllowed, Entity: "request",
 			Detail: fmt.Sprintf("%s is not allowed on %s: use %s", r.Method, r.URL.Path, strings.Join(allow, ", "))})
 		return
 	}
-	_ = c
 	writeProblem(w, r, http.StatusNotFound, Problem{Code: harmonia.CodeNotFound, Entity: "request",
 		Detail: fmt.Sprintf("no operation at %s (the API is described at %s)", r.URL.Path, OpenAPIPath)})
 }
