@@ -37,13 +37,17 @@ alias watch streams, and waits up to 10 s for the requests in flight. The
 OpenAPI 3.1 document is at /openapi.json; errors are RFC 9457 problem
 documents.
 
-Tokens: --tokens FILE (or $` + EnvTokens + `) lists the bearer tokens, one per
-line, "NAME SCOPES SECRET" (SCOPES comma-separated from read, write,
-publish, admin; # starts a comment; in the variable, ";" also separates
-entries). NAME is recorded as created_by, published_by and an alias
+Tokens: --tokens FILE (or $` + EnvTokens + `) lists the bearer
+tokens, one per line, "NAME SCOPES SECRET" (SCOPES comma-separated from
+read, write, publish, admin; # starts a comment; in the variable, ";"
+also separates entries). NAME is recorded as created_by, published_by and an alias
 move's by. Secrets are compared in constant time and never printed.
 Without tokens, serve answers reads only: every write gets 401. With
---read-only, every write gets 403 whoever sends it.`,
+--read-only, every write gets 403 whoever sends it.
+
+Note: with the embedded server (no --uri), serve holds the data directory
+while it runs; run 'harmonia devdb' and point serve and other commands at
+it with --uri to use them side by side.`,
 		Example: `  harmonia serve --addr 127.0.0.1:8080 --tokens /etc/harmonia/tokens
   HARMONIA_HTTP_TOKENS='ci write,publish 8f3c…' harmonia serve
   curl -s localhost:8080/versions`,
