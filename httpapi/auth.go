@@ -181,6 +181,9 @@ func ParseTokens(r io.Reader) ([]Token, error) {
 // authorize returns the identity of r if it may run an operation
 // needing scope, or the problem refusing it.
 func (h *Handler) authorize(r *http.Request, scope Scope) (*Identity, error) {
+	if scope != ScopeRead && h.opts.ReadOnly {
+		return nil, newProblem(http.StatusForbidden, CodeForbidden, "request", "", "this server is read-only")
+	}
 	if h.opts.Authorizer == nil {
 		if scope == ScopeRead {
 			return nil, nil
@@ -191,9 +194,6 @@ func (h *Handler) authorize(r *http.Request, scope Scope) (*Identity, error) {
 	id, err := h.opts.Authorizer.Authenticate(r)
 	if err != nil {
 		return nil, newProblem(http.StatusUnauthorized, CodeUnauthorized, "request", "Authorization", "%s", err.Error())
-	}
-	if scope != ScopeRead && h.opts.ReadOnly {
-		return nil, newProblem(http.StatusForbidden, CodeForbidden, "request", "", "this server is read-only")
 	}
 	if id == nil {
 		if scope == ScopeRead && h.opts.AnonymousRead {

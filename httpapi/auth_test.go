@@ -153,6 +153,11 @@ func TestReadOnlyAndAnonymousRead(t *testing.T) {
 	r := b.do(adminToken, "POST", "/licenses", map[string]any{"spdx_id": "MIT", "commercial_use": true})
 	require.Equal(t, http.StatusForbidden, r.status)
 	require.Contains(t, r.problem(t).Detail, "read-only")
+
+	// Read-only without an authorizer: 403 too, as harmonia serve --read-only says.
+	b = setup(t, &httpapi.Options{ReadOnly: true})
+	r = b.do("", "POST", "/licenses", map[string]any{"spdx_id": "MIT", "commercial_use": true})
+	require.Equal(t, http.StatusForbidden, r.status)
 }
 
 func TestTokenAuthorizer(t *testing.T) {
