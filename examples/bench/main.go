@@ -14,6 +14,8 @@
 //	commands_per_job                 server commands per job logging two lines, amortized, 4 workers of concurrency 4
 //	sha256_ratio_vs_openssl          validate's hashing throughput ÷ `openssl dgst -sha256`
 //	import_peak_heap_mib_100mb       peak heap of a dry-run import of a generated 100 MB file
+//	http_version_read_ratio          GET /versions/{tag} through the HTTP API ÷ GetVersionByTag, requests per second
+//	http_alias_read_ratio            GET /aliases/{name} through the HTTP API ÷ GetAlias, requests per second
 //
 // It runs on an embedded server by default and on HARMONIA_MONGODB_URI (or
 // -uri) when set; the sizes are flags, to be raised on a real MongoDB.
@@ -21,8 +23,8 @@
 //	go run ./examples/bench [-uri mongodb://…] [-artifacts 20000] [-jobs 500] [-concurrency 4] [-hash-mib 256] [-inventory-mb 100]
 //
 // -only claim,jobcmds runs some of the steps (import, publish, journal,
-// list, claim, jobcmds, sha256, heap). The journal step starts embedded
-// servers of its own, whatever -uri says.
+// list, claim, jobcmds, sha256, heap, http). The journal step starts
+// embedded servers of its own, whatever -uri says.
 package main
 
 import (
@@ -53,6 +55,7 @@ type config struct {
 	concurrency                 int
 	only                        string
 	hashMiB, inventoryMB, listM int
+	httpReads                   int
 	publishSmall, publishLarge  int
 }
 
@@ -67,6 +70,7 @@ func main() {
 	flag.IntVar(&c.hashMiB, "hash-mib", 256, "size of the file hashed against openssl, MiB")
 	flag.IntVar(&c.inventoryMB, "inventory-mb", 100, "size of the generated inventory for the heap figure, MB")
 	flag.IntVar(&c.listM, "list", 500, "artifacts listed with their licenses")
+	flag.IntVar(&c.httpReads, "http-reads", 2000, "reads of each kind in the HTTP comparison")
 	flag.IntVar(&c.publishSmall, "publish-small", 10, "artifacts in the small publish")
 	flag.IntVar(&c.publishLarge, "publish-large", 1000, "artifacts in the large publish")
 	flag.Parse()
@@ -136,6 +140,7 @@ func run(ctx context.Context, c config) (err error) {
 		{"jobcmds", benchJobCommands},
 		{"sha256", benchSHA256},
 		{"heap", benchHeap},
+		{"http", benchHTTP},
 	}
 	for _, s := range steps {
 		if c.only != "" && !slices.Contains(strings.Split(c.only, ","), s.name) {

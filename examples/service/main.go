@@ -1,4 +1,8 @@
-// Command service is a small HTTP JSON service built on harmonia, as a team
+// Command service is a small HTTP JSON service of one's own built on
+// harmonia, to show how a service composes harmonia into its own units of
+// work. For harmonia's HTTP API itself (every entity, aliases with
+// compare-and-set and a watch, jobs, an OpenAPI document, scoped tokens)
+// mount package httpapi or run `harmonia serve`. This one does, as a team
 // would run it: list and search artifacts, show a version and its
 // contents, publish (with the service's own audit record in the same
 // transaction), and validate artifacts with a job worker in the same

@@ -218,6 +218,7 @@ progress lines otherwise.
 		a.jobsCommand(),
 		a.workerCommand(),
 		a.devdbCommand(),
+		a.serveCommand(),
 	)
 	a.markStarts(root)
 	return root
