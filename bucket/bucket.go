@@ -81,7 +81,7 @@ func New(ctx context.Context, opts *Options) (*Set, error) {
 			if b, err = mux.OpenBucket(ctx, raw); err != nil {
 				e := &Error{Op: "open", Path: Redact(raw), Kind: ErrInvalid, Err: redactErr(err)}
 				if u, _ := url.Parse(raw); u != nil && !mux.ValidBucketScheme(u.Scheme) {
-					e.Reason, e.Err = fmt.Sprintf("no opener for scheme %q: import its package (gocloud.dev/blob/%sblob, or github.com/harmonia-ml/harmonia/bucket/all)", u.Scheme, openerName(u.Scheme)), nil
+					e.Reason, e.Err = fmt.Sprintf("no opener for scheme %q: import its opener package (gocloud.dev/blob/%sblob)", u.Scheme, openerName(u.Scheme)), nil
 				}
 				return e
 			}
