@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	_ "gocloud.dev/blob/fileblob" // the local side of the comparison
+
 	"github.com/harmonia-ml/harmonia/bucket"
 	"github.com/harmonia-ml/harmonia/bucket/buckettest"
 )
