@@ -151,8 +151,11 @@ func bucketID(raw string) (id, dir string, err error) {
 }
 
 // Close closes the buckets New opened from URLs; buckets the caller
-// passed stay open.
+// passed stay open. Closing a nil Set does nothing.
 func (s *Set) Close() error {
+	if s == nil {
+		return nil
+	}
 	var errs []error
 	for _, b := range s.owned {
 		if err := b.Close(); err != nil {

@@ -73,6 +73,9 @@ func TestVerifyMemory(t *testing.T) {
 
 	var nilSet *bucket.Set
 	require.False(t, nilSet.Admits("mem://models/m/1.bin"))
+	_, err = nilSet.Verify(ctx, "mem://models/m/1.bin", int64(len(data)), digest(data))
+	requireKind(t, err, bucket.ErrNotAllowed, false)
+	require.NoError(t, nilSet.Close())
 	require.True(t, s.Admits("mem://models/m/1.bin"))
 	require.False(t, s.Admits("mem://other/m/1.bin"))
 }
@@ -104,7 +107,7 @@ func TestNewRefuses(t *testing.T) {
 		require.ErrorIs(t, err, bucket.ErrInvalid, raw)
 	}
 	_, err := bucket.New(t.Context(), &bucket.Options{Allow: []string{"nosuch://b?token=hunter2"}})
-	require.ErrorContains(t, err, "import its package")
+	require.ErrorContains(t, err, "import its opener package")
 	require.NotContains(t, err.Error(), "hunter2")
 	_, err = bucket.New(t.Context(), &bucket.Options{Allow: []string{"mem://a", "mem://a"}})
 	require.ErrorContains(t, err, "named twice")
