@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+
+	"github.com/harmonia-ml/harmonia/bucket"
 )
 
 // DownloadOptions says where [DownloadHandler] may fetch from. A nil
@@ -34,6 +36,13 @@ type DownloadOptions struct {
 	// resolving them: allow names whose addresses you trust. Defaults to
 	// none: nothing is fetched over the network.
 	AllowedHosts []string
+	// Buckets are the buckets an artifact's path may name in object
+	// storage: a download into such a path streams into the object,
+	// hashing in flight, and commits it only when its size and sha256
+	// match; a failed or cancelled download leaves no object there. See
+	// package [bucket]. Defaults to none: a download into object storage
+	// fails as not allowed.
+	Buckets *bucket.Set
 }
 
 // ErrSourceNotAllowed is the cause of the error a download job fails with
@@ -53,8 +62,11 @@ var ErrSourceNotAllowed = errors.New("download source not allowed")
 // size and sha256 as it streams, and renames it into place only when
 // both match; on any failure the temporary file is removed, and an
 // existing file at the path is left as it was. It reads at most one byte
-// more than the artifact's size from any source. A match sets the
-// artifact's verified_at. The job's result is a [VerifyResult].
+// more than the artifact's size from any source. An artifact whose path
+// names an object in opts.Buckets (s3://models/x.onnx) is streamed into
+// that object instead, hashing in flight, and the object is committed
+// only whole: a failed or cancelled download leaves none. A match sets
+// the artifact's verified_at. The job's result is a [VerifyResult].
 //
 // Whoever may enqueue jobs chooses the source, so opts confines it: a
 // source outside opts fails with [ErrSourceNotAllowed], and the errors of
@@ -81,18 +93,25 @@ func DownloadHandler(store *harmonia.Store, root string, opts *DownloadOptions) 
 		if a.Hashes.SHA256 == "" {
 			return nil, harmonia.Permanent(fmt.Errorf("artifact %s has no sha256: a download could not be checked", a.Key()))
 		}
-		rel, err := localPath(root, a.Path)
-		if err != nil {
-			return nil, harmonia.Permanent(err)
+		toBucket, rel := inBucket(src.buckets, a.Path), a.Path
+		if !toBucket {
+			if rel, err = localPath(root, a.Path); err != nil {
+				return nil, harmonia.Permanent(err)
+			}
 		}
-		_ = log.Logf(ctx, harmonia.LevelInfo, "downloading %s into %s, %d bytes", p.Source, rel, a.SizeBytes)
+		_ = log.Logf(ctx, harmonia.LevelInfo, "downloading %s into %s, %d bytes", bucket.Redact(p.Source), rel, a.SizeBytes)
 		body, err := src.open(ctx, p.Source, a.SizeBytes)
 		if err != nil {
 			_ = log.Log(ctx, harmonia.LevelError, err.Error())
 			return nil, err
 		}
 		defer body.Close()
-		res, err := fetchInto(ctx, root, rel, body, a)
+		var res *VerifyResult
+		if toBucket {
+			res, err = writeArtifact(ctx, src.buckets, body, a)
+		} else {
+			res, err = fetchInto(ctx, root, rel, body, a)
+		}
 		if err != nil {
 			_ = log.Log(ctx, harmonia.LevelError, err.Error())
 			return nil, err

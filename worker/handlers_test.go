@@ -119,7 +119,7 @@ func TestValidateHandler(t *testing.T) {
 		require.Equal(t, b.clock.Now(), *got.VerifiedAt)
 		require.Empty(t, got.VerifyError)
 	}
-	for i, want := range map[int]string{2: "sha256 mismatch", 3: "size mismatch", 4: "escapes the root", 5: "escapes", 6: "missing", 7: "not a local file"} {
+	for i, want := range map[int]string{2: "sha256 mismatch", 3: "size mismatch", 4: "escapes the root", 5: "escapes", 6: "missing", 7: "not among the allowed buckets"} {
 		a, j := arts[i], jobs[jobIDs[i]]
 		got, err := b.store.GetArtifact(b.ctx, a.ID)
 		require.NoError(t, err)

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/harmonia-ml/harmonia/bucket"
 )
 
 // maxRedirects is how many redirects a download follows when the
@@ -20,9 +22,10 @@ const maxRedirects = 10
 
 // sources opens the download sources a [DownloadOptions] admits.
 type sources struct {
-	client *http.Client
-	dirs   []string
-	hosts  []allowedHost
+	client  *http.Client
+	buckets *bucket.Set
+	dirs    []string
+	hosts   []allowedHost
 }
 
 // allowedHost is one entry of DownloadOptions.AllowedHosts; an empty
@@ -39,7 +42,7 @@ func newSources(opts *DownloadOptions) (*sources, error) {
 	if opts != nil {
 		o = *opts
 	}
-	s := &sources{}
+	s := &sources{buckets: o.Buckets}
 	for _, d := range o.AllowedDirs {
 		if d == "" {
 			return nil, harmonia.Errorf(harmonia.CodeInvalid, EntityWorker, "allowed_dirs", "an allowed directory must not be empty")

@@ -12,7 +12,8 @@ import (
 // VerifyResult is the result the validate and download handlers record: the
 // digest and size of the file they checked, and its path under the root.
 type VerifyResult struct {
-	// Path is the file's path relative to the handler's root.
+	// Path is the file's path relative to the handler's root, or the
+	// object's URL for an artifact in a bucket.
 	Path string `bson:"path" json:"path"`
 	// SHA256 is the file's digest, 64 lowercase hex characters.
 	SHA256 string `bson:"sha256" json:"sha256"`
@@ -44,6 +45,23 @@ func mismatch(format string, args ...any) error {
 //
 // Errors: [CodeInvalid] when store is nil or root is not a directory.
 func ValidateHandler(store *harmonia.Store, root string) (Handler, error) {
+	return ValidateHandlerWith(store, root, nil)
+}
+
+// ValidateHandlerWith is [ValidateHandler] with options: an artifact
+// whose path names an object in one of opts.Buckets (s3://models/x.onnx)
+// is checked there, its size against the object's attributes before any
+// byte is read. A missing object, a denied read, an object changed while
+// it was read and a mismatch each set verify_error with their own words;
+// the job is retried after a missing or changed object and fails for
+// good after the others. A nil opts is the zero value.
+//
+// Errors: [CodeInvalid] when store is nil or root is not a directory.
+func ValidateHandlerWith(store *harmonia.Store, root string, opts *ValidateOptions) (Handler, error) {
+	var o ValidateOptions
+	if opts != nil {
+		o = *opts
+	}
 	root, err := checkHandlerArgs(store, root)
 	if err != nil {
 		return nil, err
@@ -55,7 +73,7 @@ func ValidateHandler(store *harmonia.Store, root string) (Handler, error) {
 			return nil, err
 		}
 		_ = log.Logf(ctx, harmonia.LevelInfo, "validating %s: %s, %d bytes", a.Key(), a.Path, a.SizeBytes)
-		res, err := checkFile(ctx, root, a)
+		res, err := checkArtifact(ctx, root, o.Buckets, a)
 		var vf *verifyFailure
 		if errors.As(err, &vf) {
 			_ = log.Log(ctx, harmonia.LevelError, vf.msg)

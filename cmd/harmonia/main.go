@@ -16,6 +16,9 @@ import (
 	"os/signal"
 	"syscall"
 
+	// The bucket openers the command serves: s3:// (also MinIO, Ceph,
+	// R2 and GCS's interoperability endpoint), az://, file://, mem://.
+	_ "github.com/harmonia-ml/harmonia/bucket/all"
 	"github.com/harmonia-ml/harmonia/cmd/harmonia/internal/cli"
 )
 

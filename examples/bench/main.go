@@ -13,6 +13,7 @@
 //	claim_ratio_vs_raw               job claim-and-finish throughput, harmonia ÷ plain driver loop, 4 workers
 //	commands_per_job                 server commands per job logging two lines, amortized, 4 workers of concurrency 4
 //	sha256_ratio_vs_openssl          validate's hashing throughput ÷ `openssl dgst -sha256`
+//	s3_verify_ratio_vs_local         bucket Verify's time from an in-process S3 server ÷ from a local file of the same size
 //	import_peak_heap_mib_100mb       peak heap of a dry-run import of a generated 100 MB file
 //	http_version_read_ratio          GET /versions/{tag} through the HTTP API ÷ GetVersionByTag, requests per second
 //	http_alias_read_ratio            GET /aliases/{name} through the HTTP API ÷ GetAlias, requests per second
@@ -20,10 +21,10 @@
 // It runs on an embedded server by default and on HARMONIA_MONGODB_URI (or
 // -uri) when set; the sizes are flags, to be raised on a real MongoDB.
 //
-//	go run ./examples/bench [-uri mongodb://…] [-artifacts 20000] [-jobs 500] [-concurrency 4] [-hash-mib 256] [-inventory-mb 100]
+//	go run ./examples/bench [-uri mongodb://…] [-artifacts 20000] [-jobs 500] [-concurrency 4] [-hash-mib 256] [-s3-mib 64] [-inventory-mb 100]
 //
 // -only claim,jobcmds runs some of the steps (import, publish, journal,
-// list, claim, jobcmds, sha256, heap, http). The journal step starts
+// list, claim, jobcmds, sha256, s3, heap, http). The journal step starts
 // embedded servers of its own, whatever -uri says.
 package main
 
@@ -56,6 +57,7 @@ type config struct {
 	only                        string
 	hashMiB, inventoryMB, listM int
 	httpReads                   int
+	s3MiB                       int
 	publishSmall, publishLarge  int
 }
 
@@ -68,6 +70,7 @@ func main() {
 	flag.IntVar(&c.concurrency, "concurrency", 4, "concurrency of each worker in the command count")
 	flag.StringVar(&c.only, "only", "", "comma-separated steps to run (default all)")
 	flag.IntVar(&c.hashMiB, "hash-mib", 256, "size of the file hashed against openssl, MiB")
+	flag.IntVar(&c.s3MiB, "s3-mib", 64, "size of the object verified from an S3 server and from a local file, MiB")
 	flag.IntVar(&c.inventoryMB, "inventory-mb", 100, "size of the generated inventory for the heap figure, MB")
 	flag.IntVar(&c.listM, "list", 500, "artifacts listed with their licenses")
 	flag.IntVar(&c.httpReads, "http-reads", 2000, "reads of each kind in the HTTP comparison")
@@ -139,6 +142,7 @@ func run(ctx context.Context, c config) (err error) {
 		{"claim", benchClaim},
 		{"jobcmds", benchJobCommands},
 		{"sha256", benchSHA256},
+		{"s3", benchS3Verify},
 		{"heap", benchHeap},
 		{"http", benchHTTP},
 	}

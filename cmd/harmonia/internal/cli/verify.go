@@ -39,20 +39,24 @@ type verifyJSON struct {
 func (a *app) verifyCommand() *cobra.Command {
 	var tag, root string
 	var concurrency int
+	var allowBuckets []string
 	cmd := &cobra.Command{
 		Use:   "verify [--version TAG] --root DIR",
 		Short: "Check a version's files against their recorded size and sha256",
 		Long: `verify checks every artifact of a published version (--version, default
 the latest): it enqueues one validate job per artifact, runs workers in
 this process until they finish, and prints each result. An artifact's file
-is its path under --root. It also recomputes the version's content digest
+is its path under --root, or an object in one of the buckets given with
+--allow-bucket (s3://models/resnet.onnx; the object's size is compared
+with its metadata before any byte is read). It also recomputes the version's content digest
 from the artifacts as stored now. It exits with code 5 when any file is
 missing or does not match, or the digest drifted; each artifact's
 verified_at or verify_error records the outcome. Its jobs go ahead of
 the queue (priority 100); while they run, its worker may also take other
 pending validate jobs of the queue, checked under the same --root.`,
 		Example: `  harmonia verify --root examples/inventory
-  harmonia verify --version 2026.10.0 --root /srv/models --json`,
+  harmonia verify --version 2026.10.0 --root /srv/models --json
+  harmonia verify --root /srv/models --allow-bucket s3://models`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -60,7 +64,12 @@ pending validate jobs of the queue, checked under the same --root.`,
 			if err != nil {
 				return err
 			}
-			h, err := worker.ValidateHandler(store, root)
+			buckets, err := a.openBuckets(ctx, allowBuckets)
+			if err != nil {
+				return err
+			}
+			defer buckets.Close()
+			h, err := worker.ValidateHandlerWith(store, root, &worker.ValidateOptions{Buckets: buckets})
 			if err != nil {
 				return err
 			}
@@ -130,6 +139,7 @@ pending validate jobs of the queue, checked under the same --root.`,
 	fl := cmd.Flags()
 	fl.StringVar(&tag, "version", "", "version tag to verify (default: the latest published)")
 	fl.StringVar(&root, "root", "", "directory the artifacts' local paths are relative to (required)")
+	fl.StringArrayVar(&allowBuckets, "allow-bucket", nil, "a bucket URL whose objects artifacts' paths may name (s3://models, az://container; repeatable)")
 	fl.IntVar(&concurrency, "concurrency", worker.ConcurrencyDefault, "files checked at once")
 	return cmd
 }

@@ -11,14 +11,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/harmonia-ml/harmonia"
+	"github.com/harmonia-ml/harmonia/bucket"
 	"github.com/harmonia-ml/harmonia/worker"
 )
 
 // handlers returns the built-in handlers that need no code of the
 // caller's (validate and download), rooted at root; dl says which
-// sources downloads may read.
+// sources downloads may read, and its Buckets which buckets both may use.
 func handlers(store *harmonia.Store, root string, dl *worker.DownloadOptions) (map[harmonia.JobType]worker.Handler, error) {
-	validate, err := worker.ValidateHandler(store, root)
+	validate, err := worker.ValidateHandlerWith(store, root, &worker.ValidateOptions{Buckets: dl.Buckets})
 	if err != nil {
 		return nil, err
 	}
@@ -34,6 +35,7 @@ func (a *app) workerCommand() *cobra.Command {
 	var types []string
 	var o worker.Options
 	var dl worker.DownloadOptions
+	var allowBuckets []string
 	cmd := &cobra.Command{
 		Use:   "worker --root DIR",
 		Short: "Run jobs (validate, download) until interrupted",
@@ -46,7 +48,14 @@ and download (fetch an artifact's file into --root, checking both).
 Downloads read only from the directories given with --allow-dir (file://
 sources) and the hosts given with --allow-host (http and https sources);
 with neither, every download job fails as not allowed: whoever may
-enqueue a job chooses its source.
+enqueue a job chooses its source. Artifacts whose path is in object
+storage (s3://models/resnet.onnx, az://…, file:// and mem:// too) are
+validated and downloaded into only in the buckets given with
+--allow-bucket, each as its opener's URL (s3://models?region=eu-west-1,
+or with endpoint=…&use_path_style=true for MinIO and other S3-compatible
+servers); credentials come from each cloud's usual environment and
+profile (AWS_ACCESS_KEY_ID / AWS_PROFILE, AZURE_STORAGE_ACCOUNT …) and are
+never printed.
 Inference jobs need a program of your own (worker.InferenceHandler).
 Many workers, on one machine or many, may share a queue.
 
@@ -55,7 +64,8 @@ directory while it runs; run 'harmonia devdb' and point both the worker
 and other commands at it with --uri to use them side by side.`,
 		Example: `  harmonia worker --root /srv/models
   harmonia worker --root /srv/models --types validate --concurrency 8
-  harmonia worker --root /srv/models --allow-host models.example.com --allow-dir /mnt/staging`,
+  harmonia worker --root /srv/models --allow-host models.example.com --allow-dir /mnt/staging
+  harmonia worker --root /srv/models --allow-bucket s3://models --allow-bucket 's3://staging?region=eu-west-1'`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -63,6 +73,10 @@ and other commands at it with --uri to use them side by side.`,
 			if err != nil {
 				return err
 			}
+			if dl.Buckets, err = a.openBuckets(ctx, allowBuckets); err != nil {
+				return err
+			}
+			defer dl.Buckets.Close()
 			hs, err := handlers(store, root, &dl)
 			if err != nil {
 				return err
@@ -102,6 +116,7 @@ and other commands at it with --uri to use them side by side.`,
 	fl.StringVar(&root, "root", "", "directory the artifacts' local paths are relative to (required)")
 	fl.StringArrayVar(&types, "types", nil, "job types to run, comma-separated or repeated (default: validate,download)")
 	fl.StringArrayVar(&dl.AllowedDirs, "allow-dir", nil, "a directory whose files download jobs may read (file:// sources; repeatable)")
+	fl.StringArrayVar(&allowBuckets, "allow-bucket", nil, "a bucket URL whose objects artifacts' paths may name (s3://models, az://container; repeatable)")
 	fl.StringArrayVar(&dl.AllowedHosts, "allow-host", nil, "a host, or host:port, download jobs may fetch from (http and https sources; repeatable)")
 	fl.StringVar(&id, "id", "", "worker id recorded in the jobs it claims (default: host, pid and a random suffix)")
 	fl.IntVar(&o.Concurrency, "concurrency", worker.ConcurrencyDefault, "jobs run at once")
@@ -123,6 +138,16 @@ func splitList(values []string) []string {
 		}
 	}
 	return out
+}
+
+// openBuckets opens the buckets of the --allow-bucket flags; with none
+// it returns a Set that admits nothing. Its errors name buckets redacted.
+func (a *app) openBuckets(ctx context.Context, urls []string) (*bucket.Set, error) {
+	set, err := bucket.New(ctx, &bucket.Options{Allow: urls})
+	if err != nil {
+		return nil, invalidArg("allow-bucket", "%s", err)
+	}
+	return set, nil
 }
 
 // storeWithRoot checks the --root flag of a command that runs handlers
