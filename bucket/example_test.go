@@ -27,8 +27,8 @@ import (
 //
 // with credentials from the environment (AWS_ACCESS_KEY_ID and
 // AWS_SECRET_ACCESS_KEY, or AWS_PROFILE). The validate and download
-// handlers take such a Set (harmonia.ValidateOptions.Buckets,
-// harmonia.DownloadOptions.Buckets), and so does the harmonia command
+// handlers take such a Set (worker.ValidateOptions.Buckets,
+// worker.DownloadOptions.Buckets), and so does the harmonia command
 // (--allow-bucket s3://models).
 func Example() {
 	ctx := context.Background()
