@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/harmonia-ml/harmonia/internal/devserver"
 )
 
 // sampleFile is the sample inventory of the repository.
@@ -30,7 +32,8 @@ func TestEmbeddedDataKeepsTheInventoryAcrossInvocations(t *testing.T) {
 	f.json(&st, "migrate", "status")
 	require.Equal(t, 0, st.Pending, "the embedded server is migrated by every command")
 
-	// A data directory is served by one process at a time.
+	// A data directory is served by one process at a time; the others
+	// connect to its server (devdb here, a worker below).
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
 	devCtx, stop := context.WithCancel(ctx)
@@ -39,9 +42,115 @@ func TestEmbeddedDataKeepsTheInventoryAcrossInvocations(t *testing.T) {
 	go func() {
 		done <- Execute(devCtx, []string{"--data", data, "devdb", "--addr", "127.0.0.1:0"}, &out, &out, nil)
 	}()
-	require.Eventually(t, func() bool { return strings.Contains(out.String(), "harmonia-devdb: serving ") }, 2*time.Minute, 20*time.Millisecond)
-	r := f.fails(ExitConflict, "versions", "list")
-	require.Contains(t, r.stderr, "is in use by another process")
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "serving ") }, 2*time.Minute, 20*time.Millisecond)
+	require.Len(t, f.versions(), 2, "a second command on the directory uses devdb's server")
 	stop()
 	require.Equal(t, ExitOK, <-done, out.String())
+	require.NoFileExists(t, filepath.Join(data, devserver.URIFile), "the address goes with the server")
+}
+
+// Two harmonia commands on one data directory at once, one of them a
+// worker: the second connects to the worker's server; with --wait it
+// waits for the directory instead.
+func TestDataDirectoryIsShared(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "harmonia-data")
+	f := dataFixture(t, data)
+	f.ok("import", sampleFile)
+
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	workerCtx, stop := context.WithCancel(ctx)
+	var out syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Execute(workerCtx, []string{"--data", data, "worker", "--root", t.TempDir()}, &out, &out, nil)
+	}()
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "serving data directory") }, 2*time.Minute, 20*time.Millisecond)
+	require.Contains(t, out.String(), "mongodb://", "a long command prints its URI")
+
+	require.Len(t, f.versions(), 2, "versions list runs beside the worker")
+	f.ok("publish", "2026.12.0", "--artifact", "bert-base@1.0.0", "--by", "me")
+	require.Len(t, f.versions(), 3)
+
+	waited := make(chan result, 1)
+	go func() {
+		waited <- execute(t, ctx, "--data", data, "--wait", "versions", "list", "--json")
+	}()
+	select {
+	case r := <-waited:
+		t.Fatalf("--wait did not wait for the worker: %+v", r)
+	case <-time.After(time.Second):
+	}
+	stop()
+	require.Equal(t, ExitOK, <-done, out.String())
+	r := <-waited
+	require.Equal(t, ExitOK, r.code, r.stderr)
+	require.Contains(t, r.stdout, "2026.12.0")
+}
+
+// A command against a server that died ends within seconds, saying the
+// server is unreachable. The bound allows for the scheduler stalls
+// measured while the command ran (a starved machine), so only a command
+// that waits on the server fails it.
+func TestDeadServerEndsTheCommand(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	devCtx, stop := context.WithCancel(ctx)
+	var out syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Execute(devCtx, []string{"devdb", "--memory", "--addr", "127.0.0.1:0"}, &out, &out, nil)
+	}()
+	var uri string
+	require.Eventually(t, func() bool {
+		for _, line := range strings.Split(out.String(), "\n") {
+			if rest, ok := strings.CutPrefix(line, "serving "); ok {
+				uri = strings.Fields(rest)[0]
+				return true
+			}
+		}
+		return false
+	}, 2*time.Minute, 20*time.Millisecond)
+	f := &fixture{t: t, conn: []string{"--uri", uri}}
+	f.ok("migrate", "up")
+	stop()
+	require.Equal(t, ExitOK, <-done)
+
+	stall := measureStalls(t)
+	start := time.Now()
+	r := f.fails(ExitInternal, "versions", "list")
+	took := time.Since(start)
+	worst := stall()
+	require.Contains(t, r.stderr, "server unreachable")
+	require.Empty(t, r.stdout)
+	t.Logf("a dead server ended the command in %s (worst scheduler stall meanwhile %s)", took, worst)
+	require.Less(t, took, 15*time.Second+worst, "the command waited on a dead server")
+}
+
+// measureStalls starts measuring how late a 50 ms ticker fires and
+// returns the function that stops and returns the worst lateness.
+func measureStalls(t *testing.T) func() time.Duration {
+	t.Helper()
+	const tick = 50 * time.Millisecond
+	stop := make(chan struct{})
+	res := make(chan time.Duration, 1)
+	go func() {
+		var worst time.Duration
+		last := time.Now()
+		tk := time.NewTicker(tick)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stop:
+				res <- worst
+				return
+			case now := <-tk.C:
+				worst = max(worst, now.Sub(last)-tick)
+				last = now
+			}
+		}
+	}()
+	return func() time.Duration { close(stop); return <-res }
 }

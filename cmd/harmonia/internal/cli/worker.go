@@ -62,6 +62,7 @@ and other commands at it with --uri to use them side by side.`,
 			if err != nil {
 				return err
 			}
+			a.announceServer()
 			hs, err := handlers(store, root, &dl)
 			if err != nil {
 				return err
