@@ -34,18 +34,9 @@ func TestEmbeddedDataKeepsTheInventoryAcrossInvocations(t *testing.T) {
 
 	// A data directory is served by one process at a time; the others
 	// connect to its server (devdb here, a worker below).
-	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
-	defer cancel()
-	devCtx, stop := context.WithCancel(ctx)
-	var out syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- Execute(devCtx, []string{"--data", data, "devdb", "--addr", "127.0.0.1:0"}, &out, &out, nil)
-	}()
-	require.Eventually(t, func() bool { return strings.Contains(out.String(), "serving ") }, 2*time.Minute, 20*time.Millisecond)
+	dev, _ := start(t, "serving ", "--data", data, "devdb", "--addr", "127.0.0.1:0")
 	require.Len(t, f.versions(), 2, "a second command on the directory uses devdb's server")
-	stop()
-	require.Equal(t, ExitOK, <-done, out.String())
+	dev.end(t)
 	require.NoFileExists(t, filepath.Join(data, devserver.URIFile), "the address goes with the server")
 }
 
@@ -58,21 +49,15 @@ func TestDataDirectoryIsShared(t *testing.T) {
 	f := dataFixture(t, data)
 	f.ok("import", sampleFile)
 
-	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
-	defer cancel()
-	workerCtx, stop := context.WithCancel(ctx)
-	var out syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- Execute(workerCtx, []string{"--data", data, "worker", "--root", t.TempDir()}, &out, &out, nil)
-	}()
-	require.Eventually(t, func() bool { return strings.Contains(out.String(), "serving data directory") }, 2*time.Minute, 20*time.Millisecond)
-	require.Contains(t, out.String(), "mongodb://", "a long command prints its URI")
+	worker, line := start(t, "serving data directory", "--data", data, "worker", "--root", t.TempDir())
+	require.Contains(t, line, "mongodb://", "a long command prints its URI")
 
 	require.Len(t, f.versions(), 2, "versions list runs beside the worker")
 	f.ok("publish", "2026.12.0", "--artifact", "bert-base@1.0.0", "--by", "me")
 	require.Len(t, f.versions(), 3)
 
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
 	waited := make(chan result, 1)
 	go func() {
 		waited <- execute(t, ctx, "--data", data, "--wait", "versions", "list", "--json")
@@ -82,8 +67,7 @@ func TestDataDirectoryIsShared(t *testing.T) {
 		t.Fatalf("--wait did not wait for the worker: %+v", r)
 	case <-time.After(time.Second):
 	}
-	stop()
-	require.Equal(t, ExitOK, <-done, out.String())
+	worker.end(t)
 	r := <-waited
 	require.Equal(t, ExitOK, r.code, r.stderr)
 	require.Contains(t, r.stdout, "2026.12.0")
@@ -95,28 +79,10 @@ func TestDataDirectoryIsShared(t *testing.T) {
 // that waits on the server fails it.
 func TestDeadServerEndsTheCommand(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
-	defer cancel()
-	devCtx, stop := context.WithCancel(ctx)
-	var out syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- Execute(devCtx, []string{"devdb", "--memory", "--addr", "127.0.0.1:0"}, &out, &out, nil)
-	}()
-	var uri string
-	require.Eventually(t, func() bool {
-		for _, line := range strings.Split(out.String(), "\n") {
-			if rest, ok := strings.CutPrefix(line, "serving "); ok {
-				uri = strings.Fields(rest)[0]
-				return true
-			}
-		}
-		return false
-	}, 2*time.Minute, 20*time.Millisecond)
-	f := &fixture{t: t, conn: []string{"--uri", uri}}
+	dev, line := start(t, "serving ", "devdb", "--memory", "--addr", "127.0.0.1:0")
+	f := &fixture{t: t, conn: []string{"--uri", strings.Fields(strings.TrimPrefix(line, "serving "))[0]}}
 	f.ok("migrate", "up")
-	stop()
-	require.Equal(t, ExitOK, <-done)
+	dev.end(t)
 
 	stall := measureStalls(t)
 	start := time.Now()

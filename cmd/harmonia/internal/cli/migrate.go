@@ -189,6 +189,17 @@ func migrationVersion(arg string, zero bool) (int64, error) {
 	return v, nil
 }
 
+// versionRunner parses a VERSION argument (0 allowed) and returns the
+// run's migration runner.
+func (a *app) versionRunner(ctx context.Context, arg string) (*migrate.Runner, int64, error) {
+	v, err := migrationVersion(arg, true)
+	if err != nil {
+		return nil, 0, err
+	}
+	r, err := a.runner(ctx)
+	return r, v, err
+}
+
 // migrateReport prints rep of a run that succeeded, or returns err.
 func (a *app) migrateReport(rep *migrate.Report, err error) error {
 	if err != nil {
@@ -208,11 +219,7 @@ everything. It holds the migrate lock throughout.`,
 		Example: `  harmonia migrate goto 4`,
 		Args:    exactArgs("VERSION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			v, err := migrationVersion(args[0], true)
-			if err != nil {
-				return err
-			}
-			r, err := a.runner(cmd.Context())
+			r, v, err := a.versionRunner(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -233,11 +240,7 @@ migrate lock. 0 records no migration as applied.`,
 		Example: `  harmonia migrate force 5`,
 		Args:    exactArgs("VERSION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			v, err := migrationVersion(args[0], true)
-			if err != nil {
-				return err
-			}
-			r, err := a.runner(cmd.Context())
+			r, v, err := a.versionRunner(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

@@ -398,30 +398,14 @@ func TestMigrateCommands(t *testing.T) {
 
 func TestDevdbServesUntilStopped(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
-	defer cancel()
-	devCtx, stop := context.WithCancel(ctx)
-	var out syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- Execute(devCtx, []string{"devdb", "--memory", "--addr", "127.0.0.1:0"}, &out, &out, nil)
-	}()
-	var uri string
-	require.Eventually(t, func() bool {
-		for _, line := range strings.Split(out.String(), "\n") {
-			if rest, ok := strings.CutPrefix(line, "serving "); ok {
-				uri = strings.Fields(rest)[0]
-				return true
-			}
-		}
-		return false
-	}, 2*time.Minute, 20*time.Millisecond)
+	dev, line := start(t, "serving ", "devdb", "--memory", "--addr", "127.0.0.1:0")
+	require.True(t, strings.HasPrefix(line, "serving "), "no harmonia-devdb: prefix: %q", line)
+	uri := strings.Fields(strings.TrimPrefix(line, "serving "))[0]
 	require.Contains(t, uri, "replicaSet=rs0")
 
 	f := &fixture{t: t, conn: []string{"--uri", uri}}
 	f.ok("migrate", "up")
 	require.Empty(t, f.versions())
-	stop()
-	require.Equal(t, ExitOK, <-done, out.String())
-	require.Contains(t, out.String(), "stopping")
+	dev.end(t)
+	require.Contains(t, dev.out.String(), "stopping")
 }
