@@ -133,5 +133,5 @@ func TestImportRejectsBadEntryNamingEntryAndField(t *testing.T) {
 	require.NoError(t, jsonUnmarshal(r.stdout, &imp))
 	require.Equal(t, 1, imp.Artifacts.Inserted)
 	require.Equal(t, []rejectionJSON{{Section: "artifacts", Index: 1, Key: "bad@1.0.0", Field: "hashes.sha256", Reason: imp.Rejections[0].Reason}}, imp.Rejections)
-	require.Contains(t, r.stderr, "harmonia: inventory_file: hashes.sha256: 1 entry rejected, 1 other entry changed; the first: artifacts[1] bad@1.0.0")
+	require.Contains(t, r.stderr, "harmonia: inventory_file: hashes.sha256: 1 entry rejected, 2 other entries changed; the first: artifacts[1] bad@1.0.0")
 }

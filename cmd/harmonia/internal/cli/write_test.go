@@ -223,16 +223,25 @@ func TestVerifyAndJobs(t *testing.T) {
 		require.True(t, it.OK, it.Artifact)
 		require.Len(t, it.SHA256, 64)
 	}
+	require.Len(t, ok.Datasets, 3, "verify checks the datasets' files too")
+	for _, it := range ok.Datasets {
+		require.True(t, it.OK, "%+v", it)
+	}
 
 	// A changed file fails the check with exit code 5 and names it.
 	require.NoError(t, os.WriteFile(filepath.Join(f.dir, "models", "bert-base-1.0.0.onnx"), []byte("tampered"), 0o644))
 	r := f.fails(ExitCheckFailed, "verify", "--root", f.dir, "--version", "2026.11.0")
 	require.Regexp(t, `bert-base@1\.0\.0\s+models/bert-base-1\.0\.0\.onnx\s+FAILED\s+\S+`, r.stdout)
-	require.Contains(t, r.stderr, "1 of 4 files failed")
+	require.Contains(t, r.stderr, "1 of 7 files failed")
 	var bad verifyJSON
 	r = f.fails(ExitCheckFailed, "verify", "--root", f.dir, "--json")
 	require.NoError(t, jsonUnmarshal(r.stdout, &bad))
 	require.Equal(t, 1, bad.FailedArtifact)
+
+	require.NoError(t, os.WriteFile(filepath.Join(f.dir, "datasets", "coco-subset-2024.1.jsonl"), []byte("tampered"), 0o644))
+	r = f.fails(ExitCheckFailed, "verify", "--root", f.dir, "--version", "2026.11.0")
+	require.Regexp(t, `dataset coco-subset@2024\.1\s+datasets/coco-subset-2024\.1\.jsonl\s+FAILED\s+size 8, recorded 560`, r.stdout)
+	require.Contains(t, r.stderr, "2 of 7 files failed")
 	var failed verifyItemJSON
 	for _, it := range bad.Artifacts {
 		if !it.OK {
@@ -385,8 +394,18 @@ func TestMigrateCommands(t *testing.T) {
 	require.Nil(t, st.Lock)
 	require.Contains(t, f.ok("migrate", "up", "--dry-run").stdout, "nothing to apply")
 
+	r = f.ok("migrate", "down")
+	require.Contains(t, r.stdout, "current version 5", "migration 6 has a Down")
 	r = f.fails(ExitInvalid, "migrate", "down")
 	require.Contains(t, r.stderr, "has no Down function")
+	r = f.ok("migrate", "goto", "6")
+	require.Contains(t, r.stdout, "current version 6")
+	f.ok("migrate", "force", "4")
+	var forced statusJSON
+	f.json(&forced, "migrate", "status")
+	require.Equal(t, int64(4), forced.Current)
+	require.Equal(t, 2, forced.Pending, "force runs nothing and forgets the records above")
+	f.ok("migrate", "up")
 	f.fails(ExitInvalid, "migrate", "up", "--to", "77")
 	f.fails(ExitInvalid, "migrate", "resolve", "two")
 
