@@ -133,7 +133,7 @@ func (o *SetAliasOpts) validate() error {
 
 func validAliasName(name string) error {
 	if !validTag(name) {
-		return invalidf(EntityAlias, "name", "alias name %q must be 1 to 64 of a-z, 0-9 and (after the first) . _ : / + -", name)
+		return invalidf(EntityAlias, "name", "alias name %q must be 1 to 64 of a-z, 0-9 and (after the first) . _ : / + -", echo(name))
 	}
 	return nil
 }
@@ -149,7 +149,7 @@ func (o *SetAliasOpts) expect(name, from string) error {
 	case o.ExpectAbsent && from != "":
 		return &Error{Code: CodeConflict, Entity: EntityAlias, Field: "version_tag", Err: ErrAliasMoved,
 			Reason: fmt.Sprintf("alias %s points at %s, not at nothing as expected", name, actual)}
-	case o.ExpectVersion != "" && from != o.ExpectVersion:
+	case o.ExpectVersion != "" && from != NormalizeName(o.ExpectVersion):
 		return &Error{Code: CodeConflict, Entity: EntityAlias, Field: "version_tag", Err: ErrAliasMoved,
 			Reason: fmt.Sprintf("alias %s points at %s, not at %s as expected", name, actual, o.ExpectVersion)}
 	}
@@ -171,8 +171,8 @@ func (o *SetAliasOpts) expect(name, from string) error {
 // A version an alias points at stays published: harmonia has no call that
 // deletes or unpublishes a published version.
 //
-// Errors: [CodeInvalid] (a bad alias name, no opts.By, no published version
-// with versionTag), [CodeConflict] (the alias is not where opts expected,
+// Errors: [CodeInvalid] (a bad alias name, no opts.By), [CodeNotFound]
+// (no published version with versionTag), [CodeConflict] (the alias is not where opts expected,
 // with cause [ErrAliasMoved]; a staged move rolled back by a recovery),
 // [CodeInternal].
 func (s *Store) SetAlias(ctx context.Context, name, versionTag string, opts *SetAliasOpts) (*AliasMove, error) {
@@ -184,7 +184,8 @@ func (s *Store) SetAlias(ctx context.Context, name, versionTag string, opts *Set
 	}
 	v, err := s.GetVersionByTag(ctx, versionTag)
 	if errors.Is(err, ErrNotFound) {
-		return nil, invalidf(EntityAlias, "version_tag", "no published version with tag %q", versionTag)
+		return nil, &Error{Code: CodeNotFound, Entity: EntityAlias, Field: "version_tag",
+			Reason: fmt.Sprintf("no published version with tag %q", echo(versionTag))}
 	}
 	if err != nil {
 		return nil, err

@@ -106,7 +106,7 @@ func TestAliasSetResolveListDelete(t *testing.T) {
 		require.ErrorIs(t, err, harmonia.ErrInvalid, "%q", bad)
 	}
 	_, err = b.store.SetAlias(b.ctx, "staging", "v9", by("x"))
-	require.ErrorIs(t, err, harmonia.ErrInvalid)
+	require.ErrorIs(t, err, harmonia.ErrNotFound)
 	_, err = b.store.SetAlias(b.ctx, "staging", "v1", nil)
 	require.ErrorIs(t, err, harmonia.ErrInvalid)
 	_, err = b.store.AliasHistory(b.ctx, "staging", harmonia.AliasHistoryFilter{})

@@ -54,12 +54,19 @@ type ModelArtifact struct {
 	ID            bson.ObjectID `bson:"_id,omitempty" json:"id" validate:"-"`
 	SchemaVersion int           `bson:"schema_version" json:"schema_version" validate:"-"`
 
-	Name    string `bson:"name" json:"name" validate:"required,max=200,nocontrol"`
-	Version string `bson:"version" json:"version" validate:"required,max=100,nocontrol"`
+	// Name and Version are stored in Unicode NFC and must not begin or end
+	// with white space nor hold control or format characters (see
+	// [NameProblem]). Names are unique ignoring case (see [NameKey]).
+	Name    string `bson:"name" json:"name" validate:"required,max=200,name"`
+	Version string `bson:"version" json:"version" validate:"required,max=100,name"`
+	// NameKey is [NameKey] of Name, set by the store: the unique index is
+	// on {name_key, version}.
+	NameKey string `bson:"name_key" json:"-" validate:"-"`
 	// Path is s3://bucket/key, another URI with an allowed scheme
 	// (gs, az, http, https, file), or a clean relative or absolute local path.
-	Path      string `bson:"path" json:"path" validate:"required,max=4096,storepath"`
-	SizeBytes int64  `bson:"size_bytes" json:"size_bytes" validate:"gte=0"`
+	Path string `bson:"path" json:"path" validate:"required,max=4096,storepath"`
+	// SizeBytes is the file's size, 0 to [MaxSizeBytes].
+	SizeBytes int64  `bson:"size_bytes" json:"size_bytes" validate:"gte=0,lte=9007199254740991"`
 	Hashes    Hashes `bson:"hashes" json:"hashes"`
 	// LicenseID references a License; optional at creation, required to
 	// publish.
@@ -103,9 +110,11 @@ type ArtifactUpdate struct {
 // [Store.ListArtifactsWithLicenses]. Zero fields do not filter. Results are ordered by
 // id; pass the previous page's Next as After to read the following page.
 type ArtifactFilter struct {
-	// NamePrefix keeps entries whose name starts with it.
+	// NamePrefix keeps entries whose name starts with it, ignoring case
+	// and Unicode form as names' uniqueness does (see [NameKey]).
 	NamePrefix string
-	// Name keeps entries with exactly this name.
+	// Name keeps entries with this name, in any letter case and Unicode
+	// form (see [NameKey]).
 	Name string
 	// TagsAny keeps entries with at least one of these tags. Tags are
 	// stored lowercase, and so the filter matches in any letter case.
@@ -152,6 +161,7 @@ func (s *Store) CreateArtifact(ctx context.Context, a *ModelArtifact) error {
 	now := s.Now()
 	doc.ID, doc.SchemaVersion, doc.CreatedAt, doc.UpdatedAt = bson.NewObjectID(), SchemaVersion, now, now
 	doc.Published, doc.PublishedIn, doc.VerifiedAt, doc.VerifyError = false, nil, nil, ""
+	doc.normalizeNames()
 	if err := doc.Validate(); err != nil {
 		return err
 	}
@@ -176,12 +186,12 @@ func (s *Store) GetArtifact(ctx context.Context, id bson.ObjectID) (*ModelArtifa
 }
 
 // GetArtifactByKey returns the artifact with the natural key name and
-// version.
+// version: the name in any letter case and either Unicode form (see
+// [NameKey]), the version in either form.
 //
 // Errors: [CodeNotFound], [CodeInternal].
 func (s *Store) GetArtifactByKey(ctx context.Context, name, version string) (*ModelArtifact, error) {
-	return findOne[ModelArtifact](ctx, s.cols.artifacts, EntityArtifact,
-		bson.D{{Key: "name", Value: name}, {Key: "version", Value: version}}, "key "+name+"@"+version)
+	return findOne[ModelArtifact](ctx, s.cols.artifacts, EntityArtifact, keyFilter(name, version), "key "+echo(name)+"@"+echo(version))
 }
 
 // ListArtifacts returns one page of the artifacts f selects, in id order,

@@ -79,6 +79,7 @@ func (b *Bulk) InsertDatasets(ctx context.Context, ds []*Dataset) ([]error, erro
 	return bulkInsert(ctx, s, s.cols.datasets, EntityDataset, "name,version", ds, func(d *Dataset, now time.Time) (string, error) {
 		d.SchemaVersion, d.UpdatedAt, d.Published, d.PublishedIn = SchemaVersion, now, false, nil
 		d.CreatedAt = stamp(d.CreatedAt, now)
+		d.normalizeNames()
 		return d.Key(), d.Validate()
 	}, func(d *Dataset) (bson.ObjectID, []bson.ObjectID) { return d.LicenseID, nil })
 }
@@ -97,6 +98,7 @@ func (b *Bulk) InsertArtifacts(ctx context.Context, as []*ModelArtifact) ([]erro
 		a.SchemaVersion, a.UpdatedAt, a.Published, a.PublishedIn = SchemaVersion, now, false, nil
 		a.VerifiedAt, a.VerifyError = nil, ""
 		a.CreatedAt = stamp(a.CreatedAt, now)
+		a.normalizeNames()
 		return a.Key(), a.Validate()
 	}, artifactRefs)
 }

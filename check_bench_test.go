@@ -64,6 +64,7 @@ func insertArtifactsBatched(b *testing.B, bu *bundle, lic *harmonia.License, fro
 		for i := start; i < min(n, start+1000); i++ {
 			a := validArtifact()
 			a.ID, a.Name, a.LicenseID, a.SchemaVersion, a.CreatedAt, a.UpdatedAt = bson.NewObjectID(), fmt.Sprintf("m%06d", i), lic.ID, harmonia.SchemaVersion, now, now
+			a.NameKey = harmonia.NameKey(a.Name)
 			ids, docs = append(ids, a.ID), append(docs, a)
 		}
 		_, err := bu.db.Collection(harmonia.CollectionArtifacts).InsertMany(context.Background(), docs)

@@ -102,10 +102,10 @@ func filterDoc(f ArtifactFilter) bson.D {
 		add("_id", bson.D{{Key: "$gt", Value: f.After}})
 	}
 	if f.Name != "" {
-		add("name", f.Name)
+		add("name_key", NameKey(f.Name))
 	}
 	if f.NamePrefix != "" {
-		add("name", bson.D{{Key: "$regex", Value: "^" + regexp.QuoteMeta(f.NamePrefix)}})
+		add("name_key", bson.D{{Key: "$regex", Value: "^" + regexp.QuoteMeta(NameKey(f.NamePrefix))}})
 	}
 	if len(f.TagsAny) > 0 {
 		add("tags", bson.D{{Key: "$in", Value: lowerAll(f.TagsAny)}})

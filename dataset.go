@@ -15,10 +15,16 @@ type Dataset struct {
 	ID            bson.ObjectID `bson:"_id,omitempty" json:"id" validate:"-"`
 	SchemaVersion int           `bson:"schema_version" json:"schema_version" validate:"-"`
 
-	Name      string        `bson:"name" json:"name" validate:"required,max=200,nocontrol"`
-	Version   string        `bson:"version" json:"version" validate:"required,max=100,nocontrol"`
-	Path      string        `bson:"path" json:"path" validate:"required,max=4096,storepath"`
-	SizeBytes int64         `bson:"size_bytes" json:"size_bytes" validate:"gte=0"`
+	// Name and Version follow the artifact's rules (see
+	// [ModelArtifact]): NFC, no white space at either end, no control or
+	// format characters, names unique ignoring case.
+	Name    string `bson:"name" json:"name" validate:"required,max=200,name"`
+	Version string `bson:"version" json:"version" validate:"required,max=100,name"`
+	// NameKey is [NameKey] of Name, set by the store.
+	NameKey string `bson:"name_key" json:"-" validate:"-"`
+	Path    string `bson:"path" json:"path" validate:"required,max=4096,storepath"`
+	// SizeBytes is the file's size, 0 to [MaxSizeBytes].
+	SizeBytes int64         `bson:"size_bytes" json:"size_bytes" validate:"gte=0,lte=9007199254740991"`
 	Hashes    Hashes        `bson:"hashes" json:"hashes"`
 	LicenseID bson.ObjectID `bson:"license_id,omitempty" json:"license_id,omitzero" validate:"-"`
 	Tags      []string      `bson:"tags,omitempty" json:"tags,omitempty" validate:"max=64,unique,dive,tag"`
@@ -66,6 +72,7 @@ func (s *Store) CreateDataset(ctx context.Context, d *Dataset) error {
 	now := s.Now()
 	doc.ID, doc.SchemaVersion, doc.CreatedAt, doc.UpdatedAt = bson.NewObjectID(), SchemaVersion, now, now
 	doc.Published, doc.PublishedIn = false, nil
+	doc.normalizeNames()
 	if err := doc.Validate(); err != nil {
 		return err
 	}
@@ -90,12 +97,11 @@ func (s *Store) GetDataset(ctx context.Context, id bson.ObjectID) (*Dataset, err
 }
 
 // GetDatasetByKey returns the dataset with the natural key name and
-// version.
+// version, found as [Store.GetArtifactByKey] finds an artifact.
 //
 // Errors: [CodeNotFound], [CodeInternal].
 func (s *Store) GetDatasetByKey(ctx context.Context, name, version string) (*Dataset, error) {
-	return findOne[Dataset](ctx, s.cols.datasets, EntityDataset,
-		bson.D{{Key: "name", Value: name}, {Key: "version", Value: version}}, "key "+name+"@"+version)
+	return findOne[Dataset](ctx, s.cols.datasets, EntityDataset, keyFilter(name, version), "key "+echo(name)+"@"+echo(version))
 }
 
 // DatasetFilter selects datasets for [Store.ListDatasets]. It has the

@@ -47,6 +47,33 @@
 //     apply the rules of the single-entity calls to many entities with a
 //     few commands, and return one error per item.
 //
+// # Names
+//
+// Artifact and dataset names and versions and inventory version tags are
+// what people type and read, so harmonia keeps them from looking alike
+// (names.go holds the rules, used by every write, bulk write, lookup and
+// $jsonSchema validator): they are stored in Unicode NFC ([NormalizeName];
+// lookups normalize the same way, so input in NFD finds the NFC entry),
+// and white space at either end, control characters and format characters
+// (zero-width spaces and joiners, bidirectional controls) are refused with
+// an error naming the entity and the field ([NameProblem]).
+//
+// Artifact and dataset names are unique ignoring case: "RESNET50" and
+// "resnet50" under one version are one entry, found by either spelling,
+// and the first writer's spelling stays. The key is [NameKey] (NFC, then
+// Unicode case folding), stored as name_key under the unique index
+// {name_key, version}. Why: two names that differ only in case are a trap
+// for whoever types one of them, and package registries decide the same
+// way (PyPI compares names case-insensitively; OCI repositories and npm
+// packages must be lower case). Keeping the writer's spelling, rather than
+// lower-casing every name as OCI does, keeps names such as "ResNet50" as
+// their authors wrote them. Versions and version tags compare exactly
+// after NFC: SemVer's pre-release and build parts are case-sensitive.
+// Alias names and tags are lowercase ASCII by their own rule. Databases
+// from before these rules get the key from migration 6 of package
+// migrate, which reports names that now collide and merges nothing
+// ([ErrNameCollision]).
+//
 // # Publish
 //
 // [Store.Publish] creates an immutable inventory version and marks its

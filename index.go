@@ -26,11 +26,11 @@ type IndexSpec struct {
 // Indexes lists every index EnsureIndexes creates, with explicit names.
 func Indexes() []IndexSpec {
 	return []IndexSpec{
-		{CollectionArtifacts, "uniq_name_version", bson.D{{Key: "name", Value: 1}, {Key: "version", Value: 1}}, true},
+		{CollectionArtifacts, nameKeyIndex, bson.D{{Key: "name_key", Value: 1}, {Key: "version", Value: 1}}, true},
 		{CollectionArtifacts, "license_id", bson.D{{Key: "license_id", Value: 1}}, false},
 		{CollectionArtifacts, "tags", bson.D{{Key: "tags", Value: 1}}, false},
 		{CollectionLicenses, "uniq_spdx_id", bson.D{{Key: "spdx_id", Value: 1}}, true},
-		{CollectionDatasets, "uniq_name_version", bson.D{{Key: "name", Value: 1}, {Key: "version", Value: 1}}, true},
+		{CollectionDatasets, nameKeyIndex, bson.D{{Key: "name_key", Value: 1}, {Key: "version", Value: 1}}, true},
 		{CollectionDatasets, "license_id", bson.D{{Key: "license_id", Value: 1}}, false},
 		{CollectionVersions, "uniq_version_tag", bson.D{{Key: "version_tag", Value: 1}}, true},
 		{CollectionVersions, "published_at_desc", bson.D{{Key: "published_at", Value: -1}}, false},
@@ -59,7 +59,13 @@ func Indexes() []IndexSpec {
 // updates). Where it does not (a server without collMod), it logs a
 // notice and skips them. The embedded server has them in both its modes.
 //
-// Errors: [CodeInternal].
+// Before it builds the unique index on {name_key, version} of artifacts
+// or datasets, it gives every stored document its name_key (see
+// [NameKey]); where two stored names share a key under one version it
+// merges nothing and returns a conflict with cause [ErrNameCollision]
+// listing them.
+//
+// Errors: [CodeConflict] (names that collide), [CodeInternal].
 func (s *Store) EnsureIndexes(ctx context.Context) error {
 	existing := map[string]map[string]bool{}
 	for _, ix := range Indexes() {
@@ -77,6 +83,12 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		}
 		if names[ix.Name] {
 			continue
+		}
+		if ix.Name == nameKeyIndex {
+			entity := map[string]string{CollectionArtifacts: EntityArtifact, CollectionDatasets: EntityDataset}[ix.Collection]
+			if err := s.fillNameKeys(ctx, s.db.Collection(ix.Collection), entity); err != nil {
+				return err
+			}
 		}
 		// One index per command: FerretDB v1 panics on a createIndexes
 		// with several indexes when some of them exist already.
@@ -209,6 +221,8 @@ func fieldSchema(t reflect.Type, rules []string) bson.D {
 			d = append(d, bson.E{Key: "uniqueItems", Value: true})
 		case key == "sha256hex":
 			d = append(d, bson.E{Key: "pattern", Value: "^[0-9a-f]{64}$"})
+		case key == "name":
+			d = append(d, bson.E{Key: "pattern", Value: NamePattern})
 		}
 	}
 	return d

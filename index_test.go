@@ -15,8 +15,10 @@ func TestJSONSchemaFollowsTags(t *testing.T) {
 	require.Equal(t, "object", m["bsonType"])
 	require.Equal(t, bson.A{"name", "version", "path"}, m["required"])
 	props := toMap(m["properties"].(bson.D))
-	require.Equal(t, bson.D{{Key: "bsonType", Value: "string"}, {Key: "minLength", Value: 1}, {Key: "maxLength", Value: 200}}, props["name"])
-	require.Equal(t, bson.D{{Key: "bsonType", Value: bson.A{"int", "long"}}, {Key: "minimum", Value: 0}}, props["size_bytes"])
+	require.Equal(t, bson.D{{Key: "bsonType", Value: "string"}, {Key: "minLength", Value: 1}, {Key: "maxLength", Value: 200},
+		{Key: "pattern", Value: NamePattern}}, props["name"])
+	require.Equal(t, bson.D{{Key: "bsonType", Value: bson.A{"int", "long"}}, {Key: "minimum", Value: 0},
+		{Key: "maximum", Value: 9007199254740991}}, props["size_bytes"])
 	hashes := toMap(toMap(props["hashes"].(bson.D))["properties"].(bson.D))
 	require.Equal(t, bson.D{{Key: "bsonType", Value: "string"}, {Key: "pattern", Value: "^[0-9a-f]{64}$"}}, hashes["sha256"])
 	require.Equal(t, bson.D{{Key: "bsonType", Value: "objectId"}}, props["license_id"])

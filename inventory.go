@@ -30,7 +30,9 @@ type InventoryVersion struct {
 	ID            bson.ObjectID `bson:"_id,omitempty" json:"id" validate:"-"`
 	SchemaVersion int           `bson:"schema_version" json:"schema_version" validate:"-"`
 
-	VersionTag  string          `bson:"version_tag" json:"version_tag" validate:"required,max=100,nocontrol"`
+	// VersionTag is stored in NFC and follows the rules of names (see
+	// [NameProblem]); tags are compared exactly, letter case included.
+	VersionTag  string          `bson:"version_tag" json:"version_tag" validate:"required,max=100,name"`
 	State       VersionState    `bson:"state" json:"state" validate:"-"`
 	ArtifactIDs []bson.ObjectID `bson:"artifact_ids" json:"artifact_ids" validate:"max=100000,unique"`
 	DatasetIDs  []bson.ObjectID `bson:"datasets" json:"datasets" validate:"max=100000,unique"`
@@ -77,8 +79,9 @@ func (m ManifestItem) Key() string { return m.Name + "@" + m.Version }
 
 // versionByTag reads the version with tag in the given state.
 func (s *Store) versionByTag(ctx context.Context, tag string, state VersionState) (*InventoryVersion, error) {
+	tag = NormalizeName(tag)
 	return findOne[InventoryVersion](ctx, s.cols.versions, EntityVersion,
-		bson.D{{Key: "version_tag", Value: tag}, {Key: "state", Value: state}}, "tag "+tag)
+		bson.D{{Key: "version_tag", Value: tag}, {Key: "state", Value: state}}, "tag "+echo(tag))
 }
 
 // GetVersion returns the published version with id. Pending versions (a
@@ -226,6 +229,7 @@ type ItemChange struct {
 //
 // Errors: [CodeNotFound] (naming the missing tag), [CodeInternal].
 func (s *Store) DiffVersionsByTag(ctx context.Context, fromTag, toTag string) (*VersionDiff, error) {
+	fromTag, toTag = NormalizeName(fromTag), NormalizeName(toTag)
 	vs, err := findAll[*InventoryVersion](ctx, s.cols.versions, EntityVersion, bson.D{
 		{Key: "version_tag", Value: bson.D{{Key: "$in", Value: bson.A{fromTag, toTag}}}}, {Key: "state", Value: VersionPublished}}, 2)
 	if err != nil {
@@ -237,7 +241,7 @@ func (s *Store) DiffVersionsByTag(ctx context.Context, fromTag, toTag string) (*
 	}
 	for _, tag := range []string{fromTag, toTag} {
 		if byTag[tag] == nil {
-			return nil, notFoundf(EntityVersion, "no published version with tag %s", tag)
+			return nil, notFoundf(EntityVersion, "no published version with tag %s", echo(tag))
 		}
 	}
 	from, to := byTag[fromTag], byTag[toTag]

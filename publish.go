@@ -99,6 +99,7 @@ type PublishResult struct {
 // [CodeConflict] (the tag exists with other contents; an artifact was
 // deleted during the publish), [CodeInternal].
 func (s *Store) Publish(ctx context.Context, req PublishRequest) (*PublishResult, error) {
+	req.VersionTag = NormalizeName(req.VersionTag)
 	if err := req.validate(); err != nil {
 		return nil, err
 	}
@@ -310,7 +311,7 @@ func sameIDSet(a, b []bson.ObjectID) bool {
 // version's mark (see heal), others a conflict.
 func (s *Store) existingResult(ctx context.Context, v *InventoryVersion, digest string, req PublishRequest, path PublishPath) (*PublishResult, error) {
 	if !sameContents(v, digest, req) {
-		return nil, conflictf(EntityVersion, "version_tag", "version %q exists with other contents", req.VersionTag)
+		return nil, conflictf(EntityVersion, "version_tag", "version %q exists with other contents", echo(req.VersionTag))
 	}
 	if err := s.heal(ctx, v); err != nil {
 		return nil, err
@@ -544,7 +545,7 @@ func (s *Store) awaitExisting(ctx context.Context, req PublishRequest, digest st
 			return res, false, err
 		}
 		if !sameContents(v, digest, req) {
-			return nil, false, conflictf(EntityVersion, "version_tag", "version %q is being published with other contents", req.VersionTag)
+			return nil, false, conflictf(EntityVersion, "version_tag", "version %q is being published with other contents", echo(req.VersionTag))
 		}
 		if s.Now().Sub(v.CreatedAt) > s.opts.RecoverAfter {
 			if _, err := s.RecoverPublishes(ctx); err != nil {

@@ -383,6 +383,7 @@ func insertArtifacts(t testing.TB, b *bundle, k int) []bson.ObjectID {
 	for i := range docs {
 		a := validArtifact()
 		a.ID, a.Name, a.LicenseID, a.SchemaVersion = bson.NewObjectID(), fmt.Sprintf("m%05d", i), lic.ID, harmonia.SchemaVersion
+		a.NameKey = harmonia.NameKey(a.Name)
 		ids[i], docs[i] = a.ID, a
 	}
 	_, err := b.db.Collection(harmonia.CollectionArtifacts).InsertMany(b.ctx, docs)

@@ -253,6 +253,7 @@ func TestListWithLicensesCommandCount(t *testing.T) {
 	for i := range docs {
 		a := validArtifact()
 		a.ID, a.Name, a.LicenseID, a.SchemaVersion = bson.NewObjectID(), fmt.Sprintf("m%03d", i), lics[i%len(lics)].ID, harmonia.SchemaVersion
+		a.NameKey = harmonia.NameKey(a.Name)
 		docs[i] = a
 	}
 	_, err := db.Collection(harmonia.CollectionArtifacts).InsertMany(b.ctx, docs)

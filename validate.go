@@ -36,6 +36,7 @@ var validatorInstance = sync.OnceValue(func() *validator.Validate {
 	})
 	rules := map[string]func(string) bool{
 		"nocontrol": func(s string) bool { return controlProblem(s) == "" },
+		"name":      func(s string) bool { return NameProblem(s) == "" },
 		"sha256hex": IsSHA256Hex,
 		"storepath": func(s string) bool { return PathProblem(s) == "" },
 		"spdx":      func(s string) bool { return spdxProblem(s) == "" },
@@ -80,6 +81,7 @@ func reasonFor(fe validator.FieldError) string {
 	if v := reflect.ValueOf(fe.Value()); v.Kind() == reflect.String {
 		s = v.String() // named string types too (JobType, …)
 	}
+	s = echo(s)
 	switch fe.Tag() {
 	case "required":
 		return "is required"
@@ -91,6 +93,9 @@ func reasonFor(fe validator.FieldError) string {
 	case "gte":
 		return "must be at least " + fe.Param()
 	case "lte":
+		if fe.Param() == "9007199254740991" {
+			return "must be at most 2^53-1 (9007199254740991), the largest integer a JSON number holds exactly"
+		}
 		return "must be at most " + fe.Param()
 	case "unique":
 		return "must not contain duplicates"
@@ -98,6 +103,8 @@ func reasonFor(fe validator.FieldError) string {
 		return "must be 64 lowercase hex characters"
 	case "nocontrol":
 		return controlProblem(s)
+	case "name":
+		return NameProblem(s)
 	case "storepath":
 		return PathProblem(s)
 	case "spdx":

@@ -169,6 +169,10 @@ type ImportReport struct {
 	Rejections []Rejection
 	// MoreRejections counts the rejections left out of Rejections.
 	MoreRejections int
+	// FileRejected counts the rejected parts of the file outside any
+	// entry (section "file"): an unknown top-level field (a misspelt
+	// "licences"), a section twice, a section that is not an array.
+	FileRejected int
 	// Bytes is the size of the file read.
 	Bytes int64
 }
@@ -183,9 +187,11 @@ func (r *ImportReport) Changed() int {
 	return n
 }
 
-// Rejected returns how many entries were rejected.
+// Rejected returns how many entries, and parts of the file outside the
+// entries (FileRejected), were rejected: an import with any is refused
+// by AllOrNothing and is not a success.
 func (r *ImportReport) Rejected() int {
-	return r.Licenses.Rejected + r.Datasets.Rejected + r.Artifacts.Rejected + r.Versions.Rejected
+	return r.Licenses.Rejected + r.Datasets.Rejected + r.Artifacts.Rejected + r.Versions.Rejected + r.FileRejected
 }
 
 // Import reads a combined inventory file (see the package documentation
@@ -222,7 +228,7 @@ func (r *ImportReport) Rejected() int {
 //
 // Errors (with the report so far): [harmonia.CodeInvalid] for a file that
 // cannot be read on (invalid JSON, an entry over MaxEntryBytes, another
-// format_version, data after the inventory; the error names the section
+// or no format_version, data after the inventory; the error names the section
 // and entry), and for an all-or-nothing import refused because of
 // rejections; [harmonia.CodeInternal] for the server and the reader.
 // Entries written before a fatal error stay written: each is complete and
@@ -513,6 +519,20 @@ type kind struct {
 	insert, replace func(ctx context.Context, items []any) ([]error, error)
 }
 
+// hash returns the index key of a natural key of this kind: an artifact's
+// or dataset's "name@version" as [harmonia.NaturalKey] spells it (so that
+// "RESNET50@1.0" and "resnet50@1.0", or a name in NFD and in NFC, are one
+// entry, as they are in the database), a license's SPDX id as it is.
+func (k *kind) hash(key string) keyHash {
+	if k.section == SectionLicenses {
+		return hashKey(key)
+	}
+	if name, version, ok := splitRef(key); ok {
+		return hashKey(harmonia.NaturalKey(name, version))
+	}
+	return hashKey(key)
+}
+
 // batch holds a kind's pending writes: entities to insert and entities
 // whose stored documents take their values.
 type batch struct {
@@ -559,6 +579,7 @@ type importer struct {
 	licenseCommercial map[bson.ObjectID]bool
 	versionTags       map[keyHash]int32
 	sections          map[string]bool
+	formatSeen        bool
 }
 
 func newImporter(store *harmonia.Store, o ImportOptions, dry bool, pass string) *importer {
@@ -673,6 +694,7 @@ func (im *importer) parse(ctx context.Context) error {
 		key, _ := tok.(string)
 		switch key {
 		case "format_version":
+			im.formatSeen = true
 			var v json.RawMessage
 			im.allow()
 			if err := im.dec.Decode(&v); err != nil {
@@ -706,6 +728,9 @@ func (im *importer) parse(ctx context.Context) error {
 	im.allow()
 	if _, err := im.dec.Token(); !errors.Is(err, io.EOF) {
 		return importErrf("", "data after the inventory object")
+	}
+	if !im.formatSeen {
+		return importErrf("format_version", "format_version is missing: an inventory file starts with \"format_version\": %d", FormatVersion)
 	}
 	return nil
 }
@@ -838,14 +863,14 @@ func (im *importer) load(ctx context.Context, k *kind) error {
 			if err != nil {
 				return err
 			}
-			k.idx.db[hashKey(d.Key())] = im.itemRec(d.ID, d.Published, d.Hashes.SHA256, d.LicenseID, datasetFP(d), contentFP(d.Path, d.SizeBytes, d.Hashes.SHA256))
+			k.idx.db[k.hash(d.Key())] = im.itemRec(d.ID, d.Published, d.Hashes.SHA256, d.LicenseID, datasetFP(d), contentFP(d.Path, d.SizeBytes, d.Hashes.SHA256))
 		}
 	default:
 		for a, err := range im.store.AllArtifacts(ctx, nil) {
 			if err != nil {
 				return err
 			}
-			k.idx.db[hashKey(a.Key())] = im.itemRec(a.ID, a.Published, a.Hashes.SHA256, a.LicenseID, artifactFP(a), contentFP(a.Path, a.SizeBytes, a.Hashes.SHA256))
+			k.idx.db[k.hash(a.Key())] = im.itemRec(a.ID, a.Published, a.Hashes.SHA256, a.LicenseID, artifactFP(a), contentFP(a.Path, a.SizeBytes, a.Hashes.SHA256))
 		}
 	}
 	return nil
@@ -871,6 +896,9 @@ func (im *importer) itemRec(id bson.ObjectID, pub bool, sha string, licenseID bs
 
 // reject records one rejection, keeping at most MaxRejections.
 func (im *importer) reject(section string, index int, key, field, reason string) {
+	if section == SectionFile {
+		im.rep.FileRejected++
+	}
 	if len(im.rep.Rejections) >= im.o.MaxRejections {
 		im.rep.MoreRejections++
 		return
@@ -1033,7 +1061,7 @@ func (im *importer) resolve(k *kind, field string, refs []string, p *problems) (
 			p.add(f, "%q is not a name@version reference", textcut.Cut(ref, 100))
 			continue
 		}
-		rec, ok := k.idx.get(hashKey(ref))
+		rec, ok := k.idx.get(k.hash(ref))
 		switch {
 		case ok && rec.flags&inDB != 0:
 			ids, recs = append(ids, rec.id), append(recs, rec)
@@ -1153,7 +1181,7 @@ func (im *importer) rejectEntry(k *kind, index int, key string, p problems) erro
 		im.reject(k.section, index, key, f.Field, f.Reason)
 	}
 	if key != "" {
-		h := hashKey(key)
+		h := k.hash(key)
 		if rec, ok := k.idx.get(h); !ok || rec.flags&fromFile == 0 {
 			rec.flags |= fromFile | rejected
 			rec.index = int32(index)
@@ -1167,7 +1195,7 @@ func (im *importer) rejectEntry(k *kind, index int, key string, p problems) erro
 // is at id, becomes: a rejection, an insert, an update or nothing, and
 // queues the write.
 func (im *importer) upsert(ctx context.Context, k *kind, index int, key string, p problems, rec keyRec, item any, id *bson.ObjectID) error {
-	h := hashKey(key)
+	h := k.hash(key)
 	prev, exists := k.idx.get(h)
 	if exists && prev.flags&fromFile != 0 {
 		p.add("", "duplicate of %s[%d], which has the same key", k.section, prev.index)
@@ -1277,7 +1305,7 @@ func (im *importer) flush(ctx context.Context, k *kind) error {
 func (im *importer) lostWrite(k *kind, r pendingRef, reason string, update bool) {
 	k.counts.Rejected++
 	im.reject(k.section, r.index, r.key, "", reason)
-	h := hashKey(r.key)
+	h := k.hash(r.key)
 	rec, _ := k.idx.get(h)
 	rec.flags |= rejected
 	if !update {
@@ -1301,7 +1329,7 @@ func (im *importer) version(ctx context.Context, index int, raw json.RawMessage)
 	if !decodeEntry(raw, &f, &p) {
 		return rejectAll()
 	}
-	h := hashKey(f.VersionTag)
+	h := hashKey(harmonia.NormalizeName(f.VersionTag))
 	if first, ok := im.versionTags[h]; ok {
 		p.add("version_tag", "duplicate of versions[%d], which has the same tag", first)
 		return rejectAll()
@@ -1376,7 +1404,7 @@ func (im *importer) checkPublishable(field string, refs []string, recs []keyRec,
 // markPublished records in the index that a publish froze these entries.
 func (im *importer) markPublished(recs []keyRec, refs []string, k *kind) {
 	for i := range recs {
-		h := hashKey(refs[i])
+		h := k.hash(refs[i])
 		rec, _ := k.idx.get(h)
 		rec.flags |= published
 		k.idx.put(h, rec)

@@ -20,6 +20,7 @@ const (
 	VersionCancelledJobs int64 = 3
 	VersionSPDXCanonical int64 = 4
 	VersionDigests       int64 = 5
+	VersionNameKeys      int64 = 6
 )
 
 // Batch sizes of the built-in transform.
@@ -82,6 +83,19 @@ type transform struct {
 //     Conditional updates (digest still missing), idempotent; it counts
 //     "versions_changed". Outside a transaction. No Down: a digest takes
 //     nothing away.
+//  6. "names unique ignoring case (name_key)": every model artifact and
+//     dataset gets its name_key ([harmonia.NameKey]: the name in Unicode
+//     NFC, case-folded), the unique index {name_key, version} is built
+//     (both through [harmonia.Store.EnsureIndexes]), and the former
+//     unique index {name, version} ("uniq_name_version") is dropped.
+//     Entries whose names now collide ("RESNET50" and "resnet50", or
+//     "café" in NFC and in NFD, under one version) are never merged: the
+//     migration fails with a conflict (cause [harmonia.ErrNameCollision])
+//     that lists them, having written nothing; rename or delete all but
+//     one of each, then [Runner.Resolve] and Up again. Stored names are
+//     not rewritten (published manifests and digests hold them as they
+//     are). Idempotent; outside a transaction. Its Down drops the new
+//     index and restores the former one.
 //
 // The list is a new slice each call; append your own migrations to it.
 func Builtin() []Migration {
@@ -95,6 +109,7 @@ func builtin(tr transform) []Migration {
 		{Version: VersionCancelledJobs, Name: "cancelled jobs get the cancelled status", NoTransaction: true, Up: cancelledJobs},
 		{Version: VersionSPDXCanonical, Name: "license SPDX ids in canonical spelling", NoTransaction: true, Up: spdxCanonical},
 		{Version: VersionDigests, Name: "inventory versions get their content digest", NoTransaction: true, Up: versionDigests},
+		{Version: VersionNameKeys, Name: "names unique ignoring case (name_key)", NoTransaction: true, Up: nameKeys, Down: nameKeysDown},
 	}
 }
 
@@ -317,6 +332,61 @@ func versionDigests(ctx context.Context, db *mongo.Database) error {
 		return err
 	}
 	Count(ctx, "versions_changed", int64(len(models)))
+	return nil
+}
+
+// legacyNameIndex is the unique index {name, version} of artifacts and
+// datasets before migration 6.
+const legacyNameIndex = "uniq_name_version"
+
+// nameKeyCollections are the collections whose names migration 6 keys.
+var nameKeyCollections = []string{harmonia.CollectionArtifacts, harmonia.CollectionDatasets}
+
+// nameKeys keys every name and builds the new unique index (through
+// EnsureIndexes, which refuses colliding names), then drops the former
+// index.
+func nameKeys(ctx context.Context, db *mongo.Database) error {
+	if err := createIndexes(ctx, db); err != nil {
+		return err
+	}
+	for _, col := range nameKeyCollections {
+		if err := dropIndex(ctx, db.Collection(col), legacyNameIndex); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nameKeysDown restores the unique index {name, version} and drops the
+// one on {name_key, version}. The name_key fields stay (harmless).
+func nameKeysDown(ctx context.Context, db *mongo.Database) error {
+	for _, col := range nameKeyCollections {
+		c := db.Collection(col)
+		if _, err := c.Indexes().CreateOne(ctx, mongo.IndexModel{
+			Keys:    bson.D{{Key: "name", Value: 1}, {Key: "version", Value: 1}},
+			Options: options.Index().SetName(legacyNameIndex).SetUnique(true)}); err != nil {
+			return internal("create index "+legacyNameIndex+" on "+col, err)
+		}
+		if err := dropIndex(ctx, c, "uniq_name_key_version"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropIndex drops the index name of col if it exists.
+func dropIndex(ctx context.Context, col *mongo.Collection, name string) error {
+	specs, err := col.Indexes().ListSpecifications(ctx)
+	if err != nil {
+		return internal("list indexes of "+col.Name(), err)
+	}
+	for _, s := range specs {
+		if s.Name == name {
+			if err := col.Indexes().DropOne(ctx, name); err != nil {
+				return internal("drop index "+name+" of "+col.Name(), err)
+			}
+		}
+	}
 	return nil
 }
 

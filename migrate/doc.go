@@ -29,7 +29,10 @@
 // lowercase and unique), 3 gives jobs cancelled before the cancelled
 // status existed that status, 4 merges licenses whose SPDX ids differ
 // only in spelling into the canonical one, 5 gives inventory versions
-// published before content digests their digest.
+// published before content digests their digest, 6 makes artifact and
+// dataset names unique ignoring case and Unicode form (a name_key field
+// and its unique index), reporting names that collide without merging
+// them.
 //
 // # Records
 //

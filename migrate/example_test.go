@@ -60,13 +60,15 @@ func ExampleRunner_Up() {
 	// would apply 3 cancelled jobs get the cancelled status
 	// would apply 4 license SPDX ids in canonical spelling
 	// would apply 5 inventory versions get their content digest
+	// would apply 6 names unique ignoring case (name_key)
 	// would apply 100 seed the default team
-	// applied 6 now at version 100
+	// applied 7 now at version 100
 	// 1 applied
 	// 2 applied
 	// 3 applied
 	// 4 applied
 	// 5 applied
+	// 6 applied
 	// 100 applied
 }
 

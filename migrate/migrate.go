@@ -308,28 +308,36 @@ func (r *Runner) Up(ctx context.Context, opts *UpOpts) (*Report, error) {
 	}
 	var rep *Report
 	err := r.locked(ctx, func(ctx context.Context) error {
-		recs, err := r.readRecords(ctx)
-		if err != nil {
-			return err
-		}
-		rep = &Report{Planned: r.plan(recs, o.To)}
-		if err := r.refusal(recs); err != nil {
-			rep.Current = current(recs)
-			return err
-		}
-		for _, step := range rep.Planned {
-			m := r.migration(step.Version)
-			done, err := r.apply(ctx, m, recs[m.Version], step.Resumed)
-			if err != nil {
-				rep.Failed = &done
-				return err
-			}
-			rep.Applied = append(rep.Applied, done)
-		}
-		recs, err = r.readRecords(ctx)
-		rep.Current = current(recs)
+		var err error
+		rep, err = r.upLocked(ctx, o.To)
 		return err
 	})
+	return rep, err
+}
+
+// upLocked applies the pending migrations up to to (0: all); the caller
+// holds the lock.
+func (r *Runner) upLocked(ctx context.Context, to int64) (*Report, error) {
+	recs, err := r.readRecords(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Planned: r.plan(recs, to)}
+	if err := r.refusal(recs); err != nil {
+		rep.Current = current(recs)
+		return rep, err
+	}
+	for _, step := range rep.Planned {
+		m := r.migration(step.Version)
+		done, err := r.apply(ctx, m, recs[m.Version], step.Resumed)
+		if err != nil {
+			rep.Failed = &done
+			return rep, err
+		}
+		rep.Applied = append(rep.Applied, done)
+	}
+	recs, err = r.readRecords(ctx)
+	rep.Current = current(recs)
 	return rep, err
 }
 
@@ -342,42 +350,145 @@ func (r *Runner) Up(ctx context.Context, opts *UpOpts) (*Report, error) {
 // Errors: [harmonia.CodeInvalid] (the migration has no Down),
 // [harmonia.CodeConflict] (a failed record, the lock), the Down function's
 // error wrapped in [harmonia.CodeInternal], [harmonia.CodeInternal].
-func (r *Runner) Down(ctx context.Context) (*Report, error) {
+func (r *Runner) Down(ctx context.Context) (*Report, error) { return r.DownSteps(ctx, 1) }
+
+// DownSteps reverts the n highest applied migrations, highest first, as
+// golang-migrate's "down N" does; n ≤ 0 reverts every applied one. It
+// holds the lock for the whole call and stops at the first migration that
+// has no Down or whose Down fails (the migrations above it stay
+// reverted), as [Runner.Down] does for one.
+//
+// Errors: as [Runner.Down].
+func (r *Runner) DownSteps(ctx context.Context, n int) (*Report, error) {
+	var rep *Report
+	err := r.locked(ctx, func(ctx context.Context) error {
+		var err error
+		rep, err = r.downTo(ctx, func(reverted int, _ int64) bool { return n > 0 && reverted >= n })
+		return err
+	})
+	return rep, err
+}
+
+// Goto migrates to version exactly, as golang-migrate's "goto V" does:
+// up through the pending migrations up to it when it is above the current
+// version, down through the applied ones above it (highest first) when it
+// is below; 0 reverts everything. version must be 0 or the version of
+// one of the runner's migrations.
+//
+// Errors: [harmonia.CodeInvalid] (an unknown version, a migration to
+// revert without Down), and those of [Runner.Up] and [Runner.Down].
+func (r *Runner) Goto(ctx context.Context, version int64) (*Report, error) {
+	if version != 0 && r.migration(version) == nil {
+		return nil, invalidf("version", "no migration with version %d", version)
+	}
 	var rep *Report
 	err := r.locked(ctx, func(ctx context.Context) error {
 		recs, err := r.readRecords(ctx)
 		if err != nil {
 			return err
 		}
-		rep = &Report{Current: current(recs)}
-		if err := r.refusal(recs); err != nil {
-			return err
-		}
-		var m *Migration
-		for i := len(r.migrations) - 1; i >= 0; i-- {
-			if rec := recs[r.migrations[i].Version]; rec != nil && rec.State == StateApplied {
-				m = &r.migrations[i]
-				break
+		if version != 0 && len(r.plan(recs, version)) > 0 {
+			rep, err = r.upLocked(ctx, version)
+			if err != nil || current(recs) <= version {
+				return err
 			}
 		}
-		if m == nil {
-			return nil
+		down, err := r.downTo(ctx, func(_ int, next int64) bool { return next <= version })
+		if rep == nil {
+			rep = down
+		} else if down != nil {
+			rep.Planned = append(rep.Planned, down.Planned...)
+			rep.Reverted, rep.Failed, rep.Current = down.Reverted, down.Failed, down.Current
 		}
-		if m.Down == nil {
-			return invalidf("Down", "migration %d (%s) has no Down function", m.Version, m.Name)
-		}
-		rep.Planned = []Step{{Version: m.Version, Name: m.Name}}
-		done, err := r.revert(ctx, *m)
-		if err != nil {
-			rep.Failed = &done
-			return err
-		}
-		rep.Reverted = append(rep.Reverted, done)
-		recs, err = r.readRecords(ctx)
-		rep.Current = current(recs)
 		return err
 	})
 	return rep, err
+}
+
+// downTo reverts applied migrations, highest first, until stop says so:
+// stop gets how many it reverted and the version it would revert next.
+// The caller holds the lock.
+func (r *Runner) downTo(ctx context.Context, stop func(reverted int, next int64) bool) (*Report, error) {
+	recs, err := r.readRecords(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Current: current(recs)}
+	if err := r.refusal(recs); err != nil {
+		return rep, err
+	}
+	for i := len(r.migrations) - 1; i >= 0; i-- {
+		m := r.migrations[i]
+		if rec := recs[m.Version]; rec == nil || rec.State != StateApplied {
+			continue
+		}
+		if stop(len(rep.Reverted), m.Version) {
+			break
+		}
+		if m.Down == nil {
+			return rep, invalidf("Down", "migration %d (%s) has no Down function", m.Version, m.Name)
+		}
+		rep.Planned = append(rep.Planned, Step{Version: m.Version, Name: m.Name})
+		done, err := r.revert(ctx, m)
+		if err != nil {
+			rep.Failed = &done
+			return rep, err
+		}
+		rep.Reverted = append(rep.Reverted, done)
+	}
+	recs, err = r.readRecords(ctx)
+	if err != nil {
+		return rep, err
+	}
+	rep.Current = current(recs)
+	return rep, nil
+}
+
+// Force records the database as being at version, without running any
+// migration, as golang-migrate's "force V" does after a person has
+// repaired a failed run by hand: every migration up to version is
+// recorded as applied (its record says it was forced), every record above
+// it is deleted, and failed records are cleared. version must be 0 (no
+// migration applied) or the version of one of the runner's migrations.
+// It takes the lock like Up. The data is not touched.
+//
+// Errors: [harmonia.CodeInvalid] (an unknown version),
+// [harmonia.CodeConflict] (the lock), [harmonia.CodeInternal].
+func (r *Runner) Force(ctx context.Context, version int64) error {
+	if version != 0 && r.migration(version) == nil {
+		return invalidf("version", "no migration with version %d", version)
+	}
+	return r.locked(ctx, func(ctx context.Context) error {
+		recs, err := r.readRecords(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := r.records.DeleteMany(ctx, bson.D{{Key: "version", Value: bson.D{{Key: "$gt", Value: version}}}}); err != nil {
+			return internal("force: delete records", err)
+		}
+		now := r.now()
+		for _, m := range r.migrations {
+			if m.Version > version {
+				break
+			}
+			rec := recs[m.Version]
+			if rec != nil && rec.State == StateApplied && rec.Checksum == Checksum(m) {
+				continue
+			}
+			msg := "forced to applied without running"
+			if rec != nil && rec.Error != "" {
+				msg += "; last error: " + rec.Error
+			}
+			if _, err := r.records.UpdateOne(ctx, bson.D{{Key: "version", Value: m.Version}}, bson.D{{Key: "$set", Value: bson.D{
+				{Key: "name", Value: m.Name}, {Key: "checksum", Value: Checksum(m)}, {Key: "state", Value: StateApplied},
+				{Key: "owner", Value: r.opts.Owner}, {Key: "applied_at", Value: now}, {Key: "error", Value: msg},
+			}}}, options.UpdateOne().SetUpsert(true)); err != nil {
+				return internal("force: record migration", err)
+			}
+		}
+		r.opts.Logger.InfoContext(ctx, "migrate: forced version", "version", version)
+		return nil
+	})
 }
 
 // ResolveOpts are the options of [Runner.Resolve]. A nil *ResolveOpts

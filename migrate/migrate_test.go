@@ -306,7 +306,7 @@ func TestConcurrentRunnersApplyEachMigrationOnce(t *testing.T) {
 		}
 		require.EqualValues(t, 12, reports[i].Current)
 	}
-	require.Equal(t, map[int64]int{1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 10: 1, 11: 1, 12: 1}, applied)
+	require.Equal(t, map[int64]int{1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 10: 1, 11: 1, 12: 1}, applied)
 	require.Equal(t, map[int64]int{10: 1, 11: 1, 12: 1}, runs(t, db))
 	var first *migrate.Status
 	for i := range runners {
@@ -428,7 +428,7 @@ func TestBuiltinTagsTransform(t *testing.T) {
 	r := newRunner(t, db, migrate.Builtin(), nil)
 	rep, err := r.Up(ctx, nil)
 	require.NoError(t, err)
-	require.Equal(t, []int64{1, 2, 3, 4, 5}, versions(rep.Applied))
+	require.Equal(t, []int64{1, 2, 3, 4, 5, 6}, versions(rep.Applied))
 	require.Equal(t, map[string]int64{
 		"model_artifacts_scanned": 8, "model_artifacts_changed": 8, "datasets_scanned": 3, "datasets_changed": 3,
 	}, rep.Applied[1].Counts)
@@ -454,7 +454,8 @@ func TestBuiltinTagsTransform(t *testing.T) {
 	for _, s := range specs {
 		names[s.Name] = true
 	}
-	require.True(t, names["uniq_name_version"], "migration 1 created harmonia's indexes: %v", names)
+	require.True(t, names["uniq_name_key_version"], "migration 1 created harmonia's indexes: %v", names)
+	require.False(t, names["uniq_name_version"], "the former index is gone: %v", names)
 }
 
 // Migration 3 gives the jobs CancelJob stored as failed the cancelled
@@ -574,7 +575,7 @@ func TestInterruptedMigrationIsFinishedByTheNextRun(t *testing.T) {
 
 			rep, err := next.Up(t.Context(), nil)
 			require.NoError(t, err)
-			require.Equal(t, []int64{2, 3, 4, 5}, versions(rep.Applied))
+			require.Equal(t, []int64{2, 3, 4, 5, 6}, versions(rep.Applied))
 			require.True(t, rep.Applied[0].Resumed)
 			require.Equal(t, map[string]int64{
 				"model_artifacts_scanned": 15, "model_artifacts_changed": 15, "datasets_scanned": 5, "datasets_changed": 5,
@@ -688,4 +689,159 @@ func TestBuiltinVersionDigests(t *testing.T) {
 	require.Equal(t, "new", got[0].Tag)
 	require.Equal(t, "sha256:kept", got[0].Digest)
 	require.Equal(t, want, got[1].Digest)
+}
+
+// indexSet returns the index names of col.
+func indexSet(t *testing.T, col *mongo.Collection) map[string]bool {
+	t.Helper()
+	specs, err := col.Indexes().ListSpecifications(t.Context())
+	require.NoError(t, err)
+	names := map[string]bool{}
+	for _, s := range specs {
+		names[s.Name] = true
+	}
+	return names
+}
+
+// Migration 6 on a database of before it (version 5: the unique index on
+// {name, version}, no name_key) whose names collide in letter case and
+// Unicode form: it reports every colliding entry, merges and writes
+// nothing, and blocks; once a person has deleted the extra entries and
+// resolved it, it keys every name, builds the new index and drops the
+// former one. Its Down restores the former index.
+func TestBuiltinNameKeysReportCollisions(t *testing.T) {
+	t.Parallel()
+	db := harmoniatest.Database(t)
+	ctx := t.Context()
+	r := newRunner(t, db, migrate.Builtin(), nil)
+	_, err := r.Up(ctx, &migrate.UpOpts{To: migrate.VersionDigests})
+	require.NoError(t, err)
+	arts := db.Collection(harmonia.CollectionArtifacts)
+	// Make it a database of version 5: the former index, no name keys.
+	for _, col := range []*mongo.Collection{arts, db.Collection(harmonia.CollectionDatasets)} {
+		require.NoError(t, col.Indexes().DropOne(ctx, "uniq_name_key_version"))
+		_, err := col.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "name", Value: 1}, {Key: "version", Value: 1}},
+			Options: options.Index().SetName("uniq_name_version").SetUnique(true)})
+		require.NoError(t, err)
+	}
+	doc := func(name, version string) bson.D {
+		return bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "schema_version", Value: 2}, {Key: "name", Value: name},
+			{Key: "version", Value: version}, {Key: "path", Value: "m.onnx"}}
+	}
+	resnetUpper, cafeNFD := doc("RESNET50", "1.0"), doc("cafe\u0301", "1")
+	_, err = arts.InsertMany(ctx, []any{doc("resnet50", "1.0"), resnetUpper, doc("ResNet50", "2.0"),
+		doc("caf\u00e9", "1"), cafeNFD, doc("other", "1.0")})
+	require.NoError(t, err)
+
+	_, err = r.Up(ctx, nil)
+	require.ErrorIs(t, err, harmonia.ErrConflict)
+	require.ErrorIs(t, err, harmonia.ErrNameCollision)
+	msg := err.Error()
+	require.Contains(t, msg, "2 entries")
+	require.Contains(t, msg, `"RESNET50"@"1.0"`)
+	require.Contains(t, msg, "\"cafe\u0301\"@\"1\"")
+	n, err := arts.CountDocuments(ctx, bson.D{})
+	require.NoError(t, err)
+	require.EqualValues(t, 6, n, "nothing merged")
+	n, err = arts.CountDocuments(ctx, bson.D{{Key: "name_key", Value: bson.D{{Key: "$exists", Value: true}}}})
+	require.NoError(t, err)
+	require.Zero(t, n, "nothing written while names collide")
+	require.False(t, indexSet(t, arts)["uniq_name_key_version"])
+	st, err := r.Status(ctx)
+	require.NoError(t, err)
+	require.Equal(t, migrate.StateFailed, st.Migrations[5].State)
+	require.Contains(t, st.Migrations[5].Error, "RESNET50", "the record keeps the report")
+
+	for _, d := range []bson.D{resnetUpper, cafeNFD} {
+		_, err := arts.DeleteOne(ctx, bson.D{{Key: "_id", Value: d[0].Value}})
+		require.NoError(t, err)
+	}
+	require.NoError(t, r.Resolve(ctx, migrate.VersionNameKeys, nil))
+	rep, err := r.Up(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, []int64{6}, versions(rep.Applied))
+	ix := indexSet(t, arts)
+	require.True(t, ix["uniq_name_key_version"])
+	require.False(t, ix["uniq_name_version"])
+	n, err = arts.CountDocuments(ctx, bson.D{{Key: "name_key", Value: "resnet50"}})
+	require.NoError(t, err)
+	require.EqualValues(t, 2, n, "resnet50@1.0 and ResNet50@2.0 share a key, not a version")
+
+	s, err := harmonia.Open(ctx, db, nil)
+	require.NoError(t, err)
+	err = s.CreateArtifact(ctx, &harmonia.ModelArtifact{Name: "Other", Version: "1.0", Path: "m.onnx"})
+	require.ErrorIs(t, err, harmonia.ErrConflict, "a new spelling of a stored name is refused")
+
+	_, err = r.Down(ctx)
+	require.NoError(t, err)
+	ix = indexSet(t, arts)
+	require.True(t, ix["uniq_name_version"])
+	require.False(t, ix["uniq_name_key_version"])
+}
+
+// DownSteps, Goto and Force have golang-migrate's meanings: down N
+// reverts N, highest first; goto moves up or down to a version; force
+// records a version without running anything and clears failures.
+func TestDownStepsGotoAndForce(t *testing.T) {
+	t.Parallel()
+	db := harmoniatest.Database(t)
+	ctx := t.Context()
+	ms := []migrate.Migration{marker(1, "one"), marker(2, "two"), marker(3, "three"), marker(4, "four")}
+	r := newRunner(t, db, ms, nil)
+	_, err := r.Up(ctx, nil)
+	require.NoError(t, err)
+
+	rep, err := r.DownSteps(ctx, 2)
+	require.NoError(t, err)
+	require.Equal(t, []int64{4, 3}, versions(rep.Reverted))
+	require.EqualValues(t, 2, rep.Current)
+	require.Equal(t, map[int64]int{1: 1, 2: 1}, runs(t, db))
+
+	rep, err = r.Goto(ctx, 4)
+	require.NoError(t, err)
+	require.Equal(t, []int64{3, 4}, versions(rep.Applied))
+	require.EqualValues(t, 4, rep.Current)
+	rep, err = r.Goto(ctx, 1)
+	require.NoError(t, err)
+	require.Equal(t, []int64{4, 3, 2}, versions(rep.Reverted))
+	require.Empty(t, rep.Applied)
+	require.EqualValues(t, 1, rep.Current)
+	require.Equal(t, map[int64]int{1: 1}, runs(t, db))
+	rep, err = r.Goto(ctx, 1)
+	require.NoError(t, err)
+	require.Empty(t, rep.Applied)
+	require.Empty(t, rep.Reverted, "goto the current version does nothing")
+	_, err = r.Goto(ctx, 7)
+	require.ErrorIs(t, err, harmonia.ErrInvalid)
+
+	rep, err = r.DownSteps(ctx, 0)
+	require.NoError(t, err)
+	require.Equal(t, []int64{1}, versions(rep.Reverted), "0 reverts every applied migration")
+	require.Zero(t, rep.Current)
+
+	// Force records without running, and clears a failure.
+	boom := migrate.Migration{Version: 5, Name: "boom", Up: func(context.Context, *mongo.Database) error { return errors.New("boom") }}
+	r = newRunner(t, db, append(ms, boom), nil)
+	_, err = r.Up(ctx, nil)
+	require.Error(t, err)
+	require.Equal(t, map[int64]int{1: 1, 2: 1, 3: 1, 4: 1}, runs(t, db))
+	_, err = r.Up(ctx, nil)
+	require.ErrorIs(t, err, harmonia.ErrConflict, "a failed record blocks")
+	require.NoError(t, r.Force(ctx, 5))
+	st, err := r.Status(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 5, st.Current)
+	require.Zero(t, st.Failed)
+	require.Contains(t, st.Migrations[4].Error, "forced")
+	require.NoError(t, r.Force(ctx, 2))
+	st, err = r.Status(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, st.Current)
+	require.Equal(t, 3, st.Pending)
+	require.Equal(t, map[int64]int{1: 1, 2: 1, 3: 1, 4: 1}, runs(t, db), "force runs nothing")
+	require.ErrorIs(t, r.Force(ctx, 9), harmonia.ErrInvalid)
+	require.NoError(t, r.Force(ctx, 0))
+	st, err = r.Status(ctx)
+	require.NoError(t, err)
+	require.Zero(t, st.Current)
 }

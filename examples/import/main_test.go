@@ -31,7 +31,7 @@ func TestImportSampleThreeTimes(t *testing.T) {
 		{true, []string{"migrations: would apply 1 create collections and indexes", "dry run: nothing was written",
 			table("4 0 0 0", "3 0 0 0", "5 0 0 0", "2 0 0 0")}},
 		{false, []string{"migrations: applied 2 tags lowercase and unique", table("4 0 0 0", "3 0 0 0", "5 0 0 0", "2 0 0 0")}},
-		{false, []string{"migrations: up to date (version 5)", "everything unchanged", table("0 0 4 0", "0 0 3 0", "0 0 5 0", "0 0 2 0")}},
+		{false, []string{"migrations: up to date (version 6)", "everything unchanged", table("0 0 4 0", "0 0 3 0", "0 0 5 0", "0 0 2 0")}},
 	} {
 		var out bytes.Buffer
 		c.dryRun = step.dryRun

@@ -63,7 +63,7 @@ func CompareImport(ctx context.Context, importDB, rawDB *mongo.Database, n int) 
 	docs := make([]any, n)
 	for i := range docs {
 		f := genArtifact(i)
-		a := &harmonia.ModelArtifact{ID: bson.NewObjectID(), SchemaVersion: harmonia.SchemaVersion, Name: f.Name, Version: f.Version,
+		a := &harmonia.ModelArtifact{ID: bson.NewObjectID(), SchemaVersion: harmonia.SchemaVersion, Name: f.Name, NameKey: harmonia.NameKey(f.Name), Version: f.Version,
 			Path: f.Path, SizeBytes: f.SizeBytes, Hashes: harmonia.Hashes{SHA256: f.Hashes.SHA256}, LicenseID: bson.NewObjectID(),
 			DatasetIDs: []bson.ObjectID{bson.NewObjectID()}, Tags: f.Tags, Notes: f.Notes, CreatedBy: f.CreatedBy, CreatedAt: now, UpdatedAt: now}
 		docs[i] = a

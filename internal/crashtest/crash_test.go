@@ -337,7 +337,8 @@ func seed(t *testing.T, s *harmonia.Store) []bson.ObjectID {
 		ids[i] = bson.NewObjectID()
 		docs[i] = &harmonia.ModelArtifact{
 			ID: ids[i], SchemaVersion: harmonia.SchemaVersion, Name: fmt.Sprintf("crash-%04d", i), Version: "1.0.0",
-			Path: fmt.Sprintf("models/crash-%04d.onnx", i), SizeBytes: int64(1000 + i), LicenseID: lic.ID,
+			NameKey: harmonia.NameKey(fmt.Sprintf("crash-%04d", i)),
+			Path:    fmt.Sprintf("models/crash-%04d.onnx", i), SizeBytes: int64(1000 + i), LicenseID: lic.ID,
 			Hashes:    harmonia.Hashes{SHA256: strings.Repeat("ab", 32)},
 			CreatedAt: now, UpdatedAt: now,
 		}

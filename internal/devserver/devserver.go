@@ -6,9 +6,13 @@ package devserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/harmonia-ml/harmonia/embedded"
 )
@@ -25,6 +29,48 @@ const (
 // connection string follows it. Programs that run harmonia-devdb read
 // the URI from that line.
 const ServingPrefix = "harmonia-devdb: serving "
+
+// URIFile is the file, in a data directory, that holds the connection
+// string of the server that serves the directory, for as long as it does
+// (beside the embedded server's lock file). Another process that finds
+// the directory in use connects to that server instead.
+const URIFile = "harmonia-server.uri"
+
+// PublishURI writes uri to dir's URIFile (atomically: a reader sees the
+// whole URI or no file) and returns the function that removes it, to call
+// before the server stops.
+func PublishURI(dir, uri string) (remove func(), err error) {
+	path := filepath.Join(dir, URIFile)
+	tmp, err := os.CreateTemp(dir, URIFile+".*")
+	if err != nil {
+		return nil, err
+	}
+	_, werr := tmp.WriteString(uri + "\n")
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		_ = os.Remove(tmp.Name())
+		return nil, err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		_ = os.Remove(tmp.Name())
+		return nil, err
+	}
+	return func() { _ = os.Remove(path) }, nil
+}
+
+// ReadURI returns the connection string PublishURI wrote in dir, or an
+// error when there is none.
+func ReadURI(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, URIFile))
+	if err != nil {
+		return "", err
+	}
+	uri := strings.TrimSpace(string(b))
+	if uri == "" {
+		return "", fmt.Errorf("%s is empty", filepath.Join(dir, URIFile))
+	}
+	return uri, nil
+}
 
 // Options says what to serve.
 type Options struct {
@@ -45,6 +91,10 @@ type Options struct {
 	NoJournal bool
 	// Logger receives the server's warnings. Defaults to discarding them.
 	Logger *slog.Logger
+	// NoPrefix leaves out the "harmonia-devdb: " that starts the lines
+	// Serve prints (the harmonia command's devdb speaks for itself).
+	// Defaults to false.
+	NoPrefix bool
 }
 
 // Serve starts the server, prints its connection string to out, serves
@@ -66,11 +116,26 @@ func Serve(ctx context.Context, o Options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%s%s (%s)\n", ServingPrefix, srv.URI(), where)
+	if !o.Memory {
+		remove, err := PublishURI(o.Dir, srv.URI())
+		if err != nil {
+			return errors.Join(fmt.Errorf("write %s: %w", URIFile, err), srv.Close())
+		}
+		defer remove()
+	}
+	prefix := ServingPrefix
+	if o.NoPrefix {
+		prefix = strings.TrimPrefix(prefix, "harmonia-devdb: ")
+	}
+	fmt.Fprintf(out, "%s%s (%s)\n", prefix, srv.URI(), where)
 	fmt.Fprintf(out, "connect with:  mongosh %s\n", srv.URI())
 	fmt.Fprintln(out, "press Ctrl-C to stop")
 
 	<-ctx.Done()
-	fmt.Fprintln(out, "harmonia-devdb: stopping")
+	if o.NoPrefix {
+		fmt.Fprintln(out, "stopping")
+	} else {
+		fmt.Fprintln(out, "harmonia-devdb: stopping")
+	}
 	return srv.Close()
 }

@@ -19,3 +19,17 @@ func Cut(s string, n int) string {
 	}
 	return s[:i] + Mark
 }
+
+// Runes shortens s to at most n runes, ending it with Mark (one more
+// rune) when it was cut: for echoing input in messages, where a 100,000
+// character argument must not become a 100 KB error.
+func Runes(s string, n int) string {
+	i := 0
+	for j := range s {
+		if i == n {
+			return s[:j] + Mark
+		}
+		i++
+	}
+	return s
+}

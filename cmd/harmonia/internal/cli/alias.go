@@ -268,6 +268,7 @@ per line (JSON Lines).`,
 			if err != nil {
 				return err
 			}
+			a.announceServer()
 			enc := json.NewEncoder(a.stdout)
 			for ev, err := range store.WatchAlias(cmd.Context(), args[0], &harmonia.WatchOpts{Interval: interval}) {
 				if harmonia.ErrorCode(err) == harmonia.CodeInvalid {

@@ -8,10 +8,14 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
 	"github.com/harmonia-ml/harmonia"
+	"github.com/harmonia-ml/harmonia/internal/textcut"
 )
 
 // Exit codes of the harmonia command.
@@ -30,7 +34,8 @@ const (
 	ExitNotFound = 3
 	// ExitConflict: the command contradicts the stored state: a
 	// duplicate, a change to published content, an alias moved by someone
-	// else, a data directory in use (harmonia.CodeConflict).
+	// else, a data directory in use by a process that does not say its
+	// address (harmonia.CodeConflict).
 	ExitConflict = 4
 	// ExitCheckFailed: a check ran and found a problem: verify found a
 	// file that does not match its artifact, or a digest that drifted;
@@ -50,7 +55,7 @@ const exitCodesHelp = `Exit codes:
   3  not found: the version, artifact, alias or job named does not exist
   4  conflict: the command contradicts the stored state (a duplicate, a
      change to published content, an alias moved by someone else, a data
-     directory in use by another process)
+     directory in use by a process that does not say its address)
   5  check failed: verify found a file that does not match its artifact,
      or a version whose content digest drifted; check found a broken
      invariant (that --repair did not repair)`
@@ -63,6 +68,12 @@ type app struct {
 
 	uri, db, data string
 	json          bool
+	// wait makes a command wait for a data directory in use instead of
+	// connecting to the server that holds it.
+	wait bool
+	// serverTO is --server-timeout (0: $HARMONIA_SERVER_TIMEOUT or the
+	// default).
+	serverTO time.Duration
 
 	conn *conn
 	// started is set once a command's own code runs: errors before that
@@ -83,7 +94,10 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
+	err := unknownLeadingFlag(root, args)
+	if err == nil {
+		err = root.ExecuteContext(ctx)
+	}
 	if cerr := a.close(); err == nil {
 		err = cerr
 	}
@@ -99,6 +113,37 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 		fmt.Fprintln(stderr, "Run 'harmonia migrate up' once on this database first.")
 	}
 	return code
+}
+
+// unknownLeadingFlag checks the flags before the command's name
+// ("harmonia --bogus versions list"): cobra would take "versions" for
+// the value of --bogus and report an unknown command "list" instead of
+// the unknown flag.
+func unknownLeadingFlag(root *cobra.Command, args []string) error {
+	fs := root.PersistentFlags()
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		if arg == "--" || !strings.HasPrefix(arg, "-") || arg == "-" {
+			return nil
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+		var f *pflag.Flag
+		if strings.HasPrefix(arg, "--") {
+			f = fs.Lookup(name)
+		} else if len(name) == 1 {
+			f = fs.ShorthandLookup(name)
+		}
+		if name == "help" || name == "h" {
+			return nil
+		}
+		if f == nil {
+			return invalidArg("flags", "unknown flag %s", echo(arg))
+		}
+		if !hasValue && f.NoOptDefVal == "" {
+			i++ // the flag's value
+		}
+	}
+	return nil
 }
 
 // exitError carries an exit code chosen by a command, for outcomes that
@@ -137,16 +182,32 @@ func (a *app) exitCode(err error) int {
 // errorText is what the command prints for err: harmonia's error text
 // (entity, field, reason and code), with the cause of an internal error.
 func errorText(err error) string {
+	var sel topology.ServerSelectionError
+	if errors.As(err, &sel) {
+		cause := "no server answered"
+		for _, s := range sel.Desc.Servers {
+			if s.LastError != nil {
+				cause = s.Addr.String() + ": " + s.LastError.Error()
+				break
+			}
+		}
+		return fmt.Sprintf("harmonia: server unreachable (%s); --server-timeout or $%s waits longer (internal)", cause, EnvServerTimeout)
+	}
 	msg := err.Error()
 	var he *harmonia.Error
 	if errors.As(err, &he) && he.Code == harmonia.CodeInternal && he.Err != nil {
-		msg += ": " + he.Err.Error()
+		if cause := he.Err.Error(); !strings.Contains(msg, cause) {
+			msg += ": " + cause
+		}
 	}
 	if !strings.HasPrefix(msg, "harmonia") {
 		msg = "harmonia: " + msg
 	}
 	return msg
 }
+
+// echo cuts input repeated in a message to harmonia.EchoMax characters.
+func echo(s string) string { return textcut.Runes(s, harmonia.EchoMax) }
 
 // invalidArg is the error of a bad argument or flag value.
 func invalidArg(field, format string, args ...any) error {
@@ -181,7 +242,11 @@ database. With neither, harmonia starts an embedded server on the data
 directory --data (default ./harmonia-data), migrates it, and stops it when
 the command ends: import, then list, then diff work across invocations
 with nothing installed. Against a deployment given by --uri, run
-'harmonia migrate up' once first.
+'harmonia migrate up' once first. While another harmonia process serves
+the directory (a worker, alias watch, devdb), a command connects to its
+server (the address it keeps in the directory); --wait waits for the
+directory instead. A server that does not answer within --server-timeout
+(default 5s, or $` + EnvServerTimeout + `) ends the command with exit code 1.
 
 Output: aligned tables for people; --json prints one JSON document with
 stable snake_case field names for scripts. Long work (import, export,
@@ -203,6 +268,8 @@ progress lines otherwise.
 	pf.StringVar(&a.uri, "uri", "", "MongoDB connection string (default $"+EnvURI+"; with neither, an embedded server on --data)")
 	pf.StringVar(&a.db, "db", "harmonia", "database name")
 	pf.StringVar(&a.data, "data", "./harmonia-data", "data directory of the embedded server, used when no --uri is given")
+	pf.BoolVar(&a.wait, "wait", false, "when another harmonia process serves --data, wait until it ends instead of connecting to its server")
+	pf.DurationVar(&a.serverTO, "server-timeout", 0, "how long to wait for an unreachable server before failing (default 5s, or $"+EnvServerTimeout+")")
 	pf.BoolVar(&a.json, "json", false, "print one JSON document (stable snake_case field names) instead of a table")
 	root.AddCommand(
 		a.migrateCommand(),

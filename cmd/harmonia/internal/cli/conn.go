@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/embedded"
+	"github.com/harmonia-ml/harmonia/internal/devserver"
 	"github.com/harmonia-ml/harmonia/migrate"
 )
 
@@ -25,6 +27,77 @@ type conn struct {
 	db     *mongo.Database
 	srv    *embedded.Server
 	store  *harmonia.Store
+	// shared is true when the data directory was in use and the run
+	// connected to the server of the process that holds it.
+	shared bool
+	// unpublish removes the data directory's URI file (devserver.URIFile)
+	// that this run's embedded server wrote.
+	unpublish func()
+}
+
+// EnvServerTimeout is the environment variable that sets
+// --server-timeout.
+const EnvServerTimeout = "HARMONIA_SERVER_TIMEOUT"
+
+// serverTimeoutDefault bounds how long a command waits for a server it
+// cannot reach: server selection and connection each.
+const serverTimeoutDefault = 5 * time.Second
+
+// serverTimeout is --server-timeout, else $HARMONIA_SERVER_TIMEOUT, else
+// the default.
+func (a *app) serverTimeout() (time.Duration, error) {
+	if a.serverTO > 0 {
+		return a.serverTO, nil
+	}
+	if v := a.env(EnvServerTimeout); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return 0, invalidArg("server-timeout", "$%s=%q is not a positive duration such as 5s", EnvServerTimeout, echo(v))
+		}
+		return d, nil
+	}
+	return serverTimeoutDefault, nil
+}
+
+// sharePoll is how often --wait tries the data directory again.
+const sharePoll = 200 * time.Millisecond
+
+// embeddedServer starts the embedded server on --data and returns its
+// URI. When another harmonia process serves the directory it returns that
+// server's URI instead (the address it keeps beside its lock), or, with
+// --wait, waits until the directory is free.
+func (a *app) embeddedServer(ctx context.Context, c *conn) (string, error) {
+	for {
+		srv, err := embedded.Start(ctx, embedded.Options{Dir: a.data, ReplicaSet: embeddedReplicaSet})
+		if err == nil {
+			remove, perr := devserver.PublishURI(a.data, srv.URI())
+			if perr != nil {
+				return "", errors.Join(&harmonia.Error{Code: harmonia.CodeInternal, Entity: "command", Field: "data",
+					Reason: "write the server's address in " + a.data, Err: perr}, srv.Close())
+			}
+			c.srv, c.unpublish = srv, remove
+			return srv.URI(), nil
+		}
+		if !errors.Is(err, embedded.ErrDirInUse) {
+			return "", &harmonia.Error{Code: harmonia.CodeInternal, Entity: "command", Field: "data",
+				Reason: "start the embedded server on " + a.data, Err: err}
+		}
+		if !a.wait {
+			if uri, rerr := devserver.ReadURI(a.data); rerr == nil {
+				c.shared = true
+				return uri, nil
+			}
+			return "", &harmonia.Error{Code: harmonia.CodeConflict, Entity: "command", Field: "data",
+				Reason: fmt.Sprintf("data directory %s is in use by another process that does not say its address: "+
+					"pass --wait to wait for it, or --uri to connect to its server", a.data), Err: err}
+		}
+		select {
+		case <-ctx.Done():
+			return "", &harmonia.Error{Code: harmonia.CodeInternal, Entity: "command", Field: "data",
+				Reason: "waiting for data directory " + a.data, Err: ctx.Err()}
+		case <-time.After(sharePoll):
+		}
+	}
 }
 
 // database connects (once per run) and returns the database. With no
@@ -41,25 +114,24 @@ func (a *app) database(ctx context.Context, autoMigrate bool) (*mongo.Database, 
 	c := &conn{}
 	uri := cmp.Or(a.uri, a.env(EnvURI))
 	if uri == "" {
-		srv, err := embedded.Start(ctx, embedded.Options{Dir: a.data, ReplicaSet: embeddedReplicaSet})
-		if errors.Is(err, embedded.ErrDirInUse) {
-			return nil, &harmonia.Error{Code: harmonia.CodeConflict, Entity: "command", Field: "data",
-				Reason: fmt.Sprintf("data directory %s is in use by another process (a running 'harmonia worker' or 'harmonia devdb'?): connect to that server with --uri instead", a.data), Err: err}
+		var err error
+		if uri, err = a.embeddedServer(ctx, c); err != nil {
+			return nil, err
 		}
-		if err != nil {
-			return nil, &harmonia.Error{Code: harmonia.CodeInternal, Entity: "command", Field: "data",
-				Reason: "start the embedded server on " + a.data, Err: err}
-		}
-		c.srv, uri = srv, srv.URI()
 	}
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	timeout, err := a.serverTimeout()
+	if err != nil {
+		return nil, errors.Join(err, c.close())
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI(uri).
+		SetServerSelectionTimeout(timeout).SetConnectTimeout(timeout))
 	if err != nil {
 		err = &harmonia.Error{Code: harmonia.CodeInvalid, Entity: "command", Field: "uri", Reason: "cannot use the connection string", Err: err}
 		return nil, errors.Join(err, c.close())
 	}
 	c.client, c.db = client, client.Database(a.db)
 	a.conn = c
-	if c.srv != nil && autoMigrate {
+	if (c.srv != nil || c.shared) && autoMigrate {
 		r, err := migrate.New(c.db, migrate.Builtin(), nil)
 		if err != nil {
 			return nil, err
@@ -69,6 +141,16 @@ func (a *app) database(ctx context.Context, autoMigrate bool) (*mongo.Database, 
 		}
 	}
 	return c.db, nil
+}
+
+// announceServer tells, on standard error, where the embedded server this
+// run started listens: long commands (worker, alias watch) call it, so
+// that a person can point mongosh or --uri at it. Other harmonia commands
+// on the same data directory find it by themselves.
+func (a *app) announceServer() {
+	if a.conn != nil && a.conn.srv != nil {
+		fmt.Fprintf(a.stderr, "serving data directory %s at %s (other harmonia commands on it connect to this server)\n", a.data, a.conn.srv.URI())
+	}
 }
 
 // store returns the run's Store, connecting first.
@@ -99,6 +181,9 @@ func (a *app) close() error {
 }
 
 func (c *conn) close() error {
+	if c.unpublish != nil {
+		c.unpublish()
+	}
 	var errs []error
 	if c.client != nil {
 		errs = append(errs, c.client.Disconnect(context.Background()))

@@ -27,7 +27,7 @@ as the harmonia-devdb program.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts := o
-			opts.Dir = a.data
+			opts.Dir, opts.NoPrefix = a.data, true
 			opts.Logger = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			return devserver.Serve(cmd.Context(), opts, a.stdout)
 		},

@@ -87,8 +87,8 @@ document); without, the summary goes to standard error.`,
 			if output == "" {
 				j.File, summary = "standard output", a.stderr
 			}
-			fmt.Fprintf(summary, "exported %d licenses, %d datasets, %d artifacts, %d versions (%d bytes) to %s\n",
-				j.Licenses, j.Datasets, j.Artifacts, j.Versions, j.Bytes, j.File)
+			fmt.Fprintf(summary, "exported %s, %s, %s, %s (%s) to %s\n", plural(int64(j.Licenses), "license"), plural(int64(j.Datasets), "dataset"),
+				plural(int64(j.Artifacts), "artifact"), plural(int64(j.Versions), "version"), plural(j.Bytes, "byte"), j.File)
 			return nil
 		},
 	}

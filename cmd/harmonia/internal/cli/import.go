@@ -78,6 +78,10 @@ instead.`,
 			defer f.Close()
 			var size int64 = -1
 			if fi, err := f.Stat(); err == nil {
+				if fi.IsDir() {
+					return &harmonia.Error{Code: harmonia.CodeInternal, Entity: "command", Field: "file",
+						Reason: "cannot read " + echo(name) + ": it is a directory, not an inventory file"}
+				}
 				size = fi.Size()
 			}
 			store, err := a.store(cmd.Context())
@@ -91,17 +95,23 @@ instead.`,
 			}
 			rep, err := inventoryfile.Import(cmd.Context(), store, f, &opts)
 			bar.finish()
-			if rep != nil {
-				if perr := a.printImportReport(name, rep); err == nil {
-					err = perr
+			if err != nil {
+				return err // no report: nothing on stdout may look like success
+			}
+			n := rep.Rejected()
+			if n == 0 || a.json {
+				if err := a.printImportReport(name, rep); err != nil {
+					return err
 				}
 			}
-			if err != nil {
-				return err
-			}
-			if n := rep.Rejected(); n > 0 {
-				return &harmonia.Error{Code: harmonia.CodeInvalid, Entity: "inventory_file", Field: rep.Rejections[0].Field,
-					Reason: fmt.Sprintf("%d entries rejected; the first: %s", n, rep.Rejections[0])}
+			if n > 0 {
+				first, field := "not listed", ""
+				if len(rep.Rejections) > 0 {
+					first, field = rep.Rejections[0].String(), rep.Rejections[0].Field
+				}
+				return &harmonia.Error{Code: harmonia.CodeInvalid, Entity: "inventory_file", Field: field,
+					Reason: fmt.Sprintf("%s rejected, %s changed; the first: %s (--json lists them all)",
+						plural(int64(n), "entry"), plural(int64(rep.Changed()), "other entry"), first)}
 			}
 			return nil
 		},
@@ -139,15 +149,15 @@ func (a *app) printImportReport(file string, rep *inventoryfile.ImportReport) er
 		fmt.Fprintf(a.stdout, "rejected %s\n", r)
 	}
 	if rep.MoreRejections > 0 {
-		fmt.Fprintf(a.stdout, "… and %d more rejections\n", rep.MoreRejections)
+		fmt.Fprintf(a.stdout, "… and %s more\n", plural(int64(rep.MoreRejections), "rejection"))
 	}
 	switch {
 	case rep.DryRun:
-		fmt.Fprintf(a.stdout, "dry run of %s: %d entries would change; nothing written\n", file, rep.Changed())
+		fmt.Fprintf(a.stdout, "dry run of %s: %s would change; nothing written\n", file, plural(int64(rep.Changed()), "entry"))
 	case rep.Changed() == 0 && rep.Rejected() == 0:
 		fmt.Fprintf(a.stdout, "%s: nothing to change\n", file)
 	default:
-		fmt.Fprintf(a.stdout, "%s: %d entries changed\n", file, rep.Changed())
+		fmt.Fprintf(a.stdout, "%s: %s changed\n", file, plural(int64(rep.Changed()), "entry"))
 	}
 	return nil
 }

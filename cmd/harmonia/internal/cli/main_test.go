@@ -61,6 +61,42 @@ func execute(t *testing.T, ctx context.Context, args ...string) result {
 	return result{stdout: stdout.String(), stderr: stderr.String(), code: code}
 }
 
+// background is a long command (devdb, worker) running in the test.
+type background struct {
+	out  *syncBuffer
+	stop context.CancelFunc
+	done chan int
+}
+
+// start runs the command with args in the background until stopped, and
+// waits until its output holds ready; it returns the line that holds it.
+func start(t *testing.T, ready string, args ...string) (*background, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	t.Cleanup(cancel)
+	cmdCtx, stop := context.WithCancel(ctx)
+	b := &background{out: &syncBuffer{}, stop: stop, done: make(chan int, 1)}
+	go func() { b.done <- Execute(cmdCtx, args, b.out, b.out, nil) }()
+	var line string
+	require.Eventually(t, func() bool {
+		for _, l := range strings.Split(b.out.String(), "\n") {
+			if strings.Contains(l, ready) {
+				line = l
+				return true
+			}
+		}
+		return false
+	}, 2*time.Minute, 20*time.Millisecond)
+	return b, line
+}
+
+// end stops the command and requires that it exits with code 0.
+func (b *background) end(t *testing.T) {
+	t.Helper()
+	b.stop()
+	require.Equal(t, ExitOK, <-b.done, b.out.String())
+}
+
 // fixture is a test's database and the arguments that connect to it.
 type fixture struct {
 	t     *testing.T

@@ -24,10 +24,13 @@ automatically.`,
 		Example: `  harmonia migrate status
   harmonia migrate up --dry-run
   harmonia migrate up --to 3
-  harmonia migrate down
+  harmonia migrate down 2
+  harmonia migrate goto 4
+  harmonia migrate force 5
   harmonia migrate resolve 4`,
 	}
-	return group(cmd, a.migrateUpCommand(), a.migrateDownCommand(), a.migrateStatusCommand(), a.migrateResolveCommand())
+	return group(cmd, a.migrateUpCommand(), a.migrateDownCommand(), a.migrateGotoCommand(), a.migrateForceCommand(),
+		a.migrateStatusCommand(), a.migrateResolveCommand())
 }
 
 // runner returns a migration runner on the run's database.
@@ -137,11 +140,7 @@ nothing.`,
 			if err != nil {
 				return err
 			}
-			rep, err := r.Up(cmd.Context(), &migrate.UpOpts{To: to, DryRun: dryRun})
-			if perr := a.printMigrateReport(rep); err == nil {
-				err = perr
-			}
-			return err
+			return a.migrateReport(r.Up(cmd.Context(), &migrate.UpOpts{To: to, DryRun: dryRun}))
 		},
 	}
 	cmd.Flags().Int64Var(&to, "to", 0, "stop after this migration version (default: apply all)")
@@ -151,22 +150,108 @@ nothing.`,
 
 func (a *app) migrateDownCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "down",
-		Short: "Revert the last applied migration",
-		Long: `down reverts the highest applied migration: one step. A migration
-without a Down function cannot be reverted (exit code 2).`,
-		Example: `  harmonia migrate down`,
-		Args:    exactArgs(),
+		Use:   "down [N]",
+		Short: "Revert the last N applied migrations (default 1)",
+		Long: `down reverts the highest applied migration, or the N highest, highest
+first (golang-migrate's "down N"; N = all reverts every applied one). A
+migration without a Down function cannot be reverted (exit code 2): down
+stops there.`,
+		Example: `  harmonia migrate down
+  harmonia migrate down 2`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			n := 1
+			if len(args) == 1 {
+				if args[0] == "all" {
+					n = 0
+				} else if v, err := strconv.Atoi(args[0]); err == nil && v > 0 {
+					n = v
+				} else {
+					return invalidArg("N", "%q is not a number of migrations (a positive integer, or all)", echo(args[0]))
+				}
+			}
 			r, err := a.runner(cmd.Context())
 			if err != nil {
 				return err
 			}
-			rep, err := r.Down(cmd.Context())
-			if perr := a.printMigrateReport(rep); err == nil {
-				err = perr
+			return a.migrateReport(r.DownSteps(cmd.Context(), n))
+		},
+	}
+}
+
+// migrationVersion parses a VERSION argument: a positive integer, or 0
+// where zero is allowed.
+func migrationVersion(arg string, zero bool) (int64, error) {
+	v, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || v < 0 || (v == 0 && !zero) {
+		return 0, invalidArg("version", "%q is not a migration version (a positive integer)", echo(arg))
+	}
+	return v, nil
+}
+
+// versionRunner parses a VERSION argument (0 allowed) and returns the
+// run's migration runner.
+func (a *app) versionRunner(ctx context.Context, arg string) (*migrate.Runner, int64, error) {
+	v, err := migrationVersion(arg, true)
+	if err != nil {
+		return nil, 0, err
+	}
+	r, err := a.runner(ctx)
+	return r, v, err
+}
+
+// migrateReport prints rep of a run that succeeded, or returns err.
+func (a *app) migrateReport(rep *migrate.Report, err error) error {
+	if err != nil {
+		return err
+	}
+	return a.printMigrateReport(rep)
+}
+
+func (a *app) migrateGotoCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "goto VERSION",
+		Short: "Migrate up or down to VERSION",
+		Long: `goto applies the pending migrations up to VERSION when it is above the
+current version, and reverts the applied ones above it (highest first)
+when it is below, as golang-migrate's "goto V" does; 0 reverts
+everything. It holds the migrate lock throughout.`,
+		Example: `  harmonia migrate goto 4`,
+		Args:    exactArgs("VERSION"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, v, err := a.versionRunner(cmd.Context(), args[0])
+			if err != nil {
+				return err
 			}
-			return err
+			return a.migrateReport(r.Goto(cmd.Context(), v))
+		},
+	}
+}
+
+func (a *app) migrateForceCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "force VERSION",
+		Short: "Record the database as at VERSION without running anything",
+		Long: `force records every migration up to VERSION as applied and deletes the
+records above it, clearing failed ones, without running any migration
+and without touching the data, as golang-migrate's "force V" does: for
+after a person repaired a failed migration by hand. It holds the
+migrate lock. 0 records no migration as applied.`,
+		Example: `  harmonia migrate force 5`,
+		Args:    exactArgs("VERSION"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, v, err := a.versionRunner(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if err := r.Force(cmd.Context(), v); err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(map[string]any{"current": v})
+			}
+			fmt.Fprintf(a.stdout, "forced to version %d\n", v)
+			return nil
 		},
 	}
 }
@@ -281,9 +366,9 @@ record exits with code 3; an applied one with code 2.`,
   harmonia migrate resolve 4 --mark-applied`,
 		Args: exactArgs("VERSION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			v, err := strconv.ParseInt(args[0], 10, 64)
-			if err != nil || v <= 0 {
-				return invalidArg("version", "%q is not a migration version (a positive integer)", args[0])
+			v, err := migrationVersion(args[0], false)
+			if err != nil {
+				return err
 			}
 			r, err := a.runner(cmd.Context())
 			if err != nil {

@@ -6,10 +6,10 @@ import (
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/mattn/go-isatty"
+	"github.com/mattn/go-runewidth"
 	"github.com/schollz/progressbar/v3"
 )
 
@@ -20,30 +20,73 @@ func (a *app) printJSON(v any) error {
 	return enc.Encode(v)
 }
 
-// table writes aligned columns to stdout.
+// table writes columns to stdout aligned by display width (go-runewidth:
+// a CJK character takes two columns, a combining accent none), so that
+// names in any script line up in a terminal.
 type table struct {
-	tw *tabwriter.Writer
+	out  io.Writer
+	rows [][]string
 }
 
 // newTable starts a table with the given column headers.
 func (a *app) newTable(headers ...string) *table {
-	t := &table{tw: tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)}
+	t := &table{out: a.stdout}
 	t.row(headers...)
 	return t
 }
 
 // row adds a row; empty cells print as "-".
 func (t *table) row(cells ...string) {
+	r := make([]string, len(cells))
 	for i, c := range cells {
 		if c == "" {
-			cells[i] = "-"
+			c = "-"
 		}
+		r[i] = c
 	}
-	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
+	t.rows = append(t.rows, r)
 }
 
+// tableGap is the space between two columns.
+const tableGap = 2
+
 // flush writes the table out.
-func (t *table) flush() error { return t.tw.Flush() }
+func (t *table) flush() error {
+	var widths []int
+	for _, r := range t.rows {
+		for i, c := range r {
+			if i == len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], runewidth.StringWidth(c))
+		}
+	}
+	var b strings.Builder
+	for _, r := range t.rows {
+		for i, c := range r {
+			b.WriteString(c)
+			if i < len(r)-1 {
+				b.WriteString(strings.Repeat(" ", widths[i]-runewidth.StringWidth(c)+tableGap))
+			}
+		}
+		b.WriteByte('\n')
+	}
+	t.rows = nil
+	_, err := io.WriteString(t.out, b.String())
+	return err
+}
+
+// plural returns "1 artifact", "2 artifacts", "3 entries": n and the noun,
+// in the plural unless n is 1.
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	if base, ok := strings.CutSuffix(noun, "y"); ok {
+		return fmt.Sprintf("%d %sies", n, base)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
 
 // timeText formats t for tables: UTC, to the second; "" for the zero time.
 func timeText(t time.Time) string {

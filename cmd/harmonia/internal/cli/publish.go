@@ -95,8 +95,8 @@ code 4. The version's content digest is printed.`,
 			if !res.Created {
 				what = "already published with the same contents"
 			}
-			fmt.Fprintf(a.stdout, "%s %s (%d artifacts, %d datasets, %s)\ndigest %s\n", v.VersionTag, what,
-				len(v.Manifest.Artifacts), len(v.Manifest.Datasets), res.Path, v.Digest)
+			fmt.Fprintf(a.stdout, "%s %s (%s, %s, %s)\ndigest %s\n", v.VersionTag, what,
+				plural(int64(len(v.Manifest.Artifacts)), "artifact"), plural(int64(len(v.Manifest.Datasets)), "dataset"), res.Path, v.Digest)
 			return nil
 		},
 	}

@@ -3,6 +3,9 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/spf13/cobra"
@@ -26,14 +29,77 @@ type verifyItemJSON struct {
 
 // verifyJSON is verify --json.
 type verifyJSON struct {
-	VersionTag     string           `json:"version_tag"`
-	Root           string           `json:"root"`
-	OK             bool             `json:"ok"`
-	Digest         string           `json:"digest"`
-	CurrentDigest  string           `json:"current_digest"`
-	DigestOK       bool             `json:"digest_ok"`
-	Artifacts      []verifyItemJSON `json:"artifacts"`
-	FailedArtifact int              `json:"failed"`
+	VersionTag    string           `json:"version_tag"`
+	Root          string           `json:"root"`
+	OK            bool             `json:"ok"`
+	Digest        string           `json:"digest"`
+	CurrentDigest string           `json:"current_digest"`
+	DigestOK      bool             `json:"digest_ok"`
+	Artifacts     []verifyItemJSON `json:"artifacts"`
+	// Datasets are the version's datasets' files, checked in this
+	// process (datasets have no validate jobs).
+	Datasets       []verifyDatasetJSON `json:"datasets"`
+	FailedArtifact int                 `json:"failed"`
+}
+
+// verifyDatasetJSON is one dataset's check in verify --json.
+type verifyDatasetJSON struct {
+	Dataset   string `json:"dataset"`
+	Path      string `json:"path"`
+	OK        bool   `json:"ok"`
+	SHA256    string `json:"sha256,omitempty"`
+	SizeBytes int64  `json:"size_bytes,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+// verifyRoot checks --root before anything connects, so that its error
+// names the command: "verify: root: …".
+func verifyRoot(root string) error {
+	problem := ""
+	if root == "" {
+		problem = "--root DIR is required: the directory the artifacts' and datasets' paths are relative to"
+	} else if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
+		problem = fmt.Sprintf("%s must be an existing directory", echo(root))
+	}
+	if problem != "" {
+		return &harmonia.Error{Code: harmonia.CodeInvalid, Entity: "verify", Field: "root", Reason: problem}
+	}
+	return nil
+}
+
+// checkDatasets hashes each dataset's file under root and compares it
+// with the recorded size and sha256.
+func checkDatasets(ctx context.Context, root string, ds []*harmonia.Dataset) ([]verifyDatasetJSON, error) {
+	out := make([]verifyDatasetJSON, len(ds))
+	for i, d := range ds {
+		it := verifyDatasetJSON{Dataset: d.Key(), Path: d.Path}
+		local := d.Path
+		if u, err := url.Parse(d.Path); err == nil && u.Scheme == "file" {
+			local = u.Path
+		} else if err == nil && len(u.Scheme) > 1 {
+			it.Error = "not a local file: only local paths are checked under --root"
+			out[i] = it
+			continue
+		}
+		if !filepath.IsAbs(local) {
+			local = filepath.Join(root, filepath.FromSlash(local))
+		}
+		sum, size, err := worker.HashFile(ctx, local)
+		switch {
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case err != nil:
+			it.Error = err.Error()
+		case size != d.SizeBytes:
+			it.Error = fmt.Sprintf("size %d, recorded %d", size, d.SizeBytes)
+		case d.Hashes.SHA256 != "" && sum != d.Hashes.SHA256:
+			it.Error = fmt.Sprintf("sha256 %s, recorded %s", sum, d.Hashes.SHA256)
+		default:
+			it.OK, it.SHA256, it.SizeBytes = true, sum, size
+		}
+		out[i] = it
+	}
+	return out, nil
 }
 
 func (a *app) verifyCommand() *cobra.Command {
@@ -43,10 +109,11 @@ func (a *app) verifyCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify [--version TAG] --root DIR",
 		Short: "Check a version's files against their recorded size and sha256",
-		Long: `verify checks every artifact of a published version (--version, default
-the latest): it enqueues one validate job per artifact, runs workers in
-this process until they finish, and prints each result. An artifact's file
-is its path under --root, or an object in one of the buckets given with
+		Long: `verify checks every artifact and dataset of a published version
+(--version, default the latest): it enqueues one validate job per
+artifact, runs workers in this process until they finish, hashes each
+dataset's file itself, and prints each result. An artifact's file is its
+path under --root, or an object in one of the buckets given with
 --allow-bucket (s3://models/resnet.onnx; the object's size is compared
 with its metadata before any byte is read). It also recomputes the version's content digest
 from the artifacts as stored now. It exits with code 5 when any file is
@@ -60,6 +127,9 @@ pending validate jobs of the queue, checked under the same --root.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if err := verifyRoot(root); err != nil {
+				return err
+			}
 			store, err := a.storeWithRoot(ctx, root)
 			if err != nil {
 				return err
@@ -92,8 +162,17 @@ pending validate jobs of the queue, checked under the same --root.`,
 			if err != nil {
 				return err
 			}
+			dss, err := checkDatasets(ctx, root, c.Datasets)
+			if err != nil {
+				return err
+			}
 			out := verifyJSON{VersionTag: tag, Root: root, Digest: dig.StoredDigest, CurrentDigest: dig.CurrentDigest, DigestOK: dig.OK(),
-				Artifacts: make([]verifyItemJSON, len(jobs))}
+				Artifacts: make([]verifyItemJSON, len(jobs)), Datasets: dss}
+			for _, d := range dss {
+				if !d.OK {
+					out.FailedArtifact++
+				}
+			}
 			for i, j := range jobs {
 				art := c.Artifacts[i]
 				it := verifyItemJSON{Artifact: art.Key(), Path: art.Path, JobID: j.ID.Hex(), Status: string(j.Status), OK: j.Status == harmonia.JobSuccess, Error: j.Error}
@@ -120,6 +199,13 @@ pending validate jobs of the queue, checked under the same --root.`,
 					}
 					t.row(it.Artifact, it.Path, result, detail)
 				}
+				for _, it := range out.Datasets {
+					result, detail := "ok", it.SHA256
+					if !it.OK {
+						result, detail = "FAILED", it.Error
+					}
+					t.row("dataset "+it.Dataset, it.Path, result, detail)
+				}
 				if err := t.flush(); err != nil {
 					return err
 				}
@@ -130,8 +216,8 @@ pending validate jobs of the queue, checked under the same --root.`,
 				}
 			}
 			if !out.OK {
-				return &exitError{code: ExitCheckFailed, msg: fmt.Sprintf("harmonia: verify %s: %d of %d files failed, digest ok: %t",
-					tag, out.FailedArtifact, len(out.Artifacts), out.DigestOK)}
+				return &exitError{code: ExitCheckFailed, msg: fmt.Sprintf("harmonia: verify %s: %d of %s failed, digest ok: %t",
+					tag, out.FailedArtifact, plural(int64(len(out.Artifacts)+len(out.Datasets)), "file"), out.DigestOK)}
 			}
 			return nil
 		},
@@ -180,7 +266,7 @@ func runValidations(ctx context.Context, a *app, store *harmonia.Store, h worker
 	}()
 	bar := a.newProgress("verify", int64(len(ids)), false)
 	jobs, err := store.Queue().WaitJobs(ctx, ids, &harmonia.WaitOpts{Progress: func(finished, total int) {
-		bar.update(int64(finished), fmt.Sprintf("%d of %d files checked", finished, total))
+		bar.update(int64(finished), fmt.Sprintf("%d of %s checked", finished, plural(int64(total), "file")))
 	}})
 	bar.finish()
 	stop()

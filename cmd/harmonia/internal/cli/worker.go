@@ -77,6 +77,7 @@ and other commands at it with --uri to use them side by side.`,
 				return err
 			}
 			defer dl.Buckets.Close()
+			a.announceServer()
 			hs, err := handlers(store, root, &dl)
 			if err != nil {
 				return err

@@ -63,7 +63,82 @@ func TestExitCodes(t *testing.T) {
 	r = f.fails(ExitInternal, "--uri", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300&connectTimeoutMS=300", "versions", "list")
 	require.Contains(t, r.stderr, "harmonia: ")
 
-	// Check failed is exercised by TestVerifyAndJobs.
+	// Check failed is exercised by TestVerifyAndJobs; the table below
+	// runs every command's other error cases.
+	exitCases(t, f)
+}
+
+// exitCases runs an error case of every command against a fixture with
+// the sample imported, and checks the exit code against the README's
+// table, that the error is one line on standard error naming what is
+// wrong, and that nothing is printed on standard output.
+func exitCases(t *testing.T, f *fixture) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
+		return p
+	}
+	long := strings.Repeat("x", 100_000)
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"unknown flag before the command", []string{"--bogus", "versions", "list"}, ExitInvalid, "unknown flag --bogus"},
+		{"unknown flag after it", []string{"versions", "list", "--bogus"}, ExitInvalid, "--bogus"},
+		{"alias to a version that does not exist", []string{"alias", "set", "canary", "2099.1.0", "--by", "me"}, ExitNotFound, "2099.1.0"},
+		{"alias to a tag of 100,000 characters", []string{"alias", "set", "canary", long, "--by", "me"}, ExitNotFound, "xxx…"},
+		{"alias name of 5,000 characters", []string{"alias", "set", strings.Repeat("a", 5000), "2026.11.0", "--by", "me"}, ExitInvalid, "aaa…"},
+		{"alias delete of nothing", []string{"alias", "delete", "nothing-here", "--by", "me"}, ExitNotFound, "nothing-here"},
+		{"publish a tag with a trailing space", []string{"publish", "2026.12.0 ", "--artifact", "bert-base@1.0.0", "--by", "me"}, ExitInvalid, "version_tag: must not begin or end with white space"},
+		{"publish a tag of one space", []string{"publish", " ", "--artifact", "bert-base@1.0.0", "--by", "me"}, ExitInvalid, "version_tag"},
+		{"publish a zero-width tag", []string{"publish", "2026.12.0\u200b", "--artifact", "bert-base@1.0.0", "--by", "me"}, ExitInvalid, "U+200B"},
+		{"publish an artifact in another case", []string{"publish", "2026.12.0", "--artifact", "BERT-BASE@9.9.9", "--by", "me"}, ExitNotFound, "BERT-BASE"},
+		{"publish over a published tag", []string{"publish", "2026.11.0", "--artifact", "bert-base@1.0.0", "--by", "me"}, ExitConflict, "2026.11.0"},
+		{"versions show", []string{"versions", "show", "2099.1.0"}, ExitNotFound, "2099.1.0"},
+		{"versions diff", []string{"versions", "diff", "2099.1.0", "2026.11.0"}, ExitNotFound, "2099.1.0"},
+		{"artifacts list by a license nobody has", []string{"artifacts", "list", "--license", "GPL-3.0-only"}, ExitNotFound, "GPL-3.0-only"},
+		{"jobs show", []string{"jobs", "show", bson.NewObjectID().Hex()}, ExitNotFound, "job"},
+		{"jobs cancel", []string{"jobs", "cancel", bson.NewObjectID().Hex()}, ExitNotFound, "job"},
+		{"jobs retry", []string{"jobs", "retry", "not-an-id"}, ExitInvalid, "not a job id"},
+		{"import an empty object", []string{"import", write("empty.json", "{}")}, ExitInvalid, "format_version is missing"},
+		{"import without format_version", []string{"import", write("nofv.json", `{"licenses": []}`)}, ExitInvalid, "format_version"},
+		{"import another format_version", []string{"import", write("fv2.json", `{"format_version": 2}`)}, ExitInvalid, "format_version 2"},
+		{"import a misspelt section", []string{"import", write("licences.json", `{"format_version": 1, "licences": []}`)}, ExitInvalid, "licences"},
+		{"import a directory", []string{"import", dir}, ExitInternal, "is a directory"},
+		{"verify without a root", []string{"verify", "--root", filepath.Join(dir, "nonexistent")}, ExitInvalid, "harmonia: verify: root: "},
+		{"verify a version that does not exist", []string{"verify", "--root", dir, "--version", "2099.1.0"}, ExitNotFound, "2099.1.0"},
+		{"worker without a root", []string{"worker"}, ExitInvalid, "root"},
+		{"migrate goto an unknown version", []string{"migrate", "goto", "99"}, ExitInvalid, "99"},
+		{"migrate force an unknown version", []string{"migrate", "force", "99"}, ExitInvalid, "99"},
+		{"migrate down of a bad count", []string{"migrate", "down", "-3"}, ExitInvalid, "-3"},
+		{"migrate resolve", []string{"migrate", "resolve", "99"}, ExitNotFound, "99"},
+		{"a server that is not there", []string{"--uri", "mongodb://127.0.0.1:1/", "--server-timeout", "300ms", "versions", "list"}, ExitInternal, "unreachable"},
+		{"a bad server timeout", []string{"--server-timeout", "soon", "versions", "list"}, ExitInvalid, "server-timeout"},
+	}
+	for _, c := range cases {
+		r := f.run(c.args...)
+		what := strings.Join(c.args, " ")
+		if len(what) > 100 {
+			what = what[:100] + "…"
+		}
+		require.Equal(t, c.code, r.code, "%s: harmonia %s\nstdout:\n%s\nstderr:\n%.500s", c.name, what, r.stdout, r.stderr)
+		require.Contains(t, r.stderr, c.want, c.name)
+		require.Empty(t, r.stdout, "%s: nothing on stdout that looks like success", c.name)
+		require.Less(t, len(r.stderr), 1000, "%s: echoed input is cut", c.name)
+		var errLines []string // progress lines ("import: …") aside
+		for _, l := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+			if strings.HasPrefix(l, "harmonia") || strings.HasPrefix(l, "Run ") {
+				errLines = append(errLines, l)
+			}
+		}
+		if c.code == ExitInvalid && strings.HasPrefix(errLines[len(errLines)-1], "Run 'harmonia --help'") {
+			errLines = errLines[:len(errLines)-1]
+		}
+		require.Len(t, errLines, 1, "%s: one line on failure:\n%s", c.name, r.stderr)
+	}
 }
 
 func TestPublishAndAliases(t *testing.T) {
@@ -75,7 +150,7 @@ func TestPublishAndAliases(t *testing.T) {
 		"--dataset", "coco-subset@2024.1", "--by", "release-bot", "--notes", "December")
 	v, err := f.store.GetVersionByTag(t.Context(), "2026.12.0")
 	require.NoError(t, err)
-	require.Contains(t, r.stdout, "2026.12.0 published (2 artifacts, 1 datasets")
+	require.Contains(t, r.stdout, "2026.12.0 published (2 artifacts, 1 dataset,")
 	require.Contains(t, r.stdout, "digest "+v.Digest)
 	var pub publishJSON
 	f.json(&pub, "publish", "2026.12.0", "--artifact", "resnet50@1.3.0", "--artifact", "bert-base@1.0.0",
@@ -148,16 +223,25 @@ func TestVerifyAndJobs(t *testing.T) {
 		require.True(t, it.OK, it.Artifact)
 		require.Len(t, it.SHA256, 64)
 	}
+	require.Len(t, ok.Datasets, 3, "verify checks the datasets' files too")
+	for _, it := range ok.Datasets {
+		require.True(t, it.OK, "%+v", it)
+	}
 
 	// A changed file fails the check with exit code 5 and names it.
 	require.NoError(t, os.WriteFile(filepath.Join(f.dir, "models", "bert-base-1.0.0.onnx"), []byte("tampered"), 0o644))
 	r := f.fails(ExitCheckFailed, "verify", "--root", f.dir, "--version", "2026.11.0")
 	require.Regexp(t, `bert-base@1\.0\.0\s+models/bert-base-1\.0\.0\.onnx\s+FAILED\s+\S+`, r.stdout)
-	require.Contains(t, r.stderr, "1 of 4 files failed")
+	require.Contains(t, r.stderr, "1 of 7 files failed")
 	var bad verifyJSON
 	r = f.fails(ExitCheckFailed, "verify", "--root", f.dir, "--json")
 	require.NoError(t, jsonUnmarshal(r.stdout, &bad))
 	require.Equal(t, 1, bad.FailedArtifact)
+
+	require.NoError(t, os.WriteFile(filepath.Join(f.dir, "datasets", "coco-subset-2024.1.jsonl"), []byte("tampered"), 0o644))
+	r = f.fails(ExitCheckFailed, "verify", "--root", f.dir, "--version", "2026.11.0")
+	require.Regexp(t, `dataset coco-subset@2024\.1\s+datasets/coco-subset-2024\.1\.jsonl\s+FAILED\s+size 8, recorded 560`, r.stdout)
+	require.Contains(t, r.stderr, "2 of 7 files failed")
 	var failed verifyItemJSON
 	for _, it := range bad.Artifacts {
 		if !it.OK {
@@ -310,8 +394,18 @@ func TestMigrateCommands(t *testing.T) {
 	require.Nil(t, st.Lock)
 	require.Contains(t, f.ok("migrate", "up", "--dry-run").stdout, "nothing to apply")
 
+	r = f.ok("migrate", "down")
+	require.Contains(t, r.stdout, "current version 5", "migration 6 has a Down")
 	r = f.fails(ExitInvalid, "migrate", "down")
 	require.Contains(t, r.stderr, "has no Down function")
+	r = f.ok("migrate", "goto", "6")
+	require.Contains(t, r.stdout, "current version 6")
+	f.ok("migrate", "force", "4")
+	var forced statusJSON
+	f.json(&forced, "migrate", "status")
+	require.Equal(t, int64(4), forced.Current)
+	require.Equal(t, 2, forced.Pending, "force runs nothing and forgets the records above")
+	f.ok("migrate", "up")
 	f.fails(ExitInvalid, "migrate", "up", "--to", "77")
 	f.fails(ExitInvalid, "migrate", "resolve", "two")
 
@@ -323,30 +417,14 @@ func TestMigrateCommands(t *testing.T) {
 
 func TestDevdbServesUntilStopped(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
-	defer cancel()
-	devCtx, stop := context.WithCancel(ctx)
-	var out syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- Execute(devCtx, []string{"devdb", "--memory", "--addr", "127.0.0.1:0"}, &out, &out, nil)
-	}()
-	var uri string
-	require.Eventually(t, func() bool {
-		for _, line := range strings.Split(out.String(), "\n") {
-			if rest, ok := strings.CutPrefix(line, "harmonia-devdb: serving "); ok {
-				uri = strings.Fields(rest)[0]
-				return true
-			}
-		}
-		return false
-	}, 2*time.Minute, 20*time.Millisecond)
+	dev, line := start(t, "serving ", "devdb", "--memory", "--addr", "127.0.0.1:0")
+	require.True(t, strings.HasPrefix(line, "serving "), "no harmonia-devdb: prefix: %q", line)
+	uri := strings.Fields(strings.TrimPrefix(line, "serving "))[0]
 	require.Contains(t, uri, "replicaSet=rs0")
 
 	f := &fixture{t: t, conn: []string{"--uri", uri}}
 	f.ok("migrate", "up")
 	require.Empty(t, f.versions())
-	stop()
-	require.Equal(t, ExitOK, <-done, out.String())
-	require.Contains(t, out.String(), "harmonia-devdb: stopping")
+	dev.end(t)
+	require.Contains(t, dev.out.String(), "stopping")
 }
