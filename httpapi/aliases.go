@@ -104,6 +104,11 @@ func (h *Handler) aliasOperations() []*operation {
 				}
 				o.Reason = in.Reason
 				m, err := h.store.SetAlias(c.ctx, c.r.PathValue("name"), in.VersionTag, o)
+				if harmonia.ErrorCode(err) == harmonia.CodeNotFound {
+					// The body names a version that does not exist: the
+					// request is well formed but cannot be carried out.
+					return newProblem(http.StatusUnprocessableEntity, harmonia.CodeNotFound, harmonia.EntityAlias, "version_tag", "%s", err.Error())
+				}
 				if err != nil {
 					return err
 				}
