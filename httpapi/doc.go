@@ -61,8 +61,9 @@
 // ([Options.VersionCache]). An alias's ETag is its move's sequence number:
 // If-None-Match answers 304, and a move (PUT, DELETE) with If-Match is a
 // compare-and-set: the handler compares the tag, then moves the alias only
-// if it still points at the version read with it (the Store's own
-// compare-and-set), so a move in between also fails with 412. If-None-Match:
+// if its move number is still the one read with it (the Store's own
+// compare-and-set, [harmonia.SetAliasOpts].ExpectSeq), so a move in
+// between, even one away and back, also fails with 412. If-None-Match:
 // * creates an alias only if it does not exist. Lists answer
 // {"items": […], "next": "<cursor>"} and a Link header (rel="next", a
 // query-only reference, so it works behind a prefix). Bodies, query strings
