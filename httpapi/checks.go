@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	"github.com/getkin/kin-openapi/openapi3"
-	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/harmonia-ml/harmonia"
 )
@@ -41,25 +40,10 @@ type CheckResult struct {
 }
 
 // CheckProblem is one broken invariant the check found: a
-// [harmonia.Problem] as the API shows it.
-type CheckProblem struct {
-	// Kind says what is wrong (see [harmonia.ProblemKind]).
-	Kind harmonia.ProblemKind `json:"kind"`
-	// Entity is the kind of the document at fault.
-	Entity string `json:"entity"`
-	// Key is the document's natural key.
-	Key string `json:"key"`
-	// ID is the document's id.
-	ID bson.ObjectID `json:"id"`
-	// Field is the stored field at fault.
-	Field string `json:"field"`
-	// Version is the tag of the inventory version concerned, if any.
-	Version string `json:"version,omitempty"`
-	// Detail says what was found, for a person.
-	Detail string `json:"detail"`
-	// Repaired is true when a repair made it whole.
-	Repaired bool `json:"repaired"`
-}
+// [harmonia.Problem] (kind, entity, key, id, field, version, detail,
+// repaired) under a name of its own in the OpenAPI document, whose
+// Problem is the problem document of an error.
+type CheckProblem harmonia.Problem
 
 func (h *Handler) checkOperations() []*operation {
 	limit := param{name: "limit", in: openapi3.ParameterInQuery,
@@ -85,8 +69,7 @@ func (h *Handler) check(c *call, repair bool) error {
 	out := &CheckResult{Problems: []*CheckProblem{}}
 	rep, err := h.store.Check(c.ctx, &harmonia.CheckOpts{Repair: repair, OnProblem: func(p harmonia.Problem) {
 		if len(out.Problems) < limit {
-			out.Problems = append(out.Problems, &CheckProblem{Kind: p.Kind, Entity: p.Entity, Key: p.Key, ID: p.ID,
-				Field: p.Field, Version: p.Version, Detail: p.Detail, Repaired: p.Repaired})
+			out.Problems = append(out.Problems, (*CheckProblem)(&p))
 		}
 	}})
 	if err != nil {
