@@ -119,14 +119,24 @@ type SetAliasOpts struct {
 	// ExpectAbsent makes the move happen only if the alias does not point
 	// anywhere yet (it never existed or was deleted).
 	ExpectAbsent bool
+	// ExpectSeq makes the move a compare-and-set on the alias's move
+	// number ([Alias].Seq): it happens only if the alias's last move is
+	// this one, and otherwise fails with a conflict ([ErrAliasMoved]).
+	// Unlike ExpectVersion it also refuses an alias moved away and back
+	// since it was read. It is checked in the same write as
+	// ExpectVersion. 0 means no expectation.
+	ExpectSeq int64
 }
 
 func (o *SetAliasOpts) validate() error {
 	if o == nil || o.By == "" {
 		return invalidf(EntityAlias, "by", "SetAliasOpts.By must name who moves the alias")
 	}
-	if o.ExpectAbsent && o.ExpectVersion != "" {
-		return invalidf(EntityAlias, "expect", "ExpectVersion and ExpectAbsent exclude each other")
+	if o.ExpectAbsent && (o.ExpectVersion != "" || o.ExpectSeq != 0) {
+		return invalidf(EntityAlias, "expect", "ExpectAbsent excludes ExpectVersion and ExpectSeq")
+	}
+	if o.ExpectSeq < 0 {
+		return invalidf(EntityAlias, "expect_seq", "ExpectSeq must not be negative")
 	}
 	return nil
 }
@@ -139,8 +149,9 @@ func validAliasName(name string) error {
 }
 
 // expect checks the caller's expectation against the alias's current
-// target from.
-func (o *SetAliasOpts) expect(name, from string) error {
+// target from and move number seq (0: no alias yet). The write that
+// follows is conditional on seq, so the check holds at the write.
+func (o *SetAliasOpts) expect(name, from string, seq int64) error {
 	actual := from
 	if actual == "" {
 		actual = "nothing"
@@ -152,6 +163,9 @@ func (o *SetAliasOpts) expect(name, from string) error {
 	case o.ExpectVersion != "" && from != NormalizeName(o.ExpectVersion):
 		return &Error{Code: CodeConflict, Entity: EntityAlias, Field: "version_tag", Err: ErrAliasMoved,
 			Reason: fmt.Sprintf("alias %s points at %s, not at %s as expected", name, actual, o.ExpectVersion)}
+	case o.ExpectSeq != 0 && seq != o.ExpectSeq:
+		return &Error{Code: CodeConflict, Entity: EntityAlias, Field: "seq", Err: ErrAliasMoved,
+			Reason: fmt.Sprintf("alias %s is at move %d (it points at %s), not at move %d as expected", name, seq, actual, o.ExpectSeq)}
 	}
 	return nil
 }
@@ -163,9 +177,10 @@ func (o *SetAliasOpts) expect(name, from string) error {
 // never leaves a move without its record (the move is first noted on the
 // alias as pending, then recorded, then applied; [Store.RecoverAliases]
 // rolls back one interrupted by a crash). opts.By is required. With
-// opts.ExpectVersion or opts.ExpectAbsent the move is a compare-and-set:
-// of several callers expecting the same target, exactly one moves the
-// alias and the others get a conflict naming its actual target. Setting
+// opts.ExpectVersion, opts.ExpectSeq or opts.ExpectAbsent the move is a
+// compare-and-set: of several callers expecting the same target, exactly
+// one moves the alias and the others get a conflict naming its actual
+// target. Setting
 // an alias to the version it points at is recorded as a move too.
 //
 // A version an alias points at stays published: harmonia has no call that
@@ -204,6 +219,9 @@ type DeleteAliasOpts struct {
 	// if the alias points at this version tag now, and otherwise fails
 	// with a conflict ([ErrAliasMoved]). Empty means no expectation.
 	ExpectVersion string
+	// ExpectSeq makes the removal a compare-and-set on the alias's move
+	// number, as [SetAliasOpts].ExpectSeq does. 0 means no expectation.
+	ExpectSeq int64
 }
 
 // DeleteAlias removes the alias name: it no longer resolves nor is listed.
@@ -220,7 +238,11 @@ func (s *Store) DeleteAlias(ctx context.Context, name string, opts *DeleteAliasO
 	if opts == nil || opts.By == "" {
 		return nil, invalidf(EntityAlias, "by", "DeleteAliasOpts.By must name who removes the alias")
 	}
-	return s.moveAlias(ctx, name, nil, SetAliasOpts{By: opts.By, Reason: opts.Reason, ExpectVersion: opts.ExpectVersion})
+	o := SetAliasOpts{By: opts.By, Reason: opts.Reason, ExpectVersion: opts.ExpectVersion, ExpectSeq: opts.ExpectSeq}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	return s.moveAlias(ctx, name, nil, o)
 }
 
 // errAliasRaced says that another move changed the alias between our read
@@ -273,7 +295,7 @@ func (s *Store) newMove(name string, cur *aliasDoc, v *InventoryVersion, o SetAl
 	if v == nil && from == "" {
 		return nil, notFoundf(EntityAlias, "no alias %s", name)
 	}
-	if err := o.expect(name, from); err != nil {
+	if err := o.expect(name, from, seq); err != nil {
 		return nil, err
 	}
 	m := &AliasMove{ID: bson.NewObjectID(), SchemaVersion: SchemaVersion, Alias: name, Seq: seq + 1, From: from,

@@ -290,3 +290,42 @@ func TestAliasCrashBetweenMoveAndRecordRecovers(t *testing.T) {
 		}
 	}
 }
+
+// TestAliasExpectSeqRefusesMoveAwayAndBack: a move away and back between
+// a caller's read and its write passes ExpectVersion (the alias points
+// where it did) but not ExpectSeq (it has moved twice since).
+func TestAliasExpectSeqRefusesMoveAwayAndBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.versions(t, "v1", "v2", "v3")
+	_, err := b.store.SetAlias(b.ctx, "production", "v1", by("a"))
+	require.NoError(t, err)
+	read, err := b.store.GetAlias(b.ctx, "production")
+	require.NoError(t, err)
+	_, err = b.store.SetAlias(b.ctx, "production", "v2", by("b"))
+	require.NoError(t, err)
+	_, err = b.store.SetAlias(b.ctx, "production", "v1", by("b"))
+	require.NoError(t, err)
+
+	_, err = b.store.SetAlias(b.ctx, "production", "v3", &harmonia.SetAliasOpts{By: "c", ExpectVersion: read.VersionTag, ExpectSeq: read.Seq})
+	require.ErrorIs(t, err, harmonia.ErrConflict)
+	require.ErrorIs(t, err, harmonia.ErrAliasMoved)
+	_, err = b.store.DeleteAlias(b.ctx, "production", &harmonia.DeleteAliasOpts{By: "c", ExpectVersion: read.VersionTag, ExpectSeq: read.Seq})
+	require.ErrorIs(t, err, harmonia.ErrAliasMoved)
+	got, err := b.store.GetAlias(b.ctx, "production")
+	require.NoError(t, err)
+	require.Equal(t, "v1", got.VersionTag)
+	require.Equal(t, int64(3), got.Seq)
+	require.Equal(t, []string{"1:->v1", "2:v1->v2", "3:v2->v1"}, history(t, b, "production"))
+
+	_, err = b.store.SetAlias(b.ctx, "production", "v3", &harmonia.SetAliasOpts{By: "c", ExpectVersion: "v1", ExpectSeq: got.Seq})
+	require.NoError(t, err)
+	_, err = b.store.DeleteAlias(b.ctx, "production", &harmonia.DeleteAliasOpts{By: "c", ExpectSeq: got.Seq + 1})
+	require.NoError(t, err)
+	_, err = b.store.SetAlias(b.ctx, "canary", "v1", &harmonia.SetAliasOpts{By: "c", ExpectSeq: 1})
+	require.ErrorIs(t, err, harmonia.ErrAliasMoved, "no alias yet: at move 0")
+	_, err = b.store.SetAlias(b.ctx, "canary", "v1", &harmonia.SetAliasOpts{By: "c", ExpectSeq: -1})
+	require.ErrorIs(t, err, harmonia.ErrInvalid)
+	_, err = b.store.SetAlias(b.ctx, "canary", "v1", &harmonia.SetAliasOpts{By: "c", ExpectSeq: 1, ExpectAbsent: true})
+	require.ErrorIs(t, err, harmonia.ErrInvalid)
+}

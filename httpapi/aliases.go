@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/harmonia-ml/harmonia"
@@ -93,7 +94,7 @@ func (h *Handler) aliasOperations() []*operation {
 			summary:     "Point an alias at a published version; the move's by is the caller",
 			description: "With If-Match the move is a compare-and-set against the alias's ETag, with If-None-Match: * it only creates; a failed precondition answers 412 naming where the alias points.",
 			params:      []param{name}, headers: cas, body: &AliasInput{}, ok: http.StatusOK, out: &harmonia.AliasMove{}, etag: true,
-			errs: []int{http.StatusConflict, http.StatusPreconditionFailed}, run: func(c *call) error {
+			errs: []int{http.StatusNotFound, http.StatusConflict, http.StatusPreconditionFailed}, run: func(c *call) error {
 				var in AliasInput
 				if err := c.decode(&in); err != nil {
 					return err
@@ -127,8 +128,8 @@ func (h *Handler) aliasOperations() []*operation {
 				if o.ExpectAbsent {
 					return badRequest("If-None-Match", "an alias delete takes If-Match, not If-None-Match")
 				}
-				m, err := h.store.DeleteAlias(c.ctx, c.r.PathValue("name"),
-					&harmonia.DeleteAliasOpts{By: o.By, Reason: c.r.URL.Query().Get("reason"), ExpectVersion: o.ExpectVersion})
+				m, err := h.store.DeleteAlias(c.ctx, c.r.PathValue("name"), &harmonia.DeleteAliasOpts{By: o.By,
+					Reason: c.r.URL.Query().Get("reason"), ExpectVersion: o.ExpectVersion, ExpectSeq: o.ExpectSeq})
 				return answer(c, http.StatusOK, m, err)
 			}},
 		{method: "GET", path: "/aliases/{name}/history", id: "aliasHistory", tag: "aliases", scope: ScopeRead,
@@ -170,8 +171,9 @@ func cmpOr(a, b int) int {
 
 // precondition turns a move's If-Match or If-None-Match into the Store's
 // compare-and-set. If-Match is checked against the alias's ETag here,
-// then the move expects the version read with it, so a move between the
-// two fails in the Store (412 as well).
+// then the move expects the move number read with it (ExpectSeq), so any
+// move between the two, even one away and back, fails in the Store (412
+// as well). If-Match: * expects only that the alias exists.
 func (h *Handler) precondition(c *call) (*harmonia.SetAliasOpts, error) {
 	o := &harmonia.SetAliasOpts{By: by(c.id)}
 	name := c.r.PathValue("name")
@@ -199,6 +201,9 @@ func (h *Handler) precondition(c *call) (*harmonia.SetAliasOpts, error) {
 	if !etagMatches(im, aliasETag(a.Seq)) {
 		return nil, newProblem(http.StatusPreconditionFailed, CodePreconditionFailed, harmonia.EntityAlias, "If-Match",
 			"alias %s has ETag %s now (it points at %s), not %s as expected", name, aliasETag(a.Seq), a.VersionTag, im)
+	}
+	if strings.TrimSpace(im) != "*" {
+		o.ExpectSeq = a.Seq
 	}
 	o.ExpectVersion = a.VersionTag
 	return o, nil

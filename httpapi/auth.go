@@ -20,7 +20,7 @@ type Scope string
 // every other; any scope grants ScopeRead.
 const (
 	// ScopeRead reads everything: lists, entities, versions, aliases,
-	// their history and watch, jobs and their logs.
+	// their history and watch, jobs and their logs, the inventory check.
 	ScopeRead Scope = "read"
 	// ScopeWrite creates and updates licenses, artifacts and datasets,
 	// and enqueues jobs.
@@ -28,7 +28,8 @@ const (
 	// ScopePublish publishes inventory versions and moves and deletes
 	// aliases.
 	ScopePublish Scope = "publish"
-	// ScopeAdmin grants every scope, and alone cancels jobs.
+	// ScopeAdmin grants every scope, and alone cancels jobs and repairs
+	// the inventory (POST /check/repair).
 	ScopeAdmin Scope = "admin"
 )
 

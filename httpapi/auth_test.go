@@ -50,20 +50,21 @@ func writes(t *testing.T, b *bundle) map[string]write {
 	r.decode(t, &job)
 	d := map[string]any{"path": "d.tar", "size_bytes": 1}
 	return map[string]write{
-		"createLicense":  {"POST", "/licenses", map[string]any{"spdx_id": "Apache-2.0", "commercial_use": true}, httpapi.ScopeWrite},
-		"ensureLicense":  {"PUT", "/licenses/spdx/BSD-3-Clause", map[string]any{"commercial_use": true}, httpapi.ScopeWrite},
-		"updateLicense":  {"PATCH", "/licenses/" + lic.ID.Hex(), map[string]any{"notes": "x"}, httpapi.ScopeWrite},
-		"createArtifact": {"POST", "/artifacts", map[string]any{"name": "b", "version": "1", "path": "b.onnx", "size_bytes": 1}, httpapi.ScopeWrite},
-		"ensureArtifact": {"PUT", "/artifacts/c/1", map[string]any{"path": "c.onnx", "size_bytes": 1}, httpapi.ScopeWrite},
-		"updateArtifact": {"PATCH", "/artifacts/" + a.ID.Hex(), map[string]any{"notes": "x"}, httpapi.ScopeWrite},
-		"createDataset":  {"POST", "/datasets", map[string]any{"name": "d", "version": "1", "path": "d.tar", "size_bytes": 1}, httpapi.ScopeWrite},
-		"ensureDataset":  {"PUT", "/datasets/e/1", d, httpapi.ScopeWrite},
-		"updateDataset":  {"PATCH", "/datasets/" + strings.Repeat("0", 24), map[string]any{"notes": "x"}, httpapi.ScopeWrite},
-		"enqueueJob":     {"POST", "/jobs", map[string]any{"type": "report"}, httpapi.ScopeWrite},
-		"publishVersion": {"POST", "/versions", map[string]any{"version_tag": "2.0", "artifact_ids": []string{a.ID.Hex()}}, httpapi.ScopePublish},
-		"setAlias":       {"PUT", "/aliases/prod", map[string]any{"version_tag": "1.0"}, httpapi.ScopePublish},
-		"deleteAlias":    {"DELETE", "/aliases/prod", nil, httpapi.ScopePublish},
-		"cancelJob":      {"POST", "/jobs/" + job.Job.ID + "/cancel", nil, httpapi.ScopeAdmin},
+		"createLicense":   {"POST", "/licenses", map[string]any{"spdx_id": "Apache-2.0", "commercial_use": true}, httpapi.ScopeWrite},
+		"ensureLicense":   {"PUT", "/licenses/spdx/BSD-3-Clause", map[string]any{"commercial_use": true}, httpapi.ScopeWrite},
+		"updateLicense":   {"PATCH", "/licenses/" + lic.ID.Hex(), map[string]any{"notes": "x"}, httpapi.ScopeWrite},
+		"createArtifact":  {"POST", "/artifacts", map[string]any{"name": "b", "version": "1", "path": "b.onnx", "size_bytes": 1}, httpapi.ScopeWrite},
+		"ensureArtifact":  {"PUT", "/artifacts/c/1", map[string]any{"path": "c.onnx", "size_bytes": 1}, httpapi.ScopeWrite},
+		"updateArtifact":  {"PATCH", "/artifacts/" + a.ID.Hex(), map[string]any{"notes": "x"}, httpapi.ScopeWrite},
+		"createDataset":   {"POST", "/datasets", map[string]any{"name": "d", "version": "1", "path": "d.tar", "size_bytes": 1}, httpapi.ScopeWrite},
+		"ensureDataset":   {"PUT", "/datasets/e/1", d, httpapi.ScopeWrite},
+		"updateDataset":   {"PATCH", "/datasets/" + strings.Repeat("0", 24), map[string]any{"notes": "x"}, httpapi.ScopeWrite},
+		"enqueueJob":      {"POST", "/jobs", map[string]any{"type": "report"}, httpapi.ScopeWrite},
+		"publishVersion":  {"POST", "/versions", map[string]any{"version_tag": "2.0", "artifact_ids": []string{a.ID.Hex()}}, httpapi.ScopePublish},
+		"setAlias":        {"PUT", "/aliases/prod", map[string]any{"version_tag": "1.0"}, httpapi.ScopePublish},
+		"deleteAlias":     {"DELETE", "/aliases/prod", nil, httpapi.ScopePublish},
+		"cancelJob":       {"POST", "/jobs/" + job.Job.ID + "/cancel", nil, httpapi.ScopeAdmin},
+		"repairInventory": {"POST", "/check/repair", nil, httpapi.ScopeAdmin},
 	}
 }
 

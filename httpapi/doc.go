@@ -20,8 +20,12 @@
 // /versions/{tag}/diff/{to}. Aliases: GET /aliases, GET, PUT and DELETE
 // /aliases/{name}, GET /aliases/{name}/history and /aliases/{name}/watch
 // (Server-Sent Events). Jobs: GET and POST /jobs, GET /jobs/{id},
-// POST /jobs/{id}/cancel, GET /jobs/{id}/log. The OpenAPI document is at
-// [OpenAPIPath]; it is also checked in as httpapi/openapi.json.
+// POST /jobs/{id}/cancel, GET /jobs/{id}/log. The inventory check
+// ([harmonia.Store.Check]): GET /check reports the problems found, POST
+// /check/repair repairs what it can; both answer 200 with a
+// [CheckResult] that lists at most limit problems and counts the rest.
+// The OpenAPI document is at [OpenAPIPath]; it is also checked in as
+// httpapi/openapi.json.
 //
 // # The OpenAPI document, and why kin-openapi
 //
@@ -61,8 +65,9 @@
 // ([Options.VersionCache]). An alias's ETag is its move's sequence number:
 // If-None-Match answers 304, and a move (PUT, DELETE) with If-Match is a
 // compare-and-set: the handler compares the tag, then moves the alias only
-// if it still points at the version read with it (the Store's own
-// compare-and-set), so a move in between also fails with 412. If-None-Match:
+// if its move number is still the one read with it (the Store's own
+// compare-and-set, [harmonia.SetAliasOpts].ExpectSeq), so a move in
+// between, even one away and back, also fails with 412. If-None-Match:
 // * creates an alias only if it does not exist. Lists answer
 // {"items": […], "next": "<cursor>"} and a Link header (rel="next", a
 // query-only reference, so it works behind a prefix). Bodies, query strings
@@ -80,10 +85,10 @@
 // built-in one over bearer tokens with scopes: read (every GET), write
 // (create and update licenses, artifacts, datasets; enqueue jobs),
 // publish (publish versions, move and delete aliases) and admin (every
-// scope; cancel jobs). Tokens are kept as SHA-256 digests, compared in
-// constant time and never logged. Without an authorizer the handler
-// serves reads only: every write answers 401 with a problem document
-// (the routes stay in the document). created_by, published_by and an
+// scope; cancel jobs, repair the inventory). Tokens are kept as SHA-256
+// digests, compared in constant time and never logged. Without an
+// authorizer the handler serves reads only: every write answers 401 with
+// a problem document (the routes stay in the document). created_by, published_by and an
 // alias move's by are the identity's name, never the body's: the
 // document refuses those fields in a body.
 package httpapi

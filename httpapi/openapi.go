@@ -35,6 +35,9 @@ var enums = map[reflect.Type][]any{
 		string(harmonia.JobFailed), string(harmonia.JobCancelled)},
 	reflect.TypeFor[harmonia.LogLevel](): {string(harmonia.LevelDebug), string(harmonia.LevelInfo), string(harmonia.LevelWarn), string(harmonia.LevelError)},
 	reflect.TypeFor[harmonia.Outcome]():  {string(harmonia.Created), string(harmonia.Unchanged)},
+	reflect.TypeFor[harmonia.ProblemKind](): {string(harmonia.ProblemUnmarked), string(harmonia.ProblemDanglingMark),
+		string(harmonia.ProblemDigest), string(harmonia.ProblemManifest), string(harmonia.ProblemMissingReference),
+		string(harmonia.ProblemStalePublish), string(harmonia.ProblemStaleLease), string(harmonia.ProblemSchemaVersion)},
 }
 
 // objectIDSchema is how an ObjectID travels: 24 lowercase hex digits.

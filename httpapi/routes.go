@@ -12,8 +12,7 @@ func (h *Handler) operations() []*operation {
 	ops = append(ops, h.versionOperations()...)
 	ops = append(ops, h.aliasOperations()...)
 	ops = append(ops, h.jobOperations()...)
-	// The inventory check (Store.Check) gets its route here, in a
-	// checks.go of its own, when it lands: GET /check, ScopeRead.
+	ops = append(ops, h.checkOperations()...)
 	return ops
 }
 
