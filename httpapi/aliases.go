@@ -94,7 +94,7 @@ func (h *Handler) aliasOperations() []*operation {
 			summary:     "Point an alias at a published version; the move's by is the caller",
 			description: "With If-Match the move is a compare-and-set against the alias's ETag, with If-None-Match: * it only creates; a failed precondition answers 412 naming where the alias points.",
 			params:      []param{name}, headers: cas, body: &AliasInput{}, ok: http.StatusOK, out: &harmonia.AliasMove{}, etag: true,
-			errs: []int{http.StatusNotFound, http.StatusConflict, http.StatusPreconditionFailed}, run: func(c *call) error {
+			errs: []int{http.StatusConflict, http.StatusPreconditionFailed}, run: func(c *call) error {
 				var in AliasInput
 				if err := c.decode(&in); err != nil {
 					return err

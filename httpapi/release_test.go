@@ -152,7 +152,7 @@ func TestAliases(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.status, "the alias moved: the old ETag is stale")
 
 	r = b.do(publishToken, "PUT", "/aliases/production", map[string]any{"version_tag": "9.9"})
-	require.Equal(t, http.StatusNotFound, r.status, "no published version 9.9")
+	require.Equal(t, http.StatusUnprocessableEntity, r.status, "no published version 9.9")
 	require.Equal(t, "version_tag", r.problem(t).Field)
 	r = b.do(publishToken, "PUT", "/aliases/Not%20Valid", map[string]any{"version_tag": "1.0"})
 	require.Equal(t, http.StatusUnprocessableEntity, r.status)
