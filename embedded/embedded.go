@@ -182,6 +182,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 		txnWait:     opts.TransactionWait,
 		electionID:  bson.NewObjectID(),
 		now:         opts.Now,
+		dataDir:     dataDir,
 	}, validators)
 	s.uri = "mongodb://" + clientHost(tcpAddr) + "/"
 	if opts.ReplicaSet != "" {

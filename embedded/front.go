@@ -68,6 +68,7 @@ type front struct {
 
 	validators *validatorStore
 	fail       failPoint
+	ids        *idIndexer // see idindex.go
 
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
@@ -85,6 +86,7 @@ type frontConfig struct {
 	txnWait     time.Duration
 	electionID  bson.ObjectID
 	now         func() time.Time // the clock $$NOW reads
+	dataDir     string           // FerretDB's data directory, for idindex.go
 }
 
 // errFrontClosed is returned to a command that waited while the front closed.
@@ -113,6 +115,7 @@ func newFront(ln net.Listener, dial func() (net.Conn, error), log *slog.Logger, 
 		sessions:   map[string]*session{},
 		active:     map[*txn]struct{}{},
 		validators: validators,
+		ids:        newIDIndexer(cfg.dataDir),
 		conns:      make(map[net.Conn]struct{}),
 		closing:    make(chan struct{}),
 	}

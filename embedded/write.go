@@ -19,6 +19,8 @@ import (
 // former state to restore when a document fails validation), and where a
 // validator applies, the documents as written after it.
 func (f *front) apply(be *backend, cmd *command, t *txn) (result, error) {
+	f.indexIDs(f.ids.before, cmd)
+	defer f.indexIDs(f.ids.after, cmd)
 	doc, err := f.applyDoc(be, cmd, t)
 	if err == errPassThrough {
 		replies, err := be.send(cmd.request())
