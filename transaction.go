@@ -3,6 +3,7 @@ package harmonia
 import (
 	"context"
 	"errors"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -51,9 +52,18 @@ func (s *Store) InTransaction(ctx context.Context, fn func(ctx context.Context) 
 	}
 	defer sess.EndSession(context.WithoutCancel(ctx))
 	txnOpts := options.Transaction().SetWriteConcern(writeconcern.Majority())
+	attempt := time.Now()
 	_, err = sess.WithTransaction(ctx, func(ctx context.Context) (any, error) {
-		return nil, fn(ctx)
+		attempt = time.Now()
+		err := fn(ctx)
+		if lifetimeExceeded(err, time.Since(attempt)) {
+			return nil, lifetimeError(time.Since(attempt), err)
+		}
+		return nil, err
 	}, txnOpts)
+	if lifetimeExceeded(err, time.Since(attempt)) {
+		return lifetimeError(time.Since(attempt), err)
+	}
 	return err
 }
 

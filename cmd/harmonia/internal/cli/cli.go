@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -61,6 +62,9 @@ type app struct {
 
 	uri, db, data string
 	json          bool
+	// txnLifetime is the transaction lifetime of the run's own embedded
+	// server.
+	txnLifetime time.Duration
 
 	conn *conn
 	// started is set once a command's own code runs: errors before that
@@ -201,6 +205,8 @@ progress lines otherwise.
 	pf.StringVar(&a.uri, "uri", "", "MongoDB connection string (default $"+EnvURI+"; with neither, an embedded server on --data)")
 	pf.StringVar(&a.db, "db", "harmonia", "database name")
 	pf.StringVar(&a.data, "data", "./harmonia-data", "data directory of the embedded server, used when no --uri is given")
+	pf.DurationVar(&a.txnLifetime, "txn-lifetime", txnLifetimeDefault,
+		"how long a transaction (a publish, an import's version) may run on the embedded server started on --data before it is aborted (with --uri, the server's own limit applies)")
 	pf.BoolVar(&a.json, "json", false, "print one JSON document (stable snake_case field names) instead of a table")
 	root.AddCommand(
 		a.migrateCommand(),

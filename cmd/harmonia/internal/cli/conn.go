@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -17,6 +18,12 @@ import (
 // embeddedReplicaSet is the replica set the embedded server serves, so
 // that publishes and alias moves run in transactions.
 const embeddedReplicaSet = "rs0"
+
+// txnLifetimeDefault is the transaction lifetime of the command's own
+// embedded server: ten times MongoDB's 60 s, so that a publish of a
+// version of thousands of artifacts is not cut on a loaded machine (one
+// of 1,000 among 10,000 artifacts takes a few seconds; see the README).
+const txnLifetimeDefault = 10 * time.Minute
 
 // conn is the run's connection: a client on the deployment, and the
 // embedded server when the run started one.
@@ -41,7 +48,7 @@ func (a *app) database(ctx context.Context, autoMigrate bool) (*mongo.Database, 
 	c := &conn{}
 	uri := cmp.Or(a.uri, a.env(EnvURI))
 	if uri == "" {
-		srv, err := embedded.Start(ctx, embedded.Options{Dir: a.data, ReplicaSet: embeddedReplicaSet})
+		srv, err := embedded.Start(ctx, embedded.Options{Dir: a.data, ReplicaSet: embeddedReplicaSet, TransactionLifetime: a.txnLifetime})
 		if errors.Is(err, embedded.ErrDirInUse) {
 			return nil, &harmonia.Error{Code: harmonia.CodeConflict, Entity: "command", Field: "data",
 				Reason: fmt.Sprintf("data directory %s is in use by another process (a running 'harmonia worker' or 'harmonia devdb'?): connect to that server with --uri instead", a.data), Err: err}
