@@ -363,6 +363,10 @@ func (w *writer) runStatement(key string, stmt bsoncore.Document, limit int64) (
 	if err != nil {
 		return nil, nil, err
 	}
+	if key == "updates" && pinnableMany(stmt) {
+		rep, err := w.updatePinned(stmt, pre) // pinmany.go
+		return pre, rep, err
+	}
 	if limit == 1 && len(pre) == 1 {
 		id, _ := idOf(pre[0])
 		stmt = editDoc(stmt, nil, bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: rawValue(id)}}}})
