@@ -11,6 +11,10 @@
 //	commands_per_job                 server commands per job logging two lines, amortized, 4 workers of concurrency 4
 //	sha256_ratio_vs_openssl          validate's hashing throughput ÷ `openssl dgst -sha256`
 //	import_peak_heap_mib_100mb       peak heap of a dry-run import of a generated 100 MB file
+//	cli_import_s                     seconds of `harmonia import` of 10,000 artifacts, on its own embedded server
+//	cli_publish_s_k1000              … of `harmonia publish` of 1,000 of them, one --artifact each
+//	cli_list_json_s                  … of `harmonia artifacts list --json` of the 10,000
+//	cli_import_versions_s            … of `harmonia import` of 20,000 artifacts with five versions of 1,000
 //
 // It runs on an embedded server by default and on HARMONIA_MONGODB_URI (or
 // -uri) when set; the sizes are flags, to be raised on a real MongoDB.
@@ -18,7 +22,9 @@
 //	go run ./examples/bench [-uri mongodb://…] [-artifacts 20000] [-jobs 500] [-concurrency 4] [-hash-mib 256] [-inventory-mb 100]
 //
 // -only claim,jobcmds runs some of the steps (import, publish, list,
-// claim, jobcmds, sha256, heap).
+// claim, jobcmds, sha256, heap, cli10k). cli10k builds the harmonia
+// command and runs it, as a user would, on a temporary data directory
+// (its own embedded server, whatever -uri says); it needs the go tool.
 package main
 
 import (
@@ -44,12 +50,14 @@ import (
 )
 
 type config struct {
-	uri                         string
-	artifacts, jobs, workers    int
-	concurrency                 int
-	only                        string
-	hashMiB, inventoryMB, listM int
-	publishSmall, publishLarge  int
+	uri                          string
+	artifacts, jobs, workers     int
+	concurrency                  int
+	only                         string
+	hashMiB, inventoryMB, listM  int
+	publishSmall, publishLarge   int
+	cliArtifacts, cliPublish     int
+	cliBigArtifacts, cliVersions int
 }
 
 func main() {
@@ -65,6 +73,10 @@ func main() {
 	flag.IntVar(&c.listM, "list", 500, "artifacts listed with their licenses")
 	flag.IntVar(&c.publishSmall, "publish-small", 10, "artifacts in the small publish")
 	flag.IntVar(&c.publishLarge, "publish-large", 1000, "artifacts in the large publish")
+	flag.IntVar(&c.cliArtifacts, "cli-artifacts", 10000, "artifacts imported, then listed, by the harmonia command (cli10k)")
+	flag.IntVar(&c.cliPublish, "cli-publish", 1000, "artifacts in the command's publish, and in each version of its large import (cli10k)")
+	flag.IntVar(&c.cliBigArtifacts, "cli-big-artifacts", 20000, "artifacts in the command's large import (cli10k)")
+	flag.IntVar(&c.cliVersions, "cli-versions", 5, "versions in the command's large import (cli10k)")
 	flag.Parse()
 	if err := run(context.Background(), c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -131,6 +143,7 @@ func run(ctx context.Context, c config) (err error) {
 		{"jobcmds", benchJobCommands},
 		{"sha256", benchSHA256},
 		{"heap", benchHeap},
+		{"cli10k", benchCLI},
 	}
 	for _, s := range steps {
 		if c.only != "" && !slices.Contains(strings.Split(c.only, ","), s.name) {
