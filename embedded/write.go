@@ -301,7 +301,7 @@ func (w *writer) update() (bsoncore.Document, error) {
 			}
 			continue
 		}
-		if verr, err := w.checkWritten(pre, upserted); err != nil {
+		if verr, err := w.checkWritten(pre, upserted, w.knownPost(stmt, pre, rep, upserted)); err != nil {
 			return nil, err
 		} else if verr != nil {
 			res.failed(i, writeErrorDoc(verr))
@@ -462,7 +462,7 @@ func (w *writer) findAndModify() (bsoncore.Document, error) {
 		pre = append(pre, d)
 	}
 	upserted := upsertedID(rep)
-	verr, err := w.checkWritten(pre, upserted)
+	verr, err := w.checkWritten(pre, upserted, nil)
 	if err != nil || verr != nil {
 		return verr.docOrNil(), err
 	}
@@ -508,7 +508,7 @@ func (w *writer) findAndModifyPinned(remove bool) (bsoncore.Document, error) {
 	}
 	upserted := upsertedID(rep)
 	if !remove {
-		verr, err := w.checkWritten(pre, upserted)
+		verr, err := w.checkWritten(pre, upserted, nil)
 		if err != nil || verr != nil {
 			return verr.docOrNil(), err
 		}
@@ -548,10 +548,11 @@ func (w *writer) rememberAll(pre []bsoncore.Document, upserted []bsoncore.Value)
 }
 
 // checkWritten reads back the documents a statement may have changed
-// (pre, as they were, and upserted ones) and checks the changed ones
-// against the validator. When one fails, it puts all of them back as they
-// were and returns the validation error.
-func (w *writer) checkWritten(pre []bsoncore.Document, upserted []bsoncore.Value) (*cmdError, error) {
+// (pre, as they were, and upserted ones), unless post has them already
+// (postimage.go), and checks the changed ones against the validator. When
+// one fails, it puts all of them back as they were and returns the
+// validation error.
+func (w *writer) checkWritten(pre []bsoncore.Document, upserted []bsoncore.Value, post []bsoncore.Document) (*cmdError, error) {
 	if w.v == nil || (len(pre) == 0 && len(upserted) == 0) {
 		return nil, nil
 	}
@@ -566,9 +567,11 @@ func (w *writer) checkWritten(pre []bsoncore.Document, upserted []bsoncore.Value
 		before[idKey(id)] = nil
 		ids = append(ids, id)
 	}
-	post, err := w.be.find(w.res.db, w.res.coll, idsFilter(ids), bsoncore.Value{}, 0)
-	if err != nil {
-		return nil, err
+	if post == nil {
+		var err error
+		if post, err = w.be.find(w.res.db, w.res.coll, idsFilter(ids), bsoncore.Value{}, 0); err != nil {
+			return nil, err
+		}
 	}
 	for _, d := range post {
 		id, _ := idOf(d)
