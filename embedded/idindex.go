@@ -41,10 +41,26 @@ const idIndexName = "_harmonia_sjson_id"
 type idIndexer struct {
 	dir  string // the data directory; "" disables the indexer
 	done map[resource]bool
+	// missing holds collections found not to exist: before skips them
+	// (a look into SQLite per command would slow every command on them),
+	// after looks again once a command may have created them.
+	missing map[resource]bool
 }
 
 func newIDIndexer(dir string) *idIndexer {
-	return &idIndexer{dir: dir, done: map[resource]bool{}}
+	return &idIndexer{dir: dir, done: map[resource]bool{}, missing: map[resource]bool{}}
+}
+
+// forget drops what the indexer knows of the collections for which drop
+// is true.
+func (x *idIndexer) forget(drop func(resource) bool) {
+	for _, m := range []map[resource]bool{x.done, x.missing} {
+		for r := range m {
+			if drop(r) {
+				delete(m, r)
+			}
+		}
+	}
 }
 
 // before readies cmd's collection: it forgets collections that cmd drops
@@ -55,18 +71,18 @@ func (x *idIndexer) before(cmd *command) error {
 	}
 	switch cmd.name {
 	case "drop":
-		delete(x.done, resourceOf(cmd))
+		dropped := resourceOf(cmd)
+		x.forget(func(r resource) bool { return r == dropped })
 		return nil
 	case "dropDatabase", "renameCollection":
 		db := cmd.db
 		if cmd.name == "renameCollection" {
 			db, _, _ = strings.Cut(cmd.collection(), ".")
 		}
-		for r := range x.done {
-			if r.db == db {
-				delete(x.done, r)
-			}
-		}
+		x.forget(func(r resource) bool { return r.db == db })
+		return nil
+	}
+	if x.missing[resourceOf(cmd)] {
 		return nil
 	}
 	return x.ensure(resourceOf(cmd))
@@ -79,6 +95,7 @@ func (x *idIndexer) after(cmd *command) error {
 	}
 	switch cmd.name {
 	case "insert", "update", "findAndModify", "create", "createIndexes":
+		delete(x.missing, resourceOf(cmd))
 		return x.ensure(resourceOf(cmd))
 	}
 	return nil
@@ -92,7 +109,8 @@ func (x *idIndexer) ensure(r resource) error {
 	}
 	file := filepath.Join(x.dir, r.db+".sqlite")
 	if _, err := os.Stat(file); err != nil {
-		return nil // no such database yet
+		x.missing[r] = true // no such database yet
+		return nil
 	}
 	u := url.URL{Scheme: "file", Path: filepath.ToSlash(file),
 		RawQuery: "mode=rw&_pragma=busy_timeout(10000)"}
@@ -107,7 +125,8 @@ func (x *idIndexer) ensure(r resource) error {
 	err = db.QueryRowContext(ctx, `SELECT table_name FROM _ferretdb_collections WHERE name = ?`, r.coll).Scan(&table)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return nil // no such collection yet
+		x.missing[r] = true // no such collection yet
+		return nil
 	case err != nil:
 		return fmt.Errorf("embedded: find the table of %s: %w", r, err)
 	}
