@@ -382,6 +382,10 @@ func (s *Store) publishTxn(ctx context.Context, req PublishRequest) (*PublishRes
 			}
 			return s.existingResult(ctx, v, want.Digest, req, PublishTransaction)
 		}
+		var le *Error
+		if errors.Is(err, ErrTransactionLifetime) && errors.As(err, &le) {
+			le.Reason = fmt.Sprintf("publish of %d artifacts and %d datasets: %s", len(req.ArtifactIDs), len(req.DatasetIDs), le.Reason)
+		}
 		return nil, wrapErr(EntityVersion, "publish", err)
 	}
 	return res, nil

@@ -200,6 +200,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 		electionID:  bson.NewObjectID(),
 		now:         opts.Now,
 		journal:     jr,
+		dataDir:     dataDir,
 	}, validators)
 	s.uri = "mongodb://" + clientHost(tcpAddr) + "/"
 	if opts.ReplicaSet != "" {

@@ -69,6 +69,7 @@ type front struct {
 	fail       failPoint
 	writeFail  writeFailPoint
 	clock      *clusterClock
+	ids        *idIndexer // see idindex.go
 
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
@@ -87,6 +88,7 @@ type frontConfig struct {
 	electionID  bson.ObjectID
 	now         func() time.Time // the clock $$NOW reads
 	journal     *journal         // the transactions' undo journal; nil: none (see journal.go)
+	dataDir     string           // FerretDB's data directory, for idindex.go
 }
 
 // errFrontClosed is returned to a command that waited while the front closed.
@@ -116,6 +118,7 @@ func newFront(ln net.Listener, dial func() (net.Conn, error), log *slog.Logger, 
 		active:     map[*txn]struct{}{},
 		validators: validators,
 		clock:      newClusterClock(cfg.now),
+		ids:        newIDIndexer(cfg.dataDir),
 		conns:      make(map[net.Conn]struct{}),
 		closing:    make(chan struct{}),
 	}

@@ -19,6 +19,8 @@ import (
 // former state to restore when a document fails validation), and where a
 // validator applies, the documents as written after it.
 func (f *front) apply(be *backend, cmd *command, t *txn) (result, error) {
+	f.indexIDs(f.ids.before, cmd)
+	defer f.indexIDs(f.ids.after, cmd)
 	doc, err := f.applyDoc(be, cmd, t)
 	if err == errPassThrough {
 		replies, err := be.send(cmd.request())
@@ -310,7 +312,7 @@ func (w *writer) update() (bsoncore.Document, error) {
 			}
 			continue
 		}
-		if verr, err := w.checkWritten(pre, upserted); err != nil {
+		if verr, err := w.checkWritten(pre, upserted, w.knownPost(stmt, pre, rep, upserted)); err != nil {
 			return nil, err
 		} else if verr != nil {
 			res.failed(i, writeErrorDoc(verr))
@@ -373,6 +375,10 @@ func (w *writer) runStatement(key string, stmt bsoncore.Document, limit int64) (
 	pre, err := w.be.find(w.res.db, w.res.coll, q, bsoncore.Value{}, limit)
 	if err != nil {
 		return nil, nil, err
+	}
+	if key == "updates" && pinnableMany(stmt) {
+		rep, err := w.updatePinned(stmt, pre) // pinmany.go
+		return pre, rep, err
 	}
 	if limit == 1 && len(pre) == 1 {
 		id, _ := idOf(pre[0])
@@ -497,7 +503,7 @@ func (w *writer) findAndModify() (bsoncore.Document, error) {
 		pre = append(pre, d)
 	}
 	upserted := upsertedID(rep)
-	verr, err := w.checkWritten(pre, upserted)
+	verr, err := w.checkWritten(pre, upserted, nil)
 	if err != nil || verr != nil {
 		return verr.docOrNil(), err
 	}
@@ -551,7 +557,7 @@ func (w *writer) findAndModifyPinned(remove bool, proj *projection) (bsoncore.Do
 	}
 	upserted := upsertedID(rep)
 	if !remove {
-		verr, err := w.checkWritten(pre, upserted)
+		verr, err := w.checkWritten(pre, upserted, nil)
 		if err != nil || verr != nil {
 			return verr.docOrNil(), err
 		}
@@ -589,10 +595,11 @@ func (w *writer) rememberAll(pre []bsoncore.Document, upserted []bsoncore.Value)
 }
 
 // checkWritten reads back the documents a statement may have changed
-// (pre, as they were, and upserted ones) and checks the changed ones
-// against the validator. When one fails, it puts all of them back as they
-// were and returns the validation error.
-func (w *writer) checkWritten(pre []bsoncore.Document, upserted []bsoncore.Value) (*cmdError, error) {
+// (pre, as they were, and upserted ones), unless post has them already
+// (postimage.go), and checks the changed ones against the validator. When
+// one fails, it puts all of them back as they were and returns the
+// validation error.
+func (w *writer) checkWritten(pre []bsoncore.Document, upserted []bsoncore.Value, post []bsoncore.Document) (*cmdError, error) {
 	if w.v == nil || (len(pre) == 0 && len(upserted) == 0) {
 		return nil, nil
 	}
@@ -607,9 +614,11 @@ func (w *writer) checkWritten(pre []bsoncore.Document, upserted []bsoncore.Value
 		before[idKey(id)] = nil
 		ids = append(ids, id)
 	}
-	post, err := w.be.find(w.res.db, w.res.coll, idsFilter(ids), bsoncore.Value{}, 0)
-	if err != nil {
-		return nil, err
+	if post == nil {
+		var err error
+		if post, err = w.be.find(w.res.db, w.res.coll, idsFilter(ids), bsoncore.Value{}, 0); err != nil {
+			return nil, err
+		}
 	}
 	for _, d := range post {
 		id, _ := idOf(d)

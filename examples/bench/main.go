@@ -17,6 +17,10 @@
 //	import_peak_heap_mib_100mb       peak heap of a dry-run import of a generated 100 MB file
 //	http_version_read_ratio          GET /versions/{tag} through the HTTP API ÷ GetVersionByTag, requests per second
 //	http_alias_read_ratio            GET /aliases/{name} through the HTTP API ÷ GetAlias, requests per second
+//	cli_import_s                     seconds of `harmonia import` of 10,000 artifacts, on its own embedded server
+//	cli_publish_s_k1000              … of `harmonia publish` of 1,000 of them, one --artifact each
+//	cli_list_json_s                  … of `harmonia artifacts list --json` of the 10,000
+//	cli_import_versions_s            … of `harmonia import` of 20,000 artifacts with five versions of 1,000
 //
 // It runs on an embedded server by default and on HARMONIA_MONGODB_URI (or
 // -uri) when set; the sizes are flags, to be raised on a real MongoDB.
@@ -24,8 +28,11 @@
 //	go run ./examples/bench [-uri mongodb://…] [-artifacts 20000] [-jobs 500] [-concurrency 4] [-hash-mib 256] [-s3-mib 64] [-inventory-mb 100]
 //
 // -only claim,jobcmds runs some of the steps (import, publish, journal,
-// list, claim, jobcmds, sha256, s3, heap, http). The journal step starts
-// embedded servers of its own, whatever -uri says.
+// list, claim, jobcmds, sha256, s3, heap, http, cli10k). The journal step
+// starts embedded servers of its own, whatever -uri says; cli10k builds
+// the harmonia command and runs it, as a user would, on a temporary data
+// directory (its own embedded server, whatever -uri says); it needs the
+// go tool.
 package main
 
 import (
@@ -51,14 +58,16 @@ import (
 )
 
 type config struct {
-	uri                         string
-	artifacts, jobs, workers    int
-	concurrency                 int
-	only                        string
-	hashMiB, inventoryMB, listM int
-	httpReads                   int
-	s3MiB                       int
-	publishSmall, publishLarge  int
+	uri                          string
+	artifacts, jobs, workers     int
+	concurrency                  int
+	only                         string
+	hashMiB, inventoryMB, listM  int
+	httpReads                    int
+	s3MiB                        int
+	publishSmall, publishLarge   int
+	cliArtifacts, cliPublish     int
+	cliBigArtifacts, cliVersions int
 }
 
 func main() {
@@ -76,6 +85,10 @@ func main() {
 	flag.IntVar(&c.httpReads, "http-reads", 2000, "reads of each kind in the HTTP comparison")
 	flag.IntVar(&c.publishSmall, "publish-small", 10, "artifacts in the small publish")
 	flag.IntVar(&c.publishLarge, "publish-large", 1000, "artifacts in the large publish")
+	flag.IntVar(&c.cliArtifacts, "cli-artifacts", 10000, "artifacts imported, then listed, by the harmonia command (cli10k)")
+	flag.IntVar(&c.cliPublish, "cli-publish", 1000, "artifacts in the command's publish, and in each version of its large import (cli10k)")
+	flag.IntVar(&c.cliBigArtifacts, "cli-big-artifacts", 20000, "artifacts in the command's large import (cli10k)")
+	flag.IntVar(&c.cliVersions, "cli-versions", 5, "versions in the command's large import (cli10k)")
 	flag.Parse()
 	if err := run(context.Background(), c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -145,6 +158,7 @@ func run(ctx context.Context, c config) (err error) {
 		{"s3", benchS3Verify},
 		{"heap", benchHeap},
 		{"http", benchHTTP},
+		{"cli10k", benchCLI},
 	}
 	for _, s := range steps {
 		if c.only != "" && !slices.Contains(strings.Split(c.only, ","), s.name) {

@@ -21,9 +21,15 @@ type GenerateOptions struct {
 	// TargetBytes, when set, stops adding artifacts once the file has
 	// reached about this size.
 	TargetBytes int64
-	// Versions is how many versions to write, each of (up to) the first
-	// 100 artifacts and one dataset.
+	// Versions is how many versions to write, each of one dataset and
+	// VersionArtifacts artifacts.
 	Versions int
+	// VersionArtifacts is how many artifacts each version holds: version
+	// i holds the VersionArtifacts that follow those of version i-1,
+	// wrapping around at the end of the artifacts. Defaults to the first
+	// 100 artifacts (or all of them when fewer), the same in every
+	// version.
+	VersionArtifacts int
 }
 
 // Generated says what GenerateInventory wrote.
@@ -71,7 +77,7 @@ func GenerateInventory(w io.Writer, opts GenerateOptions) (*Generated, error) {
 		{inventoryfile.SectionArtifacts, &g.Artifacts, func(i int) bool {
 			return (opts.Artifacts == 0 || i < opts.Artifacts) && (opts.TargetBytes == 0 || cw.n < opts.TargetBytes)
 		}, func(i int) any { return genArtifact(i) }},
-		{inventoryfile.SectionVersions, &g.Versions, func(i int) bool { return i < opts.Versions }, func(i int) any { return genVersion(i, min(g.Artifacts, 100)) }},
+		{inventoryfile.SectionVersions, &g.Versions, func(i int) bool { return i < opts.Versions }, func(i int) any { return genVersion(i, g.Artifacts, opts.VersionArtifacts) }},
 	}
 	for _, s := range sections {
 		_, _ = fmt.Fprintf(cw, ",\n%q: [", s.name)
@@ -115,11 +121,17 @@ func genArtifact(i int) inventoryfile.Artifact {
 	}
 }
 
-func genVersion(i, artifacts int) inventoryfile.Version {
+// genVersion returns version i of a file of n artifacts: the first 100
+// of them when per is 0, else the per artifacts after version i-1's.
+func genVersion(i, n, per int) inventoryfile.Version {
 	v := inventoryfile.Version{VersionTag: fmt.Sprintf("gen.%d", i), PublishedBy: "generator",
 		PublishedAt: genTime.AddDate(0, 1, i).Format(time.RFC3339), Datasets: []string{genDataset(0).Name + "@2026.1"}}
-	for j := range artifacts {
-		v.Artifacts = append(v.Artifacts, genArtifact(j).Name+"@1.0.0")
+	first, count := 0, min(n, 100)
+	if per > 0 {
+		first, count = i*per, min(n, per)
+	}
+	for j := range count {
+		v.Artifacts = append(v.Artifacts, genArtifact((first+j)%n).Name+"@1.0.0")
 	}
 	return v
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/harmonia-ml/harmonia"
 )
@@ -69,37 +70,40 @@ must have every tag given), --license (an SPDX id, in any spelling),
 				}
 				filter.LicenseID = &l.ID
 			}
-			filter.Limit = harmonia.ListLimitMax
-			if limit > 0 {
-				filter.Limit = min(limit, harmonia.ListLimitMax)
-			}
-			out := []artifactJSON{}
-		pages:
-			for {
-				page, err := store.ListArtifactsWithLicenses(ctx, filter)
+			var arts []*harmonia.ModelArtifact
+			var licIDs []bson.ObjectID // distinct, read in one query after the artifacts
+			seen := map[bson.ObjectID]bool{}
+			for art, err := range store.ArtifactsMatching(ctx, filter) {
 				if err != nil {
 					return err
 				}
-				for _, al := range page.Items {
-					if limit > 0 && len(out) == limit {
-						break pages
-					}
-					art := al.Artifact
-					j := artifactJSON{Name: art.Name, Version: art.Version, Path: art.Path, SizeBytes: art.SizeBytes,
-						SHA256: art.Hashes.SHA256, Tags: art.Tags, Published: art.Published, CreatedBy: art.CreatedBy,
-						CreatedAt: art.CreatedAt, VerifiedAt: art.VerifiedAt, VerifyError: art.VerifyError}
-					if j.Tags == nil {
-						j.Tags = []string{}
-					}
-					if al.License != nil {
-						j.License = al.License.SPDXID
-					}
-					out = append(out, j)
-				}
-				if !page.More() {
+				if limit > 0 && len(arts) == limit {
 					break
 				}
-				filter.After = page.Next
+				arts = append(arts, art)
+				if !art.LicenseID.IsZero() && !seen[art.LicenseID] {
+					seen[art.LicenseID] = true
+					licIDs = append(licIDs, art.LicenseID)
+				}
+			}
+			spdx := map[bson.ObjectID]string{}
+			if len(licIDs) > 0 {
+				for l, err := range store.AllLicenses(ctx, licIDs) {
+					if err != nil {
+						return err
+					}
+					spdx[l.ID] = l.SPDXID
+				}
+			}
+			out := make([]artifactJSON, 0, len(arts))
+			for _, art := range arts {
+				j := artifactJSON{Name: art.Name, Version: art.Version, Path: art.Path, SizeBytes: art.SizeBytes,
+					SHA256: art.Hashes.SHA256, Tags: art.Tags, Published: art.Published, CreatedBy: art.CreatedBy,
+					CreatedAt: art.CreatedAt, VerifiedAt: art.VerifiedAt, VerifyError: art.VerifyError, License: spdx[art.LicenseID]}
+				if j.Tags == nil {
+					j.Tags = []string{}
+				}
+				out = append(out, j)
 			}
 			if a.json {
 				return a.printJSON(map[string]any{"artifacts": out})

@@ -74,6 +74,9 @@ type app struct {
 	// serverTO is --server-timeout (0: $HARMONIA_SERVER_TIMEOUT or the
 	// default).
 	serverTO time.Duration
+	// txnLifetime is the transaction lifetime of the run's own embedded
+	// server.
+	txnLifetime time.Duration
 
 	conn *conn
 	// started is set once a command's own code runs: errors before that
@@ -270,6 +273,8 @@ progress lines otherwise.
 	pf.StringVar(&a.data, "data", "./harmonia-data", "data directory of the embedded server, used when no --uri is given")
 	pf.BoolVar(&a.wait, "wait", false, "when another harmonia process serves --data, wait until it ends instead of connecting to its server")
 	pf.DurationVar(&a.serverTO, "server-timeout", 0, "how long to wait for an unreachable server before failing (default 5s, or $"+EnvServerTimeout+")")
+	pf.DurationVar(&a.txnLifetime, "txn-lifetime", txnLifetimeDefault,
+		"how long a transaction (a publish, an import's version) may run on the embedded server started on --data before it is aborted (with --uri, the server's own limit applies)")
 	pf.BoolVar(&a.json, "json", false, "print one JSON document (stable snake_case field names) instead of a table")
 	root.AddCommand(
 		a.migrateCommand(),

@@ -20,6 +20,12 @@ import (
 // that publishes and alias moves run in transactions.
 const embeddedReplicaSet = "rs0"
 
+// txnLifetimeDefault is the transaction lifetime of the command's own
+// embedded server: ten times MongoDB's 60 s, so that a publish of a
+// version of thousands of artifacts is not cut on a loaded machine (one
+// of 1,000 among 10,000 artifacts takes a few seconds; see the README).
+const txnLifetimeDefault = 10 * time.Minute
+
 // conn is the run's connection: a client on the deployment, and the
 // embedded server when the run started one.
 type conn struct {
@@ -68,7 +74,7 @@ const sharePoll = 200 * time.Millisecond
 // --wait, waits until the directory is free.
 func (a *app) embeddedServer(ctx context.Context, c *conn) (string, error) {
 	for {
-		srv, err := embedded.Start(ctx, embedded.Options{Dir: a.data, ReplicaSet: embeddedReplicaSet})
+		srv, err := embedded.Start(ctx, embedded.Options{Dir: a.data, ReplicaSet: embeddedReplicaSet, TransactionLifetime: a.txnLifetime})
 		if err == nil {
 			remove, perr := devserver.PublishURI(a.data, srv.URI())
 			if perr != nil {

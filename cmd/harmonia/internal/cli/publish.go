@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -17,6 +18,23 @@ func splitKey(flag, key string) (name, version string, err error) {
 		return "", "", invalidArg(flag, "%q is not NAME@VERSION", key)
 	}
 	return key[:i], key[i+1:], nil
+}
+
+// resolveKeys turns the NAME@VERSION values of flag into ids with one
+// lookup (byKey), however many there are.
+func resolveKeys(ctx context.Context, flag string, values []string, byKey func(context.Context, []harmonia.NameVersion) ([]bson.ObjectID, error)) ([]bson.ObjectID, error) {
+	if len(values) == 0 {
+		return nil, nil
+	}
+	keys := make([]harmonia.NameVersion, len(values))
+	for i, v := range values {
+		name, version, err := splitKey(flag, v)
+		if err != nil {
+			return nil, err
+		}
+		keys[i] = harmonia.NameVersion{Name: name, Version: version}
+	}
+	return byKey(ctx, keys)
 }
 
 // publishJSON is publish --json.
@@ -59,27 +77,11 @@ code 4. The version's content digest is printed.`,
 			}
 			r := req
 			r.VersionTag = args[0]
-			for _, k := range arts {
-				name, version, err := splitKey("artifact", k)
-				if err != nil {
-					return err
-				}
-				art, err := store.GetArtifactByKey(ctx, name, version)
-				if err != nil {
-					return err
-				}
-				r.ArtifactIDs = append(r.ArtifactIDs, art.ID)
+			if r.ArtifactIDs, err = resolveKeys(ctx, "artifact", arts, store.ArtifactIDsByKey); err != nil {
+				return err
 			}
-			for _, k := range dss {
-				name, version, err := splitKey("dataset", k)
-				if err != nil {
-					return err
-				}
-				ds, err := store.GetDatasetByKey(ctx, name, version)
-				if err != nil {
-					return err
-				}
-				r.DatasetIDs = append(r.DatasetIDs, ds.ID)
+			if r.DatasetIDs, err = resolveKeys(ctx, "dataset", dss, store.DatasetIDsByKey); err != nil {
+				return err
 			}
 			res, err := store.Publish(ctx, r)
 			if err != nil {
