@@ -27,7 +27,7 @@ func TestPublishCommandsDoNotGrowWithArtifacts(t *testing.T) {
 	docs := make([]any, n)
 	for i := range docs {
 		docs[i] = &harmonia.ModelArtifact{ID: bson.NewObjectID(), SchemaVersion: harmonia.SchemaVersion,
-			Name: fmt.Sprintf("m%04d", i), Version: "1.0.0", Path: fmt.Sprintf("m%04d.onnx", i), SizeBytes: 1,
+			Name: fmt.Sprintf("m%04d", i), NameKey: harmonia.NameKey(fmt.Sprintf("m%04d", i)), Version: "1.0.0", Path: fmt.Sprintf("m%04d.onnx", i), SizeBytes: 1,
 			Hashes: harmonia.Hashes{SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}, LicenseID: lic.ID,
 			CreatedAt: store.Now(), UpdatedAt: store.Now()}
 	}
