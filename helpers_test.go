@@ -4,6 +4,7 @@ package harmonia_test
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -135,4 +136,23 @@ func randomBytes(n int, seed byte) []byte {
 	s[0] = seed
 	_, _ = rand.NewChaCha8(s).Read(b)
 	return b
+}
+
+// errCrashed is what orCrash returns for a call that crashed.
+var errCrashed = errors.New("the call crashed")
+
+// orCrash runs f in a goroutine of its own, so that a step hook may end
+// it with runtime.Goexit as a crash would end the process: nothing of the
+// call runs after that, no rollback either. It returns f's results, or
+// errCrashed for a call that crashed.
+func orCrash[T any](f func() (T, error)) (T, error) {
+	var res T
+	err := errCrashed
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		res, err = f()
+	}()
+	<-done
+	return res, err
 }

@@ -217,25 +217,6 @@ func TestPublishConcurrentSameTag(t *testing.T) {
 	}
 }
 
-// errCrashed is what publishOrCrash returns for a publish that crashed.
-var errCrashed = errors.New("the publish crashed")
-
-// publishOrCrash runs Publish in a goroutine of its own, so that a step
-// hook may end it with runtime.Goexit as a crash would end the process:
-// nothing of the publish runs after that, no rollback either. It returns
-// errCrashed for such a publish.
-func publishOrCrash(ctx context.Context, s *harmonia.Store, req harmonia.PublishRequest) (*harmonia.PublishResult, error) {
-	res, err := (*harmonia.PublishResult)(nil), errCrashed
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		r, e := s.Publish(ctx, req)
-		res, err = r, e
-	}()
-	<-done
-	return res, err
-}
-
 // TestPublishCrashAtEveryStepRecovers fails the staged publish at each
 // step — with an error and with a cancelled context — and checks that
 // RecoverPublishes leaves every version fully published or fully absent.
@@ -262,7 +243,9 @@ func TestPublishCrashAtEveryStepRecovers(t *testing.T) {
 				runtime.Goexit()
 				return nil
 			})
-			_, err := publishOrCrash(ctx, b.store, harmonia.PublishRequest{VersionTag: tag, ArtifactIDs: arts[i%2:], DatasetIDs: dss, PublishedBy: "x"})
+			_, err := orCrash(func() (*harmonia.PublishResult, error) {
+				return b.store.Publish(ctx, harmonia.PublishRequest{VersionTag: tag, ArtifactIDs: arts[i%2:], DatasetIDs: dss, PublishedBy: "x"})
+			})
 			cancel()
 			require.Error(t, err, tag)
 			harmonia.SetPublishStepHook(b.store, nil)
@@ -480,7 +463,9 @@ func TestPendingVersionsAreInvisible(t *testing.T) {
 		}
 		return nil
 	})
-	_, err := publishOrCrash(b.ctx, b.store, harmonia.PublishRequest{VersionTag: "hidden", ArtifactIDs: arts, PublishedBy: "x"})
+	_, err := orCrash(func() (*harmonia.PublishResult, error) {
+		return b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: "hidden", ArtifactIDs: arts, PublishedBy: "x"})
+	})
 	require.Error(t, err)
 	harmonia.SetPublishStepHook(b.store, nil)
 	require.EqualValues(t, 1, count(t, b, harmonia.CollectionVersions), "the pending version is stored")
@@ -507,7 +492,9 @@ func TestRecoverPublishesConcurrently(t *testing.T) {
 			}
 			return nil
 		})
-		_, err := publishOrCrash(b.ctx, b.store, harmonia.PublishRequest{VersionTag: fmt.Sprint("p", i), ArtifactIDs: arts[2*i : 2*i+2], PublishedBy: "x"})
+		_, err := orCrash(func() (*harmonia.PublishResult, error) {
+			return b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: fmt.Sprint("p", i), ArtifactIDs: arts[2*i : 2*i+2], PublishedBy: "x"})
+		})
 		require.Error(t, err)
 	}
 	harmonia.SetPublishStepHook(b.store, nil)
