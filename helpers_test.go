@@ -7,7 +7,6 @@ import (
 	"errors"
 	"math/rand/v2"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/harmoniatest"
+	"github.com/harmonia-ml/harmonia/internal/testenv"
 )
 
 type bundle struct {
@@ -33,16 +33,8 @@ func setup(t *testing.T) *bundle {
 // Options.
 func setupOn(t *testing.T, db *mongo.Database, opts ...func(*harmonia.Options)) *bundle {
 	t.Helper()
-	ctx := t.Context()
-	clock := harmoniatest.NewClock()
-	o := harmonia.Options{Test: &harmonia.TestOptions{Now: clock.Now}, LeaseClock: harmonia.LeaseClockLocal}
-	for _, f := range opts {
-		f(&o)
-	}
-	s, err := harmonia.Open(ctx, db, &o)
-	require.NoError(t, err)
-	require.NoError(t, s.EnsureIndexes(ctx))
-	return &bundle{ctx: ctx, db: db, store: s, clock: clock}
+	e := testenv.Open(t, db, opts...)
+	return &bundle{ctx: e.Ctx, db: e.DB, store: e.Store, clock: e.Clock}
 }
 
 func (b *bundle) license(t *testing.T, spdx string) *harmonia.License {
@@ -78,58 +70,6 @@ func failPointStore(t *testing.T) (*bundle, func(mode any, data bson.D), *harmon
 	return setupOn(t, db), set, counter
 }
 
-// waitWithin polls cond until it holds, failing t after d.
-func waitWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// enqueueNumbered enqueues n noop jobs with params {n: i}.
-func enqueueNumbered(t *testing.T, b *bundle, n int) []bson.ObjectID {
-	t.Helper()
-	params := make([]harmonia.EnqueueParams, n)
-	for i := range params {
-		params[i] = harmonia.EnqueueParams{Type: noop, Params: bson.D{{Key: "n", Value: i}}}
-	}
-	res, err := b.store.Queue().EnqueueMany(b.ctx, params)
-	require.NoError(t, err)
-	ids := make([]bson.ObjectID, n)
-	for i, r := range res {
-		ids[i] = r.Job.ID
-	}
-	return ids
-}
-func allJobs(t *testing.T, b *bundle) map[bson.ObjectID]*harmonia.Job {
-	t.Helper()
-	cur, err := b.db.Collection(harmonia.CollectionJobs).Find(b.ctx, bson.D{})
-	require.NoError(t, err)
-	var jobs []*harmonia.Job
-	require.NoError(t, cur.All(b.ctx, &jobs))
-	m := make(map[bson.ObjectID]*harmonia.Job, len(jobs))
-	for _, j := range jobs {
-		m[j.ID] = j
-	}
-	return m
-}
-func jobNumber(job *harmonia.Job) int { return int(job.Params.Lookup("n").Int32()) }
-
-// skewedStore opens a Store on db whose clock is off by skew, with its
-// leases on clock.
-func skewedStore(t *testing.T, db *mongo.Database, skew time.Duration, clock harmonia.LeaseClock) *harmonia.Store {
-	t.Helper()
-	s, err := harmonia.Open(t.Context(), db, &harmonia.Options{
-		Test:       &harmonia.TestOptions{Now: func() time.Time { return time.Now().Add(skew) }},
-		LeaseClock: clock, EnsureIndexes: true,
-	})
-	require.NoError(t, err)
-	return s
-}
 func randomBytes(n int, seed byte) []byte {
 	b := make([]byte, n)
 	var s [32]byte

@@ -12,6 +12,7 @@ import (
 
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/harmoniatest"
+	"github.com/harmonia-ml/harmonia/internal/testenv"
 )
 
 // TestBatchClaimCommandsConstant: claiming 1, 5 or 30 jobs costs the same
@@ -21,7 +22,7 @@ func TestBatchClaimCommandsConstant(t *testing.T) {
 	t.Parallel()
 	db, counter := harmoniatest.CountingDatabase(t)
 	b := setupOn(t, db)
-	enqueueNumbered(t, b, 36)
+	testenv.EnqueueNumbered(t, b.store, noop, 36)
 	high := b.enqueue(t, noop, nil, &harmonia.EnqueueOpts{Priority: 5})
 	var order []int
 	for i, n := range []int{1, 5, 30} {
@@ -40,7 +41,7 @@ func TestBatchClaimCommandsConstant(t *testing.T) {
 			require.Equal(t, 1, j.Attempt)
 			require.Equal(t, b.clock.Now().Add(lease), *j.LeaseExpiresAt)
 			require.Equal(t, j, b.job(t, j.ID))
-			order = append(order, jobNumber(j))
+			order = append(order, testenv.JobNumber(j))
 		}
 	}
 	for i := range order {
@@ -63,7 +64,7 @@ func TestBatchClaimConcurrentOneOwner(t *testing.T) {
 	t.Parallel()
 	const n = 160
 	b := setup(t)
-	enqueueNumbered(t, b, n)
+	testenv.EnqueueNumbered(t, b.store, noop, n)
 	var mu sync.Mutex
 	owners := make(map[bson.ObjectID][]string)
 	var wg sync.WaitGroup

@@ -11,6 +11,7 @@ import (
 
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/harmoniatest"
+	"github.com/harmonia-ml/harmonia/internal/testenv"
 )
 
 // TestBatchFinishRefusesStalePerJob: FinishJobs records three outcomes in
@@ -21,7 +22,7 @@ func TestBatchFinishRefusesStalePerJob(t *testing.T) {
 	t.Parallel()
 	db, counter := harmoniatest.CountingDatabase(t)
 	b := setupOn(t, db, func(o *harmonia.Options) { o.JobBackoffBase = time.Minute })
-	enqueueNumbered(t, b, 4)
+	testenv.EnqueueNumbered(t, b.store, noop, 4)
 	jobs, err := b.store.Queue().ClaimJobs(b.ctx, "w1", []harmonia.JobType{noop}, 4, lease)
 	require.NoError(t, err)
 	require.Len(t, jobs, 4)
@@ -96,7 +97,7 @@ func TestLeaseServerClockIgnoresSkew(t *testing.T) {
 	}
 
 	// The hazard: on local clocks a live lease is taken over at once.
-	behindLocal, aheadLocal := skewedStore(t, db, -time.Hour, harmonia.LeaseClockLocal), skewedStore(t, db, time.Hour, harmonia.LeaseClockLocal)
+	behindLocal, aheadLocal := testenv.SkewedStore(t, db, -time.Hour, harmonia.LeaseClockLocal), testenv.SkewedStore(t, db, time.Hour, harmonia.LeaseClockLocal)
 	require.Equal(t, harmonia.LeaseClockLocal, behindLocal.Queue().LeaseClock())
 	first := enqueue(behindLocal)
 	held, err := behindLocal.Queue().ClaimJob(ctx, "behind", types, short)
@@ -109,7 +110,7 @@ func TestLeaseServerClockIgnoresSkew(t *testing.T) {
 	require.NoError(t, aheadLocal.Queue().CompleteJob(ctx, stolen, nil))
 
 	// On the server's clock the skew does not matter.
-	behind, ahead := skewedStore(t, db, -time.Hour, harmonia.LeaseClockServer), skewedStore(t, db, time.Hour, harmonia.LeaseClockServer)
+	behind, ahead := testenv.SkewedStore(t, db, -time.Hour, harmonia.LeaseClockServer), testenv.SkewedStore(t, db, time.Hour, harmonia.LeaseClockServer)
 	job := enqueue(behind)
 	// What follows holds while the lease lives: a stall of the machine
 	// past half a lease (the sleep below takes the other half) skips.
@@ -139,7 +140,7 @@ func TestLeaseServerClockIgnoresSkew(t *testing.T) {
 	probe.Stop()
 
 	var taken []*harmonia.Job
-	waitWithin(t, 20*time.Second, "the lease to expire on the server's clock", func() bool {
+	testenv.WaitWithin(t, 20*time.Second, "the lease to expire on the server's clock", func() bool {
 		taken, err = ahead.Queue().ClaimJobs(ctx, "ahead", types, 8, short)
 		require.NoError(t, err)
 		return len(taken) > 0
