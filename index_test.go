@@ -5,6 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/harmoniatest"
@@ -91,4 +92,49 @@ func TestValidatorsRejectBypassingWriters(t *testing.T) {
 	b := setup(t)
 	_, err := b.db.Collection(harmonia.CollectionArtifacts).InsertOne(b.ctx, bson.D{{Key: "name", Value: ""}, {Key: "version", Value: 1}})
 	require.Error(t, err)
+}
+
+// TestEveryDocumentPassesValidators runs harmonia's flows with its
+// validators installed, then checks every document it wrote against them:
+// each collection's documents are copied into a collection created with
+// the same validator at validationLevel strict, which the server refuses
+// for any document that breaks it.
+func TestEveryDocumentPassesValidators(t *testing.T) {
+	t.Parallel()
+	harmoniatest.RequireValidators(t)
+	b := setup(t)
+	arts, dss := b.inventory(t, 3, 2)
+	_, err := b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: "v1", ArtifactIDs: arts[:1], PublishedBy: "x"})
+	require.NoError(t, err)
+	_, err = b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: "v2", ArtifactIDs: arts, DatasetIDs: dss, PublishedBy: "x", Notes: "n"})
+	require.NoError(t, err)
+	_, err = b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: "v3", DatasetIDs: dss, PublishedBy: "x"})
+	require.NoError(t, err)
+	job, err := b.store.Queue().Enqueue(b.ctx, harmonia.JobInference, harmonia.InferenceParams{ArtifactID: arts[0]}, nil)
+	require.NoError(t, err)
+	_, err = b.store.Queue().Enqueue(b.ctx, harmonia.JobInference, harmonia.InferenceParams{ArtifactID: arts[1]}, nil)
+	require.NoError(t, err)
+	_, err = b.store.Queue().CancelJob(b.ctx, job.Job.ID)
+	require.NoError(t, err)
+	_, err = b.store.SetAlias(b.ctx, "production", "v1", &harmonia.SetAliasOpts{By: "x", Reason: "r"})
+	require.NoError(t, err)
+	_, err = b.store.SetAlias(b.ctx, "production", "v2", &harmonia.SetAliasOpts{By: "x", ExpectVersion: "v1"})
+	require.NoError(t, err)
+	_, err = b.store.DeleteAlias(b.ctx, "production", &harmonia.DeleteAliasOpts{By: "x"})
+	require.NoError(t, err)
+
+	for col, schema := range harmonia.Validators() {
+		scratch := "check_" + col
+		require.NoError(t, b.db.CreateCollection(b.ctx, scratch, options.CreateCollection().
+			SetValidator(bson.D{{Key: "$jsonSchema", Value: schema}}).SetValidationLevel("strict")))
+		cur, err := b.db.Collection(col).Find(b.ctx, bson.D{})
+		require.NoError(t, err)
+		var docs []bson.Raw
+		require.NoError(t, cur.All(b.ctx, &docs))
+		require.NotEmpty(t, docs, col)
+		for _, d := range docs {
+			_, err := b.db.Collection(scratch).InsertOne(b.ctx, d)
+			require.NoError(t, err, "%s document %s breaks its validator", col, d)
+		}
+	}
 }
