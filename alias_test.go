@@ -192,19 +192,6 @@ func TestAliasCompareAndSetConcurrent(t *testing.T) {
 	require.Equal(t, int64(2+movers), a.Seq)
 }
 
-// setAliasOrCrash runs SetAlias in a goroutine of its own, so that a step
-// hook may end it with runtime.Goexit as a crash would end the process.
-func setAliasOrCrash(ctx context.Context, s *harmonia.Store, name, tag string, opts *harmonia.SetAliasOpts) error {
-	err := errors.New("the move crashed")
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_, err = s.SetAlias(ctx, name, tag, opts)
-	}()
-	<-done
-	return err
-}
-
 // TestAliasFailedMoveLeavesNothing: a move failing at any of its steps
 // leaves the alias where it was and no record, on both paths.
 func TestAliasFailedMoveLeavesNothing(t *testing.T) {
@@ -255,7 +242,10 @@ func TestAliasCrashBetweenMoveAndRecordRecovers(t *testing.T) {
 					}
 					return nil
 				})
-				require.Error(t, setAliasOrCrash(b.ctx, b.store, "production", "v2", by("crasher")))
+				_, err = orCrash(func() (*harmonia.AliasMove, error) {
+					return b.store.SetAlias(b.ctx, "production", "v2", by("crasher"))
+				})
+				require.Error(t, err)
 				harmonia.SetAliasStepHook(b.store, nil)
 
 				got, err := b.store.ResolveAlias(b.ctx, "production")

@@ -148,9 +148,9 @@
 // (examples/bench: 0.62 for jobs that log two lines, where a claim, two
 // writes per line and a finish made six). It claims jobs for all
 // its free slots at once ([Queue.ClaimJobs]: one stamp per job, in one
-// update command), and the workers that share a [ClaimPool] share the
-// claimable jobs one sorted read found, so that they do not compete for
-// them. One
+// update command), and the workers that share a [ClaimPool] (worker.Options.ClaimPool;
+// a worker given none has one of its own) share the claimable jobs one
+// sorted read found, so that they do not compete for them. One
 // goroutine per worker writes its heartbeats, outcomes and buffered log
 // lines together: one update command (one statement per job, each
 // conditioned on the job's own lease: [Queue.WriteLeases] for your own
@@ -218,7 +218,7 @@
 // migrations (its Builtin list first) under a lease lock that expires
 // after a crash, records each run, and refuses to go on after a failure
 // until someone calls Resolve. Package inventoryfile imports the combined
-// inventory file through the Store's bulk operations, streaming, with a
+// inventory file through the Store's bulk operations ([Store.Bulk]), streaming, with a
 // dry run and a per-entry report.
 //
 // # Testing

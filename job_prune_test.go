@@ -15,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/harmonia-ml/harmonia"
+	"github.com/harmonia-ml/harmonia/internal/testenv"
 )
 
 // idle is a job type no test worker claims: its jobs stay pending.
@@ -37,7 +38,7 @@ func (b *bundle) runningJob(t *testing.T, opts *harmonia.EnqueueOpts, logLines i
 func (b *bundle) jobIDs(t *testing.T) []bson.ObjectID {
 	t.Helper()
 	var ids []bson.ObjectID
-	for id := range allJobs(t, b) {
+	for id := range testenv.AllJobs(t, b.db) {
 		ids = append(ids, id)
 	}
 	slices.SortFunc(ids, compareIDs)

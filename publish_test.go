@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -217,25 +218,6 @@ func TestPublishConcurrentSameTag(t *testing.T) {
 	}
 }
 
-// errCrashed is what publishOrCrash returns for a publish that crashed.
-var errCrashed = errors.New("the publish crashed")
-
-// publishOrCrash runs Publish in a goroutine of its own, so that a step
-// hook may end it with runtime.Goexit as a crash would end the process:
-// nothing of the publish runs after that, no rollback either. It returns
-// errCrashed for such a publish.
-func publishOrCrash(ctx context.Context, s *harmonia.Store, req harmonia.PublishRequest) (*harmonia.PublishResult, error) {
-	res, err := (*harmonia.PublishResult)(nil), errCrashed
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		r, e := s.Publish(ctx, req)
-		res, err = r, e
-	}()
-	<-done
-	return res, err
-}
-
 // TestPublishCrashAtEveryStepRecovers fails the staged publish at each
 // step — with an error and with a cancelled context — and checks that
 // RecoverPublishes leaves every version fully published or fully absent.
@@ -262,7 +244,9 @@ func TestPublishCrashAtEveryStepRecovers(t *testing.T) {
 				runtime.Goexit()
 				return nil
 			})
-			_, err := publishOrCrash(ctx, b.store, harmonia.PublishRequest{VersionTag: tag, ArtifactIDs: arts[i%2:], DatasetIDs: dss, PublishedBy: "x"})
+			_, err := orCrash(func() (*harmonia.PublishResult, error) {
+				return b.store.Publish(ctx, harmonia.PublishRequest{VersionTag: tag, ArtifactIDs: arts[i%2:], DatasetIDs: dss, PublishedBy: "x"})
+			})
 			cancel()
 			require.Error(t, err, tag)
 			harmonia.SetPublishStepHook(b.store, nil)
@@ -481,7 +465,9 @@ func TestPendingVersionsAreInvisible(t *testing.T) {
 		}
 		return nil
 	})
-	_, err := publishOrCrash(b.ctx, b.store, harmonia.PublishRequest{VersionTag: "hidden", ArtifactIDs: arts, PublishedBy: "x"})
+	_, err := orCrash(func() (*harmonia.PublishResult, error) {
+		return b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: "hidden", ArtifactIDs: arts, PublishedBy: "x"})
+	})
 	require.Error(t, err)
 	harmonia.SetPublishStepHook(b.store, nil)
 	require.EqualValues(t, 1, count(t, b, harmonia.CollectionVersions), "the pending version is stored")
@@ -508,7 +494,9 @@ func TestRecoverPublishesConcurrently(t *testing.T) {
 			}
 			return nil
 		})
-		_, err := publishOrCrash(b.ctx, b.store, harmonia.PublishRequest{VersionTag: fmt.Sprint("p", i), ArtifactIDs: arts[2*i : 2*i+2], PublishedBy: "x"})
+		_, err := orCrash(func() (*harmonia.PublishResult, error) {
+			return b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: fmt.Sprint("p", i), ArtifactIDs: arts[2*i : 2*i+2], PublishedBy: "x"})
+		})
 		require.Error(t, err)
 	}
 	harmonia.SetPublishStepHook(b.store, nil)
@@ -586,4 +574,67 @@ func TestOpenRequireTransactions(t *testing.T) {
 	s, err := harmonia.Open(t.Context(), db, &harmonia.Options{RequireTransactions: true})
 	require.NoError(t, err)
 	require.True(t, s.Capabilities().Transactions)
+}
+
+// TestPublishTransactionTransientErrors injects a transient error
+// (WriteConflict, labelled TransientTransactionError) on each command of
+// the transaction path in turn: Publish still yields exactly one version,
+// fully marked.
+func TestPublishTransactionTransientErrors(t *testing.T) {
+	t.Parallel()
+	harmoniatest.RequireTransactions(t)
+	for _, cmd := range []string{"find", "insert", "update"} {
+		t.Run(cmd, func(t *testing.T) {
+			t.Parallel()
+			b, failPoint, _ := failPointStore(t)
+			arts, dss := b.inventory(t, 3, 1)
+			failPoint(bson.D{{Key: "times", Value: 1}}, bson.D{
+				{Key: "failCommands", Value: bson.A{cmd}}, {Key: "errorCode", Value: 112},
+				{Key: "errorLabels", Value: bson.A{"TransientTransactionError"}}})
+			res, err := b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: "t1", ArtifactIDs: arts, DatasetIDs: dss, PublishedBy: "x"})
+			require.NoError(t, err)
+			assert.Equal(t, harmonia.PublishTransaction, res.Path)
+			assert.True(t, res.Created)
+			assert.EqualValues(t, 1, count(t, b, harmonia.CollectionVersions))
+			requireConsistent(t, b)
+		})
+	}
+}
+
+// TestPublishTransactionCommitRetried: an UnknownTransactionCommitResult on
+// commit is retried by the driver, and the version exists once.
+func TestPublishTransactionCommitRetried(t *testing.T) {
+	t.Parallel()
+	harmoniatest.RequireTransactions(t)
+	b, failPoint, counter := failPointStore(t)
+	arts, _ := b.inventory(t, 2, 0)
+	failPoint(bson.D{{Key: "times", Value: 2}}, bson.D{
+		{Key: "failCommands", Value: bson.A{"commitTransaction"}}, {Key: "errorCode", Value: 1}, // InternalError, with the label that makes the driver retry the commit
+		{Key: "errorLabels", Value: bson.A{"UnknownTransactionCommitResult"}}})
+	counter.Reset()
+	res, err := b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: "c1", ArtifactIDs: arts, PublishedBy: "x"})
+	require.NoError(t, err)
+	assert.True(t, res.Created)
+	assert.Equal(t, 3, counter.Count("commitTransaction"), "two failed commits and the one that succeeded")
+	assert.EqualValues(t, 1, count(t, b, harmonia.CollectionVersions))
+	requireConsistent(t, b)
+}
+
+// TestPublishTransactionNonTransientError: an error that is not transient
+// on the marking write fails Publish and leaves nothing visible.
+func TestPublishTransactionNonTransientError(t *testing.T) {
+	t.Parallel()
+	harmoniatest.RequireTransactions(t)
+	b, failPoint, _ := failPointStore(t)
+	arts, dss := b.inventory(t, 3, 1)
+	failPoint(bson.D{{Key: "times", Value: 1}}, bson.D{
+		{Key: "failCommands", Value: bson.A{"update"}}, {Key: "errorCode", Value: 2}})
+	_, err := b.store.Publish(b.ctx, harmonia.PublishRequest{VersionTag: "n1", ArtifactIDs: arts, DatasetIDs: dss, PublishedBy: "x"})
+	require.Error(t, err)
+	assert.ErrorIs(t, err, harmonia.ErrInternal)
+	assert.Zero(t, count(t, b, harmonia.CollectionVersions))
+	n, err := b.db.Collection(harmonia.CollectionArtifacts).CountDocuments(b.ctx, bson.D{{Key: "published", Value: true}})
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	requireConsistent(t, b)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/harmoniatest"
+	"github.com/harmonia-ml/harmonia/internal/testenv"
 )
 
 // watched collects what a watch yields in a goroutine of its own until
@@ -146,12 +147,16 @@ func TestWatchAliasThroughServerRestart(t *testing.T) {
 // as a move to nothing, and stops when ctx ends.
 func TestWatchAliasStartsEmptyAndEndsWithContext(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	db, counter := harmoniatest.CountingDatabase(t)
+	b := setupOn(t, db)
 	b.versions(t, "v1")
 	ctx, cancel := context.WithCancel(b.ctx)
 	defer cancel()
+	counter.Reset()
 	w := watch(ctx, b.store, "canary", 2)
-	time.Sleep(300 * time.Millisecond) // the watch (polling every 5 ms) has polled the absent alias
+	// The watch polls one command at a time: once it sent a second, the
+	// first has seen the alias absent.
+	testenv.WaitWithin(t, time.Minute, "the watch to poll the absent alias", func() bool { return counter.Total() >= 2 })
 	_, err := b.store.SetAlias(b.ctx, "canary", "v1", by("a"))
 	require.NoError(t, err)
 	_, err = b.store.DeleteAlias(b.ctx, "canary", &harmonia.DeleteAliasOpts{By: "b"})

@@ -64,4 +64,13 @@
 // [CountingDatabase] returns a database whose client reports every command
 // to a [CommandCounter], for tests that assert how many round trips an
 // operation makes.
+//
+// # Timing tests
+//
+// A test whose assertion depends on timing (a lease held against a slow
+// server, a heartbeat before an expiry) cannot tell a starved machine
+// from a defect by itself. [StartStallProbe] measures, while it runs, the
+// Go scheduler's worst delay and the server's slowest round trip;
+// [StallProbe.Require] then skips a failed assertion naming the stall when
+// it exceeded the margin the test relies on, and fails it otherwise.
 package harmoniatest

@@ -366,6 +366,9 @@ func TestLockIsRenewedWhileAMigrationRuns(t *testing.T) {
 	}}
 	a := newRunner(t, db, []migrate.Migration{slow}, &migrate.Options{Owner: "a", LockLease: lease})
 	b := newRunner(t, db, []migrate.Migration{slow}, &migrate.Options{Owner: "b", LockLease: lease, LockWait: time.Millisecond})
+	// b tries while a's migration has lease/2-lease/5 left to run: a stall
+	// of the machine past that margin skips (harmoniatest.StallProbe).
+	probe := harmoniatest.StartStallProbe(t)
 	done := make(chan error, 1)
 	go func() {
 		_, err := a.Up(ctx, nil)
@@ -374,6 +377,7 @@ func TestLockIsRenewedWhileAMigrationRuns(t *testing.T) {
 	<-started
 	time.Sleep(lease + lease/5)
 	_, err := b.Up(ctx, nil)
+	probe.Require(t, errors.Is(err, harmonia.ErrConflict), lease/2-lease/5, "b took the lock a renews: %v", err)
 	requireCode(t, err, harmonia.CodeConflict, "held by a")
 	require.NoError(t, <-done)
 }

@@ -18,6 +18,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/harmonia-ml/harmonia"
+	"github.com/harmonia-ml/harmonia/internal/testenv"
 	"github.com/harmonia-ml/harmonia/worker"
 )
 
@@ -58,7 +59,7 @@ func runJobs(t *testing.T, b *bundle, hs map[harmonia.JobType]worker.Handler, id
 	w, stop := startWorker(t, b, worker.Options{Handlers: hs, PollInterval: 20 * time.Millisecond})
 	waitFor(t, "the jobs' attempts", func() bool { s := w.Stats(); return s.Succeeded+s.Failed == int64(len(ids)) })
 	stop()
-	return allJobs(t, b)
+	return testenv.AllJobs(t, b.db)
 }
 
 func (b *bundle) enqueueFor(t *testing.T, typ harmonia.JobType, params any) bson.ObjectID {

@@ -15,25 +15,14 @@ import (
 
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/harmoniatest"
+	"github.com/harmonia-ml/harmonia/internal/testenv"
 	"github.com/harmonia-ml/harmonia/worker"
 )
 
 // waitFor polls cond until it holds, failing t after a minute and a half.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	waitWithin(t, 90*time.Second, what, cond)
-}
-
-// waitWithin polls cond until it holds, failing t after d.
-func waitWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.WaitWithin(t, 90*time.Second, what, cond)
 }
 
 // startWorker runs a worker until the returned stop is called (or the
@@ -97,38 +86,6 @@ func sumStats(ws []*worker.Worker) worker.Stats {
 	return s
 }
 
-// enqueueNumbered enqueues n noop jobs with params {n: i}.
-func enqueueNumbered(t *testing.T, b *bundle, n int) []bson.ObjectID {
-	t.Helper()
-	params := make([]harmonia.EnqueueParams, n)
-	for i := range params {
-		params[i] = harmonia.EnqueueParams{Type: noop, Params: bson.D{{Key: "n", Value: i}}}
-	}
-	res, err := b.store.Queue().EnqueueMany(b.ctx, params)
-	require.NoError(t, err)
-	ids := make([]bson.ObjectID, n)
-	for i, r := range res {
-		ids[i] = r.Job.ID
-	}
-	return ids
-}
-
-// allJobs reads every job with one query.
-func allJobs(t *testing.T, b *bundle) map[bson.ObjectID]*harmonia.Job {
-	t.Helper()
-	cur, err := b.db.Collection(harmonia.CollectionJobs).Find(b.ctx, bson.D{})
-	require.NoError(t, err)
-	var jobs []*harmonia.Job
-	require.NoError(t, cur.All(b.ctx, &jobs))
-	m := make(map[bson.ObjectID]*harmonia.Job, len(jobs))
-	for _, j := range jobs {
-		m[j.ID] = j
-	}
-	return m
-}
-
-func jobNumber(job *harmonia.Job) int { return int(job.Params.Lookup("n").Int32()) }
-
 type bundle struct {
 	ctx   context.Context
 	db    *mongo.Database
@@ -149,16 +106,8 @@ func setup(t *testing.T) *bundle {
 // Options.
 func setupOn(t *testing.T, db *mongo.Database, opts ...func(*harmonia.Options)) *bundle {
 	t.Helper()
-	ctx := t.Context()
-	clock := harmoniatest.NewClock()
-	o := harmonia.Options{Test: &harmonia.TestOptions{Now: clock.Now}, LeaseClock: harmonia.LeaseClockLocal}
-	for _, f := range opts {
-		f(&o)
-	}
-	s, err := harmonia.Open(ctx, db, &o)
-	require.NoError(t, err)
-	require.NoError(t, s.EnsureIndexes(ctx))
-	return &bundle{ctx: ctx, db: db, store: s, clock: clock, pool: harmonia.NewClaimPool(s)}
+	e := testenv.Open(t, db, opts...)
+	return &bundle{ctx: e.Ctx, db: e.DB, store: e.Store, clock: e.Clock, pool: harmonia.NewClaimPool(e.Store)}
 }
 
 // artifact creates a valid artifact named name, with a license.
@@ -211,18 +160,6 @@ func failPointStore(t *testing.T) (*bundle, func(mode any, data bson.D), *harmon
 	t.Helper()
 	db, set, counter := harmoniatest.FailPointDatabase(t)
 	return setupOn(t, db), set, counter
-}
-
-// skewedStore opens a Store on db whose clock is off by skew, with its
-// leases on clock.
-func skewedStore(t *testing.T, db *mongo.Database, skew time.Duration, clock harmonia.LeaseClock) *harmonia.Store {
-	t.Helper()
-	s, err := harmonia.Open(t.Context(), db, &harmonia.Options{
-		Test:       &harmonia.TestOptions{Now: func() time.Time { return time.Now().Add(skew) }},
-		LeaseClock: clock, EnsureIndexes: true,
-	})
-	require.NoError(t, err)
-	return s
 }
 
 // lease is the lease of the tests' claims.

@@ -8,7 +8,7 @@ import (
 
 // InferenceFunc runs an inference with artifact, the model a job names,
 // on params.Input. Its result becomes the job's result (a document, or
-// nil); a [Permanent] error fails the job without further attempts.
+// nil); a [harmonia.Permanent] error fails the job without further attempts.
 type InferenceFunc func(ctx context.Context, artifact *harmonia.ModelArtifact, params harmonia.InferenceParams, log *JobLogger) (any, error)
 
 // InferenceHandler returns the handler of [JobInference] jobs
@@ -17,7 +17,7 @@ type InferenceFunc func(ctx context.Context, artifact *harmonia.ModelArtifact, p
 // worker around it does the rest of the job's lifecycle: lease,
 // heartbeats, result, retries.
 //
-// Errors: [CodeInvalid] when store or fn is nil.
+// Errors: [harmonia.CodeInvalid] when store or fn is nil.
 func InferenceHandler(store *harmonia.Store, fn InferenceFunc) (Handler, error) {
 	if store == nil {
 		return nil, harmonia.Errorf(harmonia.CodeInvalid, EntityWorker, "store", "a *Store is required (from harmonia.Open)")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/harmoniatest"
+	"github.com/harmonia-ml/harmonia/internal/testenv"
 	"github.com/harmonia-ml/harmonia/worker"
 )
 
@@ -129,7 +130,7 @@ func TestBatchHeartbeatsOneCommand(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
 	b := setupOn(t, client.Database(harmoniatest.Database(t).Name()))
-	enqueueNumbered(t, b, 4)
+	testenv.EnqueueNumbered(t, b.store, noop, 4)
 	release := make(chan struct{})
 	h := func(ctx context.Context, _ *harmonia.Job, _ *worker.JobLogger) (any, error) {
 		<-release

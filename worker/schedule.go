@@ -162,7 +162,7 @@ type schedule struct {
 
 // NewScheduler returns a scheduler for the schedules of opts on store.
 //
-// Errors: [CodeInvalid] naming the field to fix (entity "schedule").
+// Errors: [harmonia.CodeInvalid] naming the field to fix (entity "schedule").
 func NewScheduler(store *harmonia.Store, opts *SchedulerOptions) (*Scheduler, error) {
 	if store == nil {
 		return nil, harmonia.Errorf(harmonia.CodeInvalid, EntitySchedule, "store", "a *Store is required (from harmonia.Open)")
@@ -258,7 +258,7 @@ func (sc *Scheduler) Stats() SchedulerStats {
 // check are logged and the check retried at the next wake-up. It returns
 // nil once ctx is cancelled.
 //
-// Errors: [CodeConflict] when the scheduler runs already.
+// Errors: [harmonia.CodeConflict] when the scheduler runs already.
 func (sc *Scheduler) Run(ctx context.Context) error {
 	if !sc.running.CompareAndSwap(false, true) {
 		return harmonia.Errorf(harmonia.CodeConflict, EntitySchedule, "id", "scheduler %s is running already", sc.cfg.ID)
@@ -289,8 +289,8 @@ func (sc *Scheduler) Run(ctx context.Context) error {
 // schedules from your own loop. Checks of one Scheduler run one at a
 // time.
 //
-// Errors: [CodeInvalid] (a schedule's jobs are refused by Enqueue),
-// [CodeInternal]; the schedules after a failed one are still checked,
+// Errors: [harmonia.CodeInvalid] (a schedule's jobs are refused by Enqueue),
+// [harmonia.CodeInternal]; the schedules after a failed one are still checked,
 // and the errors joined.
 func (sc *Scheduler) Check(ctx context.Context) error {
 	sc.mu.Lock()

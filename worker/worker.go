@@ -55,11 +55,11 @@ const workerWriteTimeout = 30 * time.Second
 var errShutdown = errors.New("harmonia: worker shutting down")
 
 // Handler runs one attempt of a job. It returns the job's result (a
-// document, as for Enqueue's params, or nil) or an error; a [Permanent]
+// document, as for Enqueue's params, or nil) or an error; a [harmonia.Permanent]
 // error fails the job without further attempts.
 //
 // ctx is cancelled when the worker stops or loses the job's lease
-// ([context.Cause] tells which: [ErrLeaseLost] for a lost lease); the
+// ([context.Cause] tells which: [harmonia.ErrLeaseLost] for a lost lease); the
 // handler should then return promptly. job is the handler's own copy.
 // log appends lines to the job's log.
 type Handler func(ctx context.Context, job *harmonia.Job, log *JobLogger) (result any, err error)
@@ -72,7 +72,7 @@ type Handler func(ctx context.Context, job *harmonia.Job, log *JobLogger) (resul
 // log tail in the same update, for all the jobs the worker writes at
 // once. A worker that dies loses the lines since its last write, as it
 // loses the attempt, which then runs again. A logger from [NewJobLogger]
-// writes each line at once ([Store.AppendLog]).
+// writes each line at once ([harmonia.Queue.AppendLog]).
 type JobLogger struct {
 	run  *runningJob // writes at once
 	held *heldJob    // buffers for its worker's keeper
@@ -80,7 +80,7 @@ type JobLogger struct {
 }
 
 // NewJobLogger returns a logger for job, a job claimed with
-// [Store.ClaimJob], for loops that run handlers themselves. The logger
+// [harmonia.Queue.ClaimJob], for loops that run handlers themselves. The logger
 // writes through job, which it then owns: it must not be used
 // concurrently with other writes for the job.
 func NewJobLogger(s *harmonia.Store, job *harmonia.Job) *JobLogger {
@@ -89,8 +89,8 @@ func NewJobLogger(s *harmonia.Store, job *harmonia.Job) *JobLogger {
 
 // Log appends message at level to the job's log.
 //
-// Errors: [CodeInvalid] (unknown level); with a logger from NewJobLogger,
-// as [Store.AppendLog]; with a Worker's, the lease error that cancelled
+// Errors: [harmonia.CodeInvalid] (unknown level); with a logger from NewJobLogger,
+// as [harmonia.Queue.AppendLog]; with a Worker's, the lease error that cancelled
 // the handler, once the worker knows the lease lost.
 func (l *JobLogger) Log(ctx context.Context, level harmonia.LogLevel, message string) error {
 	if l.held != nil {
@@ -186,7 +186,7 @@ type Stats struct {
 	// LeaseLost counts attempts whose lease was lost, so that their
 	// outcome was refused.
 	LeaseLost int64
-	// Cancelled counts attempts whose job [Store.CancelJob] cancelled
+	// Cancelled counts attempts whose job [harmonia.Queue.CancelJob] cancelled
 	// while they ran, so that their outcome was dropped.
 	Cancelled int64
 	// Panics counts handler panics (also counted as failures).
@@ -212,7 +212,7 @@ type Worker struct {
 // New returns a worker for the jobs of store, with opts' defaults
 // filled in. opts is required: it names the handlers.
 //
-// Errors: [CodeInvalid] naming the field of opts to fix.
+// Errors: [harmonia.CodeInvalid] naming the field of opts to fix.
 func New(store *harmonia.Store, opts *Options) (*Worker, error) {
 	if store == nil {
 		return nil, harmonia.Errorf(harmonia.CodeInvalid, EntityWorker, "store", "a *Store is required (from harmonia.Open)")
@@ -296,7 +296,7 @@ func (w *Worker) Stats() Stats {
 }
 
 // Run claims and runs jobs until ctx is cancelled. It claims jobs for
-// all its free slots at once ([Store.ClaimJobs], through candidates that
+// all its free slots at once ([harmonia.Queue.ClaimJobs], through candidates that
 // the workers of one Store share out), whenever it has free slots: once a
 // handler returns (after waiting up to BatchWait for the others), and
 // otherwise every PollInterval or when its Store enqueues a job.
@@ -308,7 +308,7 @@ func (w *Worker) Stats() Stats {
 // past a lease's deadline), and the log lines buffered since, in one
 // update command and one insert. A heartbeat that finds the lease lost or
 // the job cancelled cancels the handler's context, with the cause
-// [ErrLeaseLost] or [ErrJobCancelled], and the handler's outcome is
+// [harmonia.ErrLeaseLost] or [harmonia.ErrJobCancelled], and the handler's outcome is
 // dropped. A job whose lease the worker could not extend in time is
 // given up the same way: its lease may have expired.
 //
@@ -321,7 +321,7 @@ func (w *Worker) Stats() Stats {
 // once their leases expire). No job is lost either way. Run returns nil
 // after a shutdown.
 //
-// Errors: [CodeConflict] when the worker is running already.
+// Errors: [harmonia.CodeConflict] when the worker is running already.
 func (w *Worker) Run(ctx context.Context) error {
 	if !w.running.CompareAndSwap(false, true) {
 		return harmonia.Errorf(harmonia.CodeConflict, EntityWorker, "ID", "worker %s is running already", w.cfg.ID)

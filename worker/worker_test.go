@@ -15,6 +15,7 @@ import (
 
 	"github.com/harmonia-ml/harmonia"
 	"github.com/harmonia-ml/harmonia/harmoniatest"
+	"github.com/harmonia-ml/harmonia/internal/testenv"
 	"github.com/harmonia-ml/harmonia/worker"
 )
 
@@ -34,7 +35,7 @@ func TestWorkerRunsManyJobsOnce(t *testing.T) {
 	}
 	n = harmoniatest.EnvInt(t, EnvTestJobs, n)
 	b := setup(t)
-	ids := enqueueNumbered(t, b, n)
+	ids := testenv.EnqueueNumbered(t, b.store, noop, n)
 
 	var active, runs sync.Map // job id → *atomic.Int32
 	var overlaps atomic.Int32
@@ -57,7 +58,7 @@ func TestWorkerRunsManyJobsOnce(t *testing.T) {
 	}
 	// Measured on 2 cores: 500 jobs take about 60 s, 85 s under -race (each
 	// claim reads the whole collection); allow 0.6 s a job.
-	waitWithin(t, max(90*time.Second, time.Duration(n)*600*time.Millisecond), "every job to succeed",
+	testenv.WaitWithin(t, max(90*time.Second, time.Duration(n)*600*time.Millisecond), "every job to succeed",
 		func() bool { return sumStats(workers).Succeeded >= int64(n) })
 	elapsed := time.Since(start)
 	for _, stop := range stops {
@@ -87,7 +88,7 @@ func TestWorkerReclaimsCrashedJobs(t *testing.T) {
 	t.Parallel()
 	const n, every = 100, 5
 	b := setup(t)
-	ids := enqueueNumbered(t, b, n)
+	ids := testenv.EnqueueNumbered(t, b.store, noop, n)
 
 	reclaimed := make(map[int]func(), n/every)
 	reclaimedCh := make(map[int]chan struct{}, n/every)
@@ -97,7 +98,7 @@ func TestWorkerReclaimsCrashedJobs(t *testing.T) {
 	}
 	var hung atomic.Int32
 	h := func(ctx context.Context, job *harmonia.Job, _ *worker.JobLogger) (any, error) {
-		i := jobNumber(job)
+		i := testenv.JobNumber(job)
 		if i%every == 0 {
 			if job.Attempt == 1 {
 				hung.Add(1)
@@ -139,7 +140,7 @@ func TestWorkerReclaimsCrashedJobs(t *testing.T) {
 	stats := sumStats(workers)
 	require.EqualValues(t, n+n/every, stats.Claimed)
 	require.Zero(t, stats.Failed)
-	jobs := allJobs(t, b)
+	jobs := testenv.AllJobs(t, b.db)
 	for i, id := range ids {
 		j := jobs[id]
 		require.Equal(t, harmonia.JobSuccess, j.Status, "job %d", i)
@@ -165,7 +166,7 @@ func TestWorkerRetries(t *testing.T) {
 	flaky := b.enqueue(t, noop, bson.D{{Key: "n", Value: 0}}, nil)
 	broken := b.enqueue(t, noop, bson.D{{Key: "n", Value: 1}}, nil)
 	h := func(ctx context.Context, job *harmonia.Job, _ *worker.JobLogger) (any, error) {
-		if jobNumber(job) == 1 || job.Attempt < 3 {
+		if testenv.JobNumber(job) == 1 || job.Attempt < 3 {
 			return nil, fmt.Errorf("attempt %d failed", job.Attempt)
 		}
 		return nil, nil
@@ -200,7 +201,7 @@ func TestWorkerRecoversPanics(t *testing.T) {
 	bad := b.enqueue(t, noop, bson.D{{Key: "n", Value: 0}}, &harmonia.EnqueueOpts{MaxAttempts: 1})
 	good := b.enqueue(t, noop, bson.D{{Key: "n", Value: 1}}, nil)
 	h := func(ctx context.Context, job *harmonia.Job, _ *worker.JobLogger) (any, error) {
-		if jobNumber(job) == 0 {
+		if testenv.JobNumber(job) == 0 {
 			panic("boom")
 		}
 		return nil, nil
@@ -288,13 +289,13 @@ func TestWorkerLostLeaseCancelsHandler(t *testing.T) {
 func TestWorkerShutdownReleasesJobs(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	ids := enqueueNumbered(t, b, 3)
+	ids := testenv.EnqueueNumbered(t, b.store, noop, 3)
 	stuck := make(chan struct{})
 	var started atomic.Int32
 	h := func(ctx context.Context, job *harmonia.Job, _ *worker.JobLogger) (any, error) {
 		started.Add(1)
 		<-ctx.Done()
-		switch jobNumber(job) {
+		switch testenv.JobNumber(job) {
 		case 0:
 			return nil, ctx.Err()
 		case 1:
@@ -352,9 +353,9 @@ func TestWorkerWakesOnEnqueue(t *testing.T) {
 func TestWorkerStatsCountFailures(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	enqueueNumbered(t, b, 4)
+	testenv.EnqueueNumbered(t, b.store, noop, 4)
 	h := func(_ context.Context, job *harmonia.Job, _ *worker.JobLogger) (any, error) {
-		if jobNumber(job)%2 == 0 {
+		if testenv.JobNumber(job)%2 == 0 {
 			return nil, harmonia.Permanent(errors.New("no"))
 		}
 		return nil, nil
