@@ -72,6 +72,14 @@ type Job struct {
 	WorkerID       string     `bson:"worker_id,omitempty" json:"worker_id,omitempty" validate:"-"`
 	LeaseToken     string     `bson:"lease_token,omitempty" json:"-" validate:"-"`
 	LeaseExpiresAt *time.Time `bson:"lease_expires_at,omitempty" json:"lease_expires_at,omitempty" validate:"-"`
+	// ClaimSent is when this process sent the write that claimed the job,
+	// on its own monotonic clock; zero on a job this process did not
+	// claim. The lease runs from no earlier than then, whatever the
+	// server's clock, so a lease holder that counts its lease from
+	// ClaimSent never believes it holds a job the server has already
+	// released, however long the claim took (a claim may read and stamp
+	// more than once when other workers take its candidates first).
+	ClaimSent time.Time `bson:"-" json:"-" validate:"-"`
 	StartedAt      *time.Time `bson:"started_at,omitempty" json:"started_at,omitempty" validate:"-"`
 	FinishedAt     *time.Time `bson:"finished_at,omitempty" json:"finished_at,omitempty" validate:"-"`
 

@@ -202,6 +202,7 @@ func (s *Store) stampCandidates(ctx context.Context, workerID string, cands []jo
 		models = append(models, mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(update))
 		ids = append(ids, c.ID)
 	}
+	sent := time.Now()
 	res, err := s.cols.jobs.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
 	if err != nil {
 		return nil, 0, wrapErr(EntityJob, "claim", err)
@@ -211,7 +212,7 @@ func (s *Store) stampCandidates(ctx context.Context, workerID string, cands []jo
 		for i := range cands {
 			j := cands[i].Job
 			j.Status, j.WorkerID, j.StartedAt, j.LeaseToken = JobRunning, workerID, &now, token
-			j.LeaseExpiresAt, j.UpdatedAt, j.Attempt = &expires, now, j.Attempt+1
+			j.LeaseExpiresAt, j.UpdatedAt, j.Attempt, j.ClaimSent = &expires, now, j.Attempt+1, sent
 			jobs[i] = &j
 		}
 		return jobs, 0, nil
@@ -228,6 +229,7 @@ func (s *Store) stampCandidates(ctx context.Context, workerID string, cands []jo
 	jobs := make([]*Job, 0, len(held))
 	for _, id := range ids {
 		if j := byID[id]; j != nil {
+			j.ClaimSent = sent
 			jobs = append(jobs, j)
 		}
 	}

@@ -123,6 +123,16 @@ func TestBatchClaimAbandonedWorkers(t *testing.T) {
 // It does not run in parallel: other tests' commands queue at the same
 // server and would slow it past the fail point's fifth of a lease.
 func TestLeaseHeldAgainstSlowServer(t *testing.T) {
+	t.Run("one shared pool", func(t *testing.T) { leaseHeldAgainstSlowServer(t, true) })
+	t.Run("a pool per worker", func(t *testing.T) { leaseHeldAgainstSlowServer(t, false) })
+}
+
+// leaseHeldAgainstSlowServer runs TestLeaseHeldAgainstSlowServer with its
+// workers sharing one claim pool, or each with its own: then they compete
+// for the same jobs and a claim may read and stamp several times, longer
+// than a lease, and the lease is still counted from the stamp that won
+// (Job.ClaimSent), not from when the worker asked.
+func leaseHeldAgainstSlowServer(t *testing.T, shared bool) {
 	const leaseDuration, block = time.Second, 200 * time.Millisecond
 	const slowLeaseMargin = leaseDuration - leaseDuration/3 - block
 	b, failPoint, _ := failPointStore(t)
@@ -144,7 +154,10 @@ func TestLeaseHeldAgainstSlowServer(t *testing.T) {
 	failPoint("alwaysOn", bson.D{{Key: "failCommands", Value: bson.A{"update", "find", "insert"}},
 		{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: block.Milliseconds()}})
 	probe := harmoniatest.StartStallProbe(t)
-	pool := harmonia.NewClaimPool(store)
+	var pool *harmonia.ClaimPool // nil: each worker claims through a pool of its own, the default
+	if shared {
+		pool = harmonia.NewClaimPool(store)
+	}
 	var ws []*worker.Worker
 	for i := range 8 {
 		w, _ := runWorker(t, b.ctx, store, worker.Options{ID: fmt.Sprintf("w%d", i), Concurrency: 2, ClaimPool: pool,

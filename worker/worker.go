@@ -140,7 +140,8 @@ type Options struct {
 	// Defaults to LeaseDurationDefault.
 	LeaseDuration time.Duration
 	// HeartbeatInterval is how often the worker extends the lease of each
-	// job it holds, counted from when it sent the claim and then from when
+	// job it holds, counted from when the claim's write was sent
+	// ([harmonia.Job.ClaimSent]) and then from when
 	// it sent the last heartbeat that was written, whether the handler has
 	// started, is running or has returned and awaits the write of its
 	// outcome. It must be shorter than LeaseDuration. It is measured in
@@ -360,7 +361,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		for _, job := range jobs {
 			slots <- struct{}{}
-			h := &heldJob{job: job, view: *job, leaseStart: sent}
+			h := &heldJob{job: job, view: *job, leaseStart: claimSent(job, sent)}
 			hctx, cancel := context.WithCancelCause(handlersCtx)
 			h.cancel = cancel
 			k.add(h)
@@ -500,4 +501,14 @@ func (w *Worker) call(ctx context.Context, h Handler, job *harmonia.Job, log *Jo
 		_ = log.Logf(lctx, harmonia.LevelError, "panic: %v\n%s", r, debug.Stack())
 	}()
 	return h(ctx, job, log)
+}
+
+// claimSent is when the write that claimed job was sent, which the lease
+// is counted from: job.ClaimSent where the claim recorded it, else
+// before, when the worker asked for the claim.
+func claimSent(job *harmonia.Job, asked time.Time) time.Time {
+	if job.ClaimSent.IsZero() {
+		return asked
+	}
+	return job.ClaimSent
 }
