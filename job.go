@@ -79,9 +79,9 @@ type Job struct {
 	// ClaimSent never believes it holds a job the server has already
 	// released, however long the claim took (a claim may read and stamp
 	// more than once when other workers take its candidates first).
-	ClaimSent time.Time `bson:"-" json:"-" validate:"-"`
-	StartedAt      *time.Time `bson:"started_at,omitempty" json:"started_at,omitempty" validate:"-"`
-	FinishedAt     *time.Time `bson:"finished_at,omitempty" json:"finished_at,omitempty" validate:"-"`
+	ClaimSent  time.Time  `bson:"-" json:"-" validate:"-"`
+	StartedAt  *time.Time `bson:"started_at,omitempty" json:"started_at,omitempty" validate:"-"`
+	FinishedAt *time.Time `bson:"finished_at,omitempty" json:"finished_at,omitempty" validate:"-"`
 
 	// Error is the last attempt's error; Errors keeps every attempt's.
 	Error   string         `bson:"error,omitempty" json:"error,omitempty" validate:"-"`
