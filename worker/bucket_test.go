@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"bytes"
+	"context"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -233,7 +234,9 @@ func TestDownloadFromS3(t *testing.T) {
 	require.Contains(t, j.Error, "access denied")
 
 	// Cancelled midway: the worker stops while the source stalls after
-	// its first 6 of 9 MiB, into the root and into a bucket alike.
+	// its first 6 of 9 MiB, into the root and into a bucket alike. The
+	// worker gives up waiting for its handler after 1ms: the checks wait
+	// for the handler itself to return.
 	big := randomBytes(9<<20, 13)
 	require.NoError(t, srv.Put("incoming", "big.bin", big))
 	for _, dest := range []string{"m/stalled.bin", "s3://models/dl/stalled.bin"} {
@@ -248,9 +251,18 @@ func TestDownloadFromS3(t *testing.T) {
 		b := setup(t)
 		stalled := b.fileArtifact(t, "stalled", dest, big)
 		b.enqueueFor(t, harmonia.JobDownload, harmonia.DownloadParams{ArtifactID: stalled.ID, Source: "s3://incoming/big.bin"})
-		_, stop := startWorker(t, b, worker.Options{Handlers: handlers(b), PollInterval: 20 * time.Millisecond, ShutdownTimeout: time.Millisecond})
+		h := handlers(b)[harmonia.JobDownload]
+		returned := make(chan error, 1)
+		wrapped := func(ctx context.Context, j *harmonia.Job, log *worker.JobLogger) (any, error) {
+			res, err := h(ctx, j, log)
+			returned <- err
+			return res, err
+		}
+		_, stop := startWorker(t, b, worker.Options{Handlers: map[harmonia.JobType]worker.Handler{harmonia.JobDownload: wrapped},
+			PollInterval: 20 * time.Millisecond, ShutdownTimeout: time.Millisecond})
 		<-sent
 		stop()
+		require.ErrorIs(t, <-returned, context.Canceled, dest)
 		a, err := b.store.GetArtifact(b.ctx, stalled.ID)
 		require.NoError(t, err)
 		require.Nil(t, a.VerifiedAt, dest)
