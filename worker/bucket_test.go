@@ -68,24 +68,15 @@ func TestValidateS3(t *testing.T) {
 	jobs := runJobs(t, b, map[harmonia.JobType]worker.Handler{harmonia.JobValidate: h}, ids...)
 	for i, c := range cases {
 		j := jobs[ids[i]]
-		require.Equal(t, c.want, j.Status, "%s: %s", c.name, j.Error)
-		got, err := b.store.GetArtifact(b.ctx, arts[i].ID)
-		require.NoError(t, err)
+		got := requireOutcome(t, b, j, arts[i].ID, c.name, c.want, c.problem, srv.URL)
 		if c.want == harmonia.JobSuccess {
 			var res worker.VerifyResult
 			require.NoError(t, bson.Unmarshal(j.Result, &res))
 			require.Equal(t, worker.VerifyResult{Path: c.path, SHA256: sha(content), SizeBytes: int64(len(content))}, res)
-			require.NotNil(t, got.VerifiedAt)
 			require.Empty(t, got.VerifyError)
 			continue
 		}
-		require.Nil(t, got.VerifiedAt, c.name)
 		require.Contains(t, got.VerifyError, c.problem, c.name)
-		require.Contains(t, j.Error, c.problem, c.name)
-		require.NotContains(t, j.Error, srv.URL, "%s: the job's error names no endpoint", c.name)
-		if c.want == harmonia.JobFailed {
-			require.Equal(t, 1, j.Attempt, "%s: a permanent failure is not retried", c.name)
-		}
 	}
 	require.Zero(t, srv.Requests(http.MethodGet, "models", "m/short.bin"), "a size mismatch reads no byte of the object")
 	require.Positive(t, srv.Requests(http.MethodHead, "models", "m/short.bin"))
@@ -197,20 +188,7 @@ func TestDownloadFromS3(t *testing.T) {
 	}
 	jobs := runJobs(t, b, handlers(b), ids...)
 	for i, c := range cases {
-		j := jobs[ids[i]]
-		require.Equal(t, c.want, j.Status, "%s: %s", c.name, j.Error)
-		got, err := b.store.GetArtifact(b.ctx, arts[i].ID)
-		require.NoError(t, err)
-		if c.want == harmonia.JobSuccess {
-			require.NotNil(t, got.VerifiedAt, c.name)
-			continue
-		}
-		require.Nil(t, got.VerifiedAt, c.name)
-		require.Contains(t, j.Error, c.problem, c.name)
-		require.NotContains(t, j.Error, srv.URL, "%s: the job's error names no endpoint", c.name)
-		if c.want == harmonia.JobFailed {
-			require.Equal(t, 1, j.Attempt, "%s: a permanent failure is not retried", c.name)
-		}
+		requireOutcome(t, b, jobs[ids[i]], arts[i].ID, c.name, c.want, c.problem, srv.URL)
 	}
 	local, err := os.ReadFile(filepath.Join(root, "m/ok.bin"))
 	require.NoError(t, err)
@@ -271,6 +249,28 @@ func TestDownloadFromS3(t *testing.T) {
 	keys, err := srv.Keys("models")
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{"dl/ok.bin"}, keys, "only the whole download is in the bucket")
+}
+
+// requireOutcome requires that job j, on the artifact id, ended its
+// first attempt in status want: a success verified the artifact; a
+// failure did not, says problem without naming the endpoint, and is
+// not retried when it is permanent. It returns the artifact.
+func requireOutcome(t *testing.T, b *bundle, j *harmonia.Job, id bson.ObjectID, name string, want harmonia.JobStatus, problem, endpoint string) *harmonia.ModelArtifact {
+	t.Helper()
+	require.Equal(t, want, j.Status, "%s: %s", name, j.Error)
+	got, err := b.store.GetArtifact(b.ctx, id)
+	require.NoError(t, err)
+	if want == harmonia.JobSuccess {
+		require.NotNil(t, got.VerifiedAt, name)
+		return got
+	}
+	require.Nil(t, got.VerifiedAt, name)
+	require.Contains(t, j.Error, problem, name)
+	require.NotContains(t, j.Error, endpoint, "%s: the job's error names no endpoint", name)
+	if want == harmonia.JobFailed {
+		require.Equal(t, 1, j.Attempt, "%s: a permanent failure is not retried", name)
+	}
+	return got
 }
 
 // requireOnly requires that the only regular file under root is rel.
