@@ -27,7 +27,8 @@ func (p *ValidateParams) Validate() error { return requireArtifact(p.ArtifactID)
 
 // DownloadParams are the params of a [JobDownload] job.
 type DownloadParams struct {
-	// ArtifactID is the artifact whose local file the download writes.
+	// ArtifactID is the artifact whose file the download writes, at its
+	// path: under the handler's root, or an object in a bucket.
 	ArtifactID bson.ObjectID `bson:"artifact_id" json:"artifact_id"`
 	// Source is where the file comes from: a file:// URL of a local
 	// file, an http:// or https:// URL, or the URL of an object in a

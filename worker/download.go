@@ -54,10 +54,10 @@ type DownloadOptions struct {
 // when its source is outside the handler's DownloadOptions: a file
 // outside AllowedDirs (or reached through a symbolic link that leaves
 // them), a host outside AllowedHosts or a redirect to one, or an object
-// in a bucket outside Buckets. The job fails
-// for good ([Permanent]) with code [CodeInvalid] and field
-// "params.source". The error says nothing about the target: not whether
-// it exists, nor its size, nor where a link points. Test for it with
+// in a bucket outside Buckets. The job fails for good ([Permanent]) with
+// code [CodeInvalid] and field "params.source". The error says nothing
+// about the target: not whether it exists, nor its size, nor where a
+// link points. Test for it with
 //
 //	errors.Is(err, worker.ErrSourceNotAllowed)
 var ErrSourceNotAllowed = errors.New("download source not allowed")
@@ -73,11 +73,11 @@ var ErrSourceNotAllowed = errors.New("download source not allowed")
 // object's size is checked against the artifact's from its attributes
 // before any byte is read, a missing object and one changed while it is
 // read fail the attempt for a retry, a denied read fails for good. An
-// artifact whose path
-// names an object in opts.Buckets (s3://models/x.onnx) is streamed into
-// that object instead, hashing in flight, and the object is committed
-// only whole: a failed or cancelled download leaves none. A match sets
-// the artifact's verified_at. The job's result is a [VerifyResult].
+// artifact whose path names an object in opts.Buckets
+// (s3://models/x.onnx) is streamed into that object instead, hashing in
+// flight, and the object is committed only whole: a failed or cancelled
+// download leaves none. A match sets the artifact's verified_at. The
+// job's result is a [VerifyResult].
 //
 // Whoever may enqueue jobs chooses the source, so opts confines it: a
 // source outside opts fails with [ErrSourceNotAllowed], and the errors of
