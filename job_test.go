@@ -84,7 +84,7 @@ func TestEnqueueJobRejectsBadInput(t *testing.T) {
 	requireInvalid(t, err, harmonia.EntityJob, "params.artifact_id")
 	_, err = b.store.Queue().Enqueue(b.ctx, harmonia.JobDownload, harmonia.DownloadParams{ArtifactID: bson.NewObjectID(), Source: "ftp://host/f"}, nil)
 	he := requireInvalid(t, err, harmonia.EntityJob, "params.source")
-	require.Contains(t, he.Reason, "file, http or https")
+	require.Contains(t, he.Reason, "use file, http, https, s3, gs, az or mem")
 	_, err = b.store.Queue().Enqueue(b.ctx, noop, 42, nil)
 	requireInvalid(t, err, harmonia.EntityJob, "params")
 	_, err = b.store.Queue().Enqueue(b.ctx, noop, nil, &harmonia.EnqueueOpts{MaxAttempts: -1})

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -217,6 +218,37 @@ func TestS3(t *testing.T) {
 		got, err := srv.Get("models", "r/1.onnx")
 		require.NoError(t, err)
 		require.True(t, bytes.Equal(other, got), "the object was replaced during the read")
+	})
+	t.Run("open", func(t *testing.T) {
+		require.NoError(t, srv.Put("models", "r/open.onnx", data))
+		r, err := s.Open(ctx, "s3://models/r/open.onnx", int64(len(data)))
+		require.NoError(t, err)
+		require.Equal(t, int64(len(data)), r.Size())
+		got, err := io.ReadAll(r)
+		require.NoError(t, err)
+		require.NoError(t, r.Close())
+		require.True(t, bytes.Equal(data, got))
+
+		gets := srv.Requests("GET", "models", "r/open.onnx")
+		_, err = s.Open(ctx, "s3://models/r/open.onnx", int64(len(data))+1)
+		requireKind(t, err, bucket.ErrSizeMismatch, true)
+		require.NotContains(t, err.Error(), strconv.Itoa(len(data)), "the error names not the object's size")
+		require.Equal(t, gets, srv.Requests("GET", "models", "r/open.onnx"), "no GET of the object")
+		_, err = s.Open(ctx, "s3://models/r/none.onnx", 1)
+		requireKind(t, err, bucket.ErrNotFound, true)
+		_, err = s.Open(ctx, "s3://elsewhere/r/1.onnx", 1)
+		requireKind(t, err, bucket.ErrNotAllowed, false)
+	})
+	t.Run("open changed while read", func(t *testing.T) {
+		other := bytes.Repeat([]byte("fedcba9876543210"), 1<<16)
+		require.NoError(t, srv.Put("models", "r/2.onnx", data))
+		srv.ReplaceWhileReading("models", "r/2.onnx", other)
+		defer srv.Intercept(nil)
+		r, err := s.Open(ctx, "s3://models/r/2.onnx", int64(len(data)))
+		require.NoError(t, err)
+		defer r.Close()
+		_, err = io.Copy(io.Discard, r)
+		requireKind(t, err, bucket.ErrChanged, true)
 	})
 	t.Run("write", func(t *testing.T) {
 		_, err := s.Write(ctx, "s3://models/w/1.onnx", bytes.NewReader(data), int64(len(data)), digest(data))

@@ -1,7 +1,8 @@
 // Package bucket reads and writes model artifacts in object storage
 // (S3 and its compatibles, Google Cloud Storage, Azure Blob Storage, a
 // local directory, memory) through gocloud.dev/blob, for the validate
-// and download handlers and the harmonia command.
+// and download handlers and the harmonia command: the artifacts' own
+// paths, and the sources download jobs read from.
 //
 // # Paths and the allow-list
 //
@@ -31,6 +32,10 @@
 // [Set.Verify] compares the expected size with the object's attributes
 // before reading a byte, then streams the object once through SHA-256
 // and compares its attributes after the read with those before.
+// [Set.Open] opens an object for reading, such as a download job's
+// source (s3://incoming/resnet.onnx), after comparing its size with the
+// expected one from its attributes, so a mismatching object costs no
+// GET; its [Reader] reports an object changed while it was read.
 // [Set.Write] streams into an object, hashing in flight, and commits it
 // only when size and digest match. Every failure is an [*Error] whose
 // Kind tells a missing object, a denied read, an object changed while it

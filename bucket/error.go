@@ -46,7 +46,7 @@ var (
 // underlying error has every URL in it redacted the same way, so it can
 // be logged and stored with a job.
 type Error struct {
-	// Op is what failed: "open", "verify" or "write".
+	// Op is what failed: "open", "read", "verify" or "write".
 	Op string
 	// Path is the object's path, redacted with [Redact].
 	Path string

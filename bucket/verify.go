@@ -2,8 +2,8 @@ package bucket
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"gocloud.dev/blob"
@@ -37,23 +37,19 @@ type Result struct {
 // (ctx's included) as Err.
 func (s *Set) Verify(ctx context.Context, path string, size int64, sha string) (*Result, error) {
 	const op = "verify"
-	b, key, err := s.locate(op, path)
+	r, err := s.open(ctx, op, path, size, func(has int64) (string, bool) {
+		return fmt.Sprintf("size mismatch: the object has %d bytes, want %d", has, size), false
+	})
 	if err != nil {
 		return nil, err
 	}
-	before, err := b.Attributes(ctx, key)
-	if err != nil {
-		return nil, failure(op, path, err)
-	}
-	if before.Size != size {
-		return nil, &Error{Op: op, Path: Redact(path), Kind: ErrSizeMismatch,
-			Reason: fmt.Sprintf("size mismatch: the object has %d bytes, want %d", before.Size, size)}
-	}
-	sum, n, err := readHash(ctx, b, key, before)
-	if err != nil {
-		return nil, failure(op, path, err)
-	}
-	if err := unchanged(ctx, b, key, before, n); err != nil {
+	defer r.Close()
+	sum, n, err := hashio.Copy(ctx, nil, r)
+	var be *Error
+	switch {
+	case errors.As(err, &be):
+		return nil, be
+	case err != nil:
 		return nil, failure(op, path, err)
 	}
 	if sum != sha {
@@ -61,21 +57,6 @@ func (s *Set) Verify(ctx context.Context, path string, size int64, sha string) (
 			Reason: fmt.Sprintf("sha256 mismatch: the object has %s, want %s", sum, sha)}
 	}
 	return &Result{Path: path, SHA256: sum, SizeBytes: n}, nil
-}
-
-// readHash streams the object key of b, which had the attributes before,
-// and returns its sha256 and the number of bytes read (at most one more
-// than before.Size).
-func readHash(ctx context.Context, b *blob.Bucket, key string, before *blob.Attributes) (string, int64, error) {
-	r, err := b.NewReader(ctx, key, nil)
-	if err != nil {
-		return "", 0, err
-	}
-	defer r.Close()
-	if r.Size() != before.Size || !sameTime(r.ModTime(), before) {
-		return "", 0, changed("its reader reports other attributes than its metadata")
-	}
-	return hashio.Copy(ctx, nil, io.LimitReader(r, before.Size+1))
 }
 
 // unchanged checks, after n bytes were read, that the object key of b

@@ -59,7 +59,8 @@ func writeArtifact(ctx context.Context, buckets *bucket.Set, src io.Reader, a *h
 }
 
 // bucketErr makes a bucket error the job's: a permanent one fails the
-// job for good, a transient one is retried.
+// job for good, a transient one is retried. Any other error, nil
+// included, is returned as it is.
 func bucketErr(err error) error {
 	if bucket.IsTransient(err) {
 		return err

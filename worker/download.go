@@ -16,7 +16,7 @@ import (
 
 // DownloadOptions says where [DownloadHandler] may fetch from. A nil
 // *DownloadOptions, like the zero value, admits no source at all: every
-// download is refused until directories or hosts are allowed.
+// download is refused until directories, hosts or buckets are allowed.
 type DownloadOptions struct {
 	// Client fetches http and https sources. The handler works on a copy
 	// whose redirects are checked against AllowedHosts before the
@@ -36,24 +36,30 @@ type DownloadOptions struct {
 	// resolving them: allow names whose addresses you trust. Defaults to
 	// none: nothing is fetched over the network.
 	AllowedHosts []string
-	// Buckets are the buckets an artifact's path may name in object
-	// storage: a download into such a path streams into the object,
-	// hashing in flight, and commits it only when its size and sha256
-	// match; a failed or cancelled download leaves no object there. See
-	// package [bucket]. Defaults to none: a download into object storage
-	// fails as not allowed.
+	// Buckets are the buckets a download may read from and write to.
+	// A source in object storage (s3://models/resnet.onnx, gs://…,
+	// az://…, mem://…) is read only from these: its size is compared
+	// with the artifact's from its attributes before any byte is read,
+	// and an object replaced while it is read fails the attempt (retried).
+	// An artifact's path in object storage is written only into these:
+	// the download streams into the object, hashing in flight, and
+	// commits it only when its size and sha256 match; a failed or
+	// cancelled download leaves no object there. See package [bucket].
+	// Defaults to none: a bucket source is refused as not allowed, and a
+	// download into object storage fails as not allowed.
 	Buckets *bucket.Set
 }
 
 // ErrSourceNotAllowed is the cause of the error a download job fails with
 // when its source is outside the handler's DownloadOptions: a file
 // outside AllowedDirs (or reached through a symbolic link that leaves
-// them), a host outside AllowedHosts, or a redirect to one. The job fails
-// for good ([Permanent]) with code [CodeInvalid] and field
-// "params.source". The error says nothing about the target: not whether
-// it exists, nor its size, nor where a link points. Test for it with
+// them), a host outside AllowedHosts or a redirect to one, or an object
+// in a bucket outside Buckets. The job fails for good ([Permanent]) with
+// code [CodeInvalid] and field "params.source". The error says nothing
+// about the target: not whether it exists, nor its size, nor where a
+// link points. Test for it with
 //
-//	errors.Is(err, harmonia.ErrSourceNotAllowed)
+//	errors.Is(err, worker.ErrSourceNotAllowed)
 var ErrSourceNotAllowed = errors.New("download source not allowed")
 
 // DownloadHandler returns the handler of [JobDownload] jobs
@@ -62,11 +68,16 @@ var ErrSourceNotAllowed = errors.New("download source not allowed")
 // size and sha256 as it streams, and renames it into place only when
 // both match; on any failure the temporary file is removed, and an
 // existing file at the path is left as it was. It reads at most one byte
-// more than the artifact's size from any source. An artifact whose path
-// names an object in opts.Buckets (s3://models/x.onnx) is streamed into
-// that object instead, hashing in flight, and the object is committed
-// only whole: a failed or cancelled download leaves none. A match sets
-// the artifact's verified_at. The job's result is a [VerifyResult].
+// more than the artifact's size from any source. A source in object
+// storage (s3://models/resnet.onnx) is read from opts.Buckets: the
+// object's size is checked against the artifact's from its attributes
+// before any byte is read, a missing object and one changed while it is
+// read fail the attempt for a retry, a denied read fails for good. An
+// artifact whose path names an object in opts.Buckets
+// (s3://models/x.onnx) is streamed into that object instead, hashing in
+// flight, and the object is committed only whole: a failed or cancelled
+// download leaves none. A match sets the artifact's verified_at. The
+// job's result is a [VerifyResult].
 //
 // Whoever may enqueue jobs chooses the source, so opts confines it: a
 // source outside opts fails with [ErrSourceNotAllowed], and the errors of
@@ -111,6 +122,8 @@ func DownloadHandler(store *harmonia.Store, root string, opts *DownloadOptions) 
 			res, err = writeArtifact(ctx, src.buckets, body, a)
 		} else {
 			res, err = fetchInto(ctx, root, rel, body, a)
+			// A read of a bucket source fails with its bucket's verdict.
+			err = bucketErr(err)
 		}
 		if err != nil {
 			_ = log.Log(ctx, harmonia.LevelError, err.Error())

@@ -291,16 +291,25 @@ func TestDownloadHandler(t *testing.T) {
 }
 
 // TestDownloadRefusesBadScheme: Enqueue refuses a source outside the
-// allowlist, and so does the handler for a job written by other means.
+// allowlist, and a bucket URL that carries endpoint options, credentials
+// or no object key; so does the handler for a job written by other
+// means. Bucket URLs of the object itself are accepted: whether their
+// bucket is allowed is the handler's decision.
 func TestDownloadRefusesBadScheme(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	root := t.TempDir()
 	content := []byte("model")
 	a := b.fileArtifact(t, "m", "m.bin", content)
-	for _, src := range []string{"ftp://host/m.bin", "gopher://host/m", "s3://bucket/m.bin", "/plain/path", "file://remote/m.bin"} {
+	for _, src := range []string{"ftp://host/m.bin", "gopher://host/m", "/plain/path", "file://remote/m.bin",
+		"s3://bucket/m.bin?endpoint=http://evil:9000", "s3://key:secret@bucket/m.bin", "gs://bucket/m.bin#frag",
+		"az://container", "mem://scratch/", "s3:///m.bin", "s3:bucket/m.bin", "gcs://bucket/m.bin"} {
 		_, err := b.store.Queue().Enqueue(b.ctx, harmonia.JobDownload, harmonia.DownloadParams{ArtifactID: a.ID, Source: src}, nil)
 		requireInvalid(t, err, harmonia.EntityJob, "params.source")
+	}
+	for _, src := range []string{"s3://bucket/m.bin", "S3://bucket/dir/m.bin", "gs://bucket/m.bin", "az://container/m.bin", "mem://scratch/m.bin"} {
+		_, err := b.store.Queue().Enqueue(b.ctx, harmonia.JobDownload, harmonia.DownloadParams{ArtifactID: a.ID, Source: src}, nil)
+		require.NoError(t, err, src)
 	}
 	h, err := worker.DownloadHandler(b.store, root, nil)
 	require.NoError(t, err)
@@ -308,6 +317,10 @@ func TestDownloadRefusesBadScheme(t *testing.T) {
 	require.NoError(t, err)
 	_, err = h(b.ctx, &harmonia.Job{Type: harmonia.JobDownload, Params: params}, nil)
 	require.ErrorContains(t, err, `scheme "ftp" is not allowed`)
+	j, err := b.store.Queue().Enqueue(b.ctx, harmonia.JobDownload, harmonia.DownloadParams{ArtifactID: a.ID, Source: "s3://bucket/m.bin"}, nil)
+	require.NoError(t, err)
+	_, err = h(b.ctx, j.Job, worker.NewJobLogger(b.store, j.Job))
+	require.ErrorIs(t, err, worker.ErrSourceNotAllowed, "no bucket is allowed by default")
 	entries, err := os.ReadDir(root)
 	require.NoError(t, err)
 	require.Empty(t, entries)

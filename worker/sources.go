@@ -115,10 +115,26 @@ func (s *sources) open(ctx context.Context, source string, want int64) (io.ReadC
 	if err != nil {
 		return nil, harmonia.Permanent(err)
 	}
-	if strings.EqualFold(u.Scheme, "file") {
+	switch strings.ToLower(u.Scheme) {
+	case "file":
 		return s.openFile(filepath.FromSlash(u.Path))
+	case "http", "https":
+		return s.get(ctx, u, want)
 	}
-	return s.get(ctx, u, want)
+	return s.openObject(ctx, source, want)
+}
+
+// openObject opens the object at source in an allowed bucket, after
+// checking its size against want from its attributes.
+func (s *sources) openObject(ctx context.Context, source string, want int64) (io.ReadCloser, error) {
+	r, err := s.buckets.Open(ctx, source, want)
+	if errors.Is(err, bucket.ErrNotAllowed) {
+		return nil, refused("the bucket is not among the download handler's allowed buckets")
+	}
+	if err != nil {
+		return nil, bucketErr(err)
+	}
+	return r, nil
 }
 
 // openFile opens the regular file at the absolute path p when it lies

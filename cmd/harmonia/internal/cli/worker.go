@@ -46,11 +46,13 @@ the queue. It runs the built-in job types that need no code: validate
 (check an artifact's local file under --root against its size and sha256)
 and download (fetch an artifact's file into --root, checking both).
 Downloads read only from the directories given with --allow-dir (file://
-sources) and the hosts given with --allow-host (http and https sources);
-with neither, every download job fails as not allowed: whoever may
-enqueue a job chooses its source. Artifacts whose path is in object
-storage (s3://models/resnet.onnx, az://…, file:// and mem:// too) are
-validated and downloaded into only in the buckets given with
+sources), the hosts given with --allow-host (http and https sources) and
+the buckets given with --allow-bucket (s3://, gs://, az:// and mem://
+sources, such as s3://incoming/resnet.onnx, whose size is checked before
+any byte is read); with none, every download job fails as not allowed:
+whoever may enqueue a job chooses its source. Artifacts whose path is in
+object storage (s3://models/resnet.onnx, az://…, file:// and mem:// too)
+are validated and downloaded into only in the buckets given with
 --allow-bucket, each as its opener's URL (s3://models?region=eu-west-1,
 or with endpoint=…&use_path_style=true for MinIO and other S3-compatible
 servers); credentials come from each cloud's usual environment and
@@ -117,7 +119,7 @@ and other commands at it with --uri to use them side by side.`,
 	fl.StringVar(&root, "root", "", "directory the artifacts' local paths are relative to (required)")
 	fl.StringArrayVar(&types, "types", nil, "job types to run, comma-separated or repeated (default: validate,download)")
 	fl.StringArrayVar(&dl.AllowedDirs, "allow-dir", nil, "a directory whose files download jobs may read (file:// sources; repeatable)")
-	fl.StringArrayVar(&allowBuckets, "allow-bucket", nil, "a bucket URL whose objects artifacts' paths may name (s3://models, az://container; repeatable)")
+	fl.StringArrayVar(&allowBuckets, "allow-bucket", nil, "a bucket URL whose objects artifacts' paths and download sources may name (s3://models, az://container; repeatable)")
 	fl.StringArrayVar(&dl.AllowedHosts, "allow-host", nil, "a host, or host:port, download jobs may fetch from (http and https sources; repeatable)")
 	fl.StringVar(&id, "id", "", "worker id recorded in the jobs it claims (default: host, pid and a random suffix)")
 	fl.IntVar(&o.Concurrency, "concurrency", worker.ConcurrencyDefault, "jobs run at once")
