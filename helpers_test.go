@@ -7,6 +7,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -95,4 +96,12 @@ func orCrash[T any](f func() (T, error)) (T, error) {
 	}()
 	<-done
 	return res, err
+}
+
+// asStored returns j as the database has it: without ClaimSent, which
+// only the claiming process knows.
+func asStored(j *harmonia.Job) *harmonia.Job {
+	c := *j
+	c.ClaimSent = time.Time{}
+	return &c
 }

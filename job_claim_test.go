@@ -40,7 +40,7 @@ func TestBatchClaimCommandsConstant(t *testing.T) {
 			require.Equal(t, harmonia.JobRunning, j.Status)
 			require.Equal(t, 1, j.Attempt)
 			require.Equal(t, b.clock.Now().Add(lease), *j.LeaseExpiresAt)
-			require.Equal(t, j, b.job(t, j.ID))
+			require.Equal(t, asStored(j), b.job(t, j.ID))
 			order = append(order, testenv.JobNumber(j))
 		}
 	}
@@ -119,7 +119,7 @@ func TestBatchClaimTakesOverExpiredLeases(t *testing.T) {
 	require.Len(t, jobs[0].Errors, 1)
 	require.Equal(t, "w1", jobs[0].Errors[0].WorkerID)
 	require.Contains(t, jobs[0].Errors[0].Error, "lease expired")
-	require.Equal(t, jobs[0], b.job(t, again.ID))
+	require.Equal(t, asStored(jobs[0]), b.job(t, again.ID))
 	got := b.job(t, last.ID)
 	require.Equal(t, harmonia.JobFailed, got.Status)
 	require.Contains(t, got.Error, "lease expired")

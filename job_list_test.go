@@ -256,6 +256,9 @@ func squareJobs(ctx context.Context, s *harmonia.Store) error {
 				return err
 			}
 			if err := s.Queue().CompleteJob(ctx, j, bson.D{{Key: "square", Value: p.N * p.N}}); err != nil {
+				if ctx.Err() != nil {
+					return nil // stopped while the write's reply was on its way
+				}
 				return err
 			}
 		}

@@ -51,10 +51,10 @@ func TestBatchFinishRefusesStalePerJob(t *testing.T) {
 	require.Equal(t, map[string]int{"update": 1, "find": 1}, counter.Counts())
 
 	require.Equal(t, harmonia.JobSuccess, jobs[0].Status)
-	require.Equal(t, jobs[0], b.job(t, jobs[0].ID))
-	require.Equal(t, taken[0], b.job(t, jobs[1].ID), "the stale outcome changed nothing")
+	require.Equal(t, asStored(jobs[0]), b.job(t, jobs[0].ID))
+	require.Equal(t, asStored(taken[0]), b.job(t, jobs[1].ID), "the stale outcome changed nothing")
 	require.Equal(t, harmonia.JobPending, jobs[2].Status, "retried")
-	require.Equal(t, jobs[2], b.job(t, jobs[2].ID))
+	require.Equal(t, asStored(jobs[2]), b.job(t, jobs[2].ID))
 	require.Equal(t, harmonia.JobRunning, b.job(t, jobs[3].ID).Status)
 
 	counter.Reset()
