@@ -27,7 +27,7 @@ func seedArtifacts(ctx context.Context, store *harmonia.Store, n, nLicenses int)
 	for i := range docs {
 		ids[i] = bson.NewObjectID()
 		docs[i] = &harmonia.ModelArtifact{
-			ID: ids[i], SchemaVersion: harmonia.SchemaVersion, Name: fmt.Sprintf("model-%06d", i), Version: "1.0.0",
+			ID: ids[i], SchemaVersion: harmonia.SchemaVersion, Name: fmt.Sprintf("model-%06d", i), NameKey: harmonia.NameKey(fmt.Sprintf("model-%06d", i)), Version: "1.0.0",
 			Path: fmt.Sprintf("models/model-%06d.onnx", i), SizeBytes: int64(1000 + i), LicenseID: lics[i%len(lics)],
 			Hashes:    harmonia.Hashes{SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
 			CreatedAt: now, UpdatedAt: now,
